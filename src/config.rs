@@ -1,0 +1,360 @@
+//! Configuration: one typed struct, read from a TOML file and then from `CAREID_*`
+//! environment variables (`__` separates nested keys, e.g. `CAREID_DATABASE__URL`).
+//! Unknown keys and bad values are refused at start, naming the key and where it came from.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Environment variables with the `CAREID_` prefix that are not configuration keys.
+const NON_CONFIG_ENV: &[&str] = &["CONFIG"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The issuer identifier, used byte for byte in discovery, `iss` and client-assertion `aud`.
+    /// May carry an explicit port and a path; every endpoint lives under the path.
+    pub issuer: String,
+    /// Main listener: OIDC endpoints, pages, operations endpoints.
+    pub listen: SocketAddr,
+    pub database: DatabaseConfig,
+    /// TLS for both listeners. Absent: plain HTTP (only behind a TLS-terminating proxy).
+    pub tls: Option<TlsConfig>,
+    pub smartcard: SmartcardConfig,
+    pub session: SessionConfig,
+    pub tokens: TokenConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created if missing, WAL) or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM server certificate chain (leaf first).
+    pub cert_file: PathBuf,
+    /// PEM private key of the server certificate.
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmartcardConfig {
+    /// The dedicated card-login listener, which asks browsers for a client certificate.
+    /// Absent: no TLS card login (certificates can still arrive from a trusted proxy).
+    pub listen: Option<SocketAddr>,
+    /// Public base URL of the card listener, e.g. `https://localhost:8444`.
+    pub base_url: Option<String>,
+    /// PEM files holding the smartcard CAs: self-signed roots are trust anchors, the rest
+    /// intermediates.
+    pub ca_files: Vec<PathBuf>,
+    /// DER or PEM certificate revocation lists issued by those CAs.
+    pub crl_files: Vec<PathBuf>,
+    /// Addresses of TLS-terminating proxies allowed to pass a client certificate in
+    /// `cert_header`. From any other address the header is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Header carrying the URL-encoded PEM client certificate (nginx `$ssl_client_escaped_cert`).
+    pub cert_header: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Sign-in session ends after this long without use.
+    pub idle_timeout_secs: i64,
+    /// Sign-in session ends this long after authentication, however busy.
+    pub absolute_timeout_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    pub access_token_ttl_secs: i64,
+    pub id_token_ttl_secs: i64,
+    /// Authorization codes: single use, at most 60 s.
+    pub code_ttl_secs: i64,
+    /// How long a started sign-in (authorization request awaiting the user) stays valid.
+    pub login_flow_ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `careid=debug,tower_http=info`.
+    pub filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            issuer: "https://localhost:8443".into(),
+            listen: "127.0.0.1:8443".parse().expect("static address"),
+            database: DatabaseConfig::default(),
+            tls: None,
+            smartcard: SmartcardConfig::default(),
+            session: SessionConfig::default(),
+            tokens: TokenConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/careid.db".into(),
+            max_connections: 16,
+        }
+    }
+}
+
+impl Default for SmartcardConfig {
+    fn default() -> Self {
+        SmartcardConfig {
+            listen: None,
+            base_url: None,
+            ca_files: Vec::new(),
+            crl_files: Vec::new(),
+            trusted_proxies: Vec::new(),
+            cert_header: "x-ssl-client-cert".into(),
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            idle_timeout_secs: 15 * 60,
+            absolute_timeout_secs: 12 * 3600,
+        }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            access_token_ttl_secs: 3599,
+            id_token_ttl_secs: 600,
+            code_ttl_secs: 60,
+            login_flow_ttl_secs: 600,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Parse(Box<figment::Error>),
+    #[error("configuration: {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Config {
+    /// Defaults, then the file (if it exists, or if it was named explicitly), then `CAREID_*`.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let default_file = Path::new("config/careid.toml");
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Invalid {
+                        key: "--config",
+                        reason: format!("file {} does not exist", path.display()),
+                    });
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None if default_file.exists() => figment = figment.merge(Toml::file(default_file)),
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("CAREID_").split("__").filter(|k| {
+            !NON_CONFIG_ENV
+                .iter()
+                .any(|n| k.as_str().eq_ignore_ascii_case(n))
+        }));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rules serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let issuer = url::Url::parse(&self.issuer).map_err(|e| ConfigError::Invalid {
+            key: "issuer",
+            reason: e.to_string(),
+        })?;
+        let loopback = matches!(issuer.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if issuer.scheme() != "https" && !(issuer.scheme() == "http" && loopback) {
+            return Err(ConfigError::Invalid {
+                key: "issuer",
+                reason: "must be an https URL".into(),
+            });
+        }
+        if issuer.query().is_some() || issuer.fragment().is_some() || self.issuer.ends_with('/') {
+            return Err(ConfigError::Invalid {
+                key: "issuer",
+                reason: "must have no query, fragment or trailing slash".into(),
+            });
+        }
+        if !self.database.url.starts_with("sqlite:")
+            && !self.database.url.starts_with("postgres://")
+            && !self.database.url.starts_with("postgresql://")
+        {
+            return Err(ConfigError::Invalid {
+                key: "database.url",
+                reason: "must start with sqlite: or postgres://".into(),
+            });
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "database.max_connections",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if !(1..=60).contains(&self.tokens.code_ttl_secs) {
+            return Err(ConfigError::Invalid {
+                key: "tokens.code_ttl_secs",
+                reason: "must be between 1 and 60".into(),
+            });
+        }
+        for (key, v) in [
+            (
+                "tokens.access_token_ttl_secs",
+                self.tokens.access_token_ttl_secs,
+            ),
+            ("tokens.id_token_ttl_secs", self.tokens.id_token_ttl_secs),
+            (
+                "tokens.login_flow_ttl_secs",
+                self.tokens.login_flow_ttl_secs,
+            ),
+            ("session.idle_timeout_secs", self.session.idle_timeout_secs),
+            (
+                "session.absolute_timeout_secs",
+                self.session.absolute_timeout_secs,
+            ),
+        ] {
+            if v <= 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be a positive number of seconds".into(),
+                });
+            }
+        }
+        if self.smartcard.listen.is_some() && self.smartcard.base_url.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "smartcard.base_url",
+                reason: "required when smartcard.listen is set".into(),
+            });
+        }
+        if http::HeaderName::from_bytes(self.smartcard.cert_header.as_bytes()).is_err() {
+            return Err(ConfigError::Invalid {
+                key: "smartcard.cert_header",
+                reason: "not a valid header name".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The path part of the issuer ("" for a path-less issuer): every endpoint lives under it.
+    pub fn issuer_path(&self) -> String {
+        url::Url::parse(&self.issuer)
+            .map(|u| u.path().trim_end_matches('/').to_string())
+            .unwrap_or_default()
+    }
+
+    /// The URL of an endpoint: the issuer string, byte for byte, plus a suffix.
+    pub fn endpoint(&self, suffix: &str) -> String {
+        format!("{}{}", self.issuer, suffix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let c: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn unknown_key_is_refused_and_named() {
+        let err = from_toml("isuer = \"https://x\"").unwrap_err().to_string();
+        assert!(err.contains("isuer"), "{err}");
+        let err = from_toml("[session]\nidle_timout_secs = 5")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("idle_timout_secs"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_key() {
+        let err = from_toml("issuer = \"http://example.org\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("issuer"), "{err}");
+        let err = from_toml("[tokens]\ncode_ttl_secs = 600")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("code_ttl_secs"), "{err}");
+        let err = from_toml("[session]\nidle_timeout_secs = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("idle_timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn issuer_path_and_endpoints_keep_the_port() {
+        let c = from_toml("issuer = \"https://am.example.org:443/openam/oauth2/realms/root/realms/NHSIdentity/realms/Healthcare\"").unwrap();
+        assert_eq!(
+            c.issuer_path(),
+            "/openam/oauth2/realms/root/realms/NHSIdentity/realms/Healthcare"
+        );
+        assert_eq!(
+            c.endpoint("/access_token"),
+            "https://am.example.org:443/openam/oauth2/realms/root/realms/NHSIdentity/realms/Healthcare/access_token"
+        );
+    }
+
+    #[test]
+    fn shipped_config_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/careid.toml");
+        let c: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(path))
+            .extract()
+            .unwrap();
+        c.validate().unwrap();
+    }
+}

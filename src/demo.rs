@@ -1,0 +1,171 @@
+//! `careid serve --demo`: everything needed to try a smartcard sign-in on a fresh checkout,
+//! created under `data/demo/` when missing and reused afterwards. A development CA and a server
+//! certificate for `localhost`, a smartcard root and authentication sub-CA, a card certificate for
+//! a demo user (PEM and a password-protected PKCS#12 for importing into a browser), and a
+//! registered confidential client. Demo data is never created without `--demo`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::clock::UnixTime;
+use crate::config::{Config, TlsConfig};
+use crate::domain::client::ClientRequest;
+use crate::domain::identity::{User, UserStatus};
+use crate::domain::{registry, secrets};
+use crate::pki::{Authority, CardSpec};
+use crate::store::Db;
+
+pub const DEMO_DIR: &str = "data/demo";
+pub const DEMO_USER: &str = "555123456789";
+pub const DEMO_REDIRECT: &str = "http://127.0.0.1:8080/callback";
+
+pub struct Demo {
+    pub dir: PathBuf,
+    pub client_id: String,
+    pub client_secret: String,
+    pub p12_password: String,
+}
+
+fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    fs::write(dir.join(name), contents)
+        .with_context(|| format!("writing {}", dir.join(name).display()))
+}
+
+fn read(dir: &Path, name: &str) -> anyhow::Result<String> {
+    fs::read_to_string(dir.join(name))
+        .with_context(|| format!("reading {}", dir.join(name).display()))
+}
+
+/// Points the configuration at the demo PKI: TLS on the main listener and a card listener.
+pub fn configure(config: &mut Config, dir: &Path) {
+    config.tls = Some(TlsConfig {
+        cert_file: dir.join("server.pem"),
+        key_file: dir.join("server.key"),
+    });
+    if config.smartcard.listen.is_none() {
+        config.smartcard.listen = Some("127.0.0.1:8444".parse().expect("static address"));
+        config.smartcard.base_url = Some("https://localhost:8444".into());
+    }
+    let ca = dir.join("smartcard-ca.pem");
+    if !config.smartcard.ca_files.contains(&ca) {
+        config.smartcard.ca_files.push(ca);
+    }
+}
+
+/// Creates the demo PKI files if they are missing.
+pub fn ensure_pki(dir: &Path, now: UnixTime) -> anyhow::Result<String> {
+    fs::create_dir_all(dir)?;
+    if !dir.join("ca.pem").exists() {
+        let ca = Authority::root("careid demo", "careid Demo Development CA", now)?;
+        let server = ca.server_cert(&["localhost", "127.0.0.1"], now)?;
+        write(dir, "ca.pem", ca.pem())?;
+        write(dir, "ca.key", ca.key.serialize_pem())?;
+        write(
+            dir,
+            "server.pem",
+            format!("{}{}", server.cert_pem, ca.pem()),
+        )?;
+        write(dir, "server.key", &server.key_pem)?;
+    }
+    if !dir.join("card-demo.p12").exists() {
+        let root = Authority::root("careid demo", "careid Demo Smartcard Root", now)?;
+        let sub = root.intermediate("careid demo", "careid Demo Authentication", now)?;
+        let card = sub.card_cert(&CardSpec::valid(DEMO_USER, "Demo_Jane", now))?;
+        write(
+            dir,
+            "smartcard-ca.pem",
+            format!("{}{}", root.pem(), sub.pem()),
+        )?;
+        write(dir, "card-demo.pem", &card.cert_pem)?;
+        write(dir, "card-demo.key", &card.key_pem)?;
+        let password = secrets::random_token()[..16].to_string();
+        write(
+            dir,
+            "card-demo.p12",
+            pkcs12(&card.cert_pem, &card.key_pem, &sub.pem(), &password)?,
+        )?;
+        write(dir, "card-demo.p12.password", &password)?;
+    }
+    read(dir, "card-demo.p12.password")
+}
+
+fn pkcs12(cert_pem: &str, key_pem: &str, ca_pem: &str, password: &str) -> anyhow::Result<Vec<u8>> {
+    let key = openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes())?;
+    let cert = openssl::x509::X509::from_pem(cert_pem.as_bytes())?;
+    let mut chain = openssl::stack::Stack::new()?;
+    chain.push(openssl::x509::X509::from_pem(ca_pem.as_bytes())?)?;
+    Ok(openssl::pkcs12::Pkcs12::builder()
+        .name("careid demo card")
+        .pkey(&key)
+        .cert(&cert)
+        .ca(chain)
+        .build2(password)?
+        .to_der()?)
+}
+
+/// Creates the demo user, binds the demo card and registers the demo client, when missing.
+pub async fn ensure_data(db: &Db, dir: &Path, now: UnixTime) -> anyhow::Result<(String, String)> {
+    if db.user(DEMO_USER).await?.is_none() {
+        let user = User {
+            uuid: DEMO_USER.into(),
+            title: Some("Dr".into()),
+            given_name: "Jane".into(),
+            middle_names: None,
+            family_name: "Demo".into(),
+            email: Some("jane.demo@example.nhs.uk".into()),
+            id_assurance_level: 3,
+            status: UserStatus::Active,
+        };
+        registry::create_user(db, &user, "demo", now).await?;
+        let pem = read(dir, "card-demo.pem")?;
+        let der = rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .context("card-demo.pem holds no certificate")??;
+        registry::bind_smartcard(db, DEMO_USER, &der, "demo", now).await?;
+    }
+    if let Ok(text) = read(dir, "client.json") {
+        let saved: serde_json::Value = serde_json::from_str(&text)?;
+        let id = saved["client_id"].as_str().unwrap_or_default().to_string();
+        if db.client(&id).await?.is_some() {
+            return Ok((
+                id,
+                saved["client_secret"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+    }
+    let request = ClientRequest {
+        client_name: "careid demo app".into(),
+        redirect_uris: vec![
+            DEMO_REDIRECT.into(),
+            "https://localhost:8080/callback".into(),
+        ],
+        ..Default::default()
+    };
+    let new = registry::register_client(db, request, "demo", now).await?;
+    let secret = new.secret.clone().unwrap_or_default();
+    let m = &new.client.metadata;
+    let saved = json!({ "client_id": m.client_id, "client_secret": secret, "redirect_uris": m.redirect_uris, "token_endpoint_auth_method": m.token_endpoint_auth_method });
+    write(dir, "client.json", serde_json::to_string_pretty(&saved)?)?;
+    Ok((m.client_id.clone(), secret))
+}
+
+/// What to try, printed at start.
+pub fn instructions(config: &Config, dir: &Path, client_id: &str, p12_password: &str) -> String {
+    let d = dir.display();
+    format!(
+        "\ncareid demo is running.\n\
+         \n  issuer        {issuer}\n  discovery     curl --cacert {d}/ca.pem {issuer}/.well-known/openid-configuration\n\
+         \n  Files in {d}:\n    ca.pem              development CA (trust it in your browser, or pass --cacert to curl)\n\
+         \x20   card-demo.p12       demo smartcard certificate for a browser (password: {p12_password})\n\
+         \x20   card-demo.pem/.key  the same for curl (--cert/--key)\n    client.json         demo client ({client_id}) and its secret\n\
+         \n  Sign in as the demo user with curl (see README, \"Demo walk-through\"):\n\
+         \x20   curl --cacert {d}/ca.pem -i '{issuer}/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcallback&scope=openid%20profile&state=xyz&code_challenge=EZxLzDDAIsO7xAOurWBSZa4qsw3DAUsVchkRQHjO5jw&code_challenge_method=S256'\n",
+        issuer = config.issuer
+    )
+}

@@ -1,0 +1,253 @@
+//! What careid's tokens and userinfo say, in CIS2's claim names and formats
+//! (`../shared/reference/cis2.md` §5–§7): the ID token carries identity and assurance, profile
+//! claims come from userinfo, and claims are released only under the scopes that carry them.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::identity::User;
+use crate::clock::UnixTime;
+
+/// What an authorization code stands for: everything needed to issue tokens later, bound to the
+/// client, redirect URI and PKCE challenge it was issued for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeGrant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub user_uuid: String,
+    pub sid: String,
+    pub scopes: Vec<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub acr: String,
+    pub amr: String,
+    pub aal: i64,
+    pub auth_time: UnixTime,
+    pub issued_at: UnixTime,
+}
+
+impl CodeGrant {
+    pub fn has_scope(&self, s: &str) -> bool {
+        self.scopes.iter().any(|x| x == s)
+    }
+}
+
+/// `at_hash`: left half of the SHA-256 of the access token, base64url (RS256, PS256 and ES256
+/// all hash with SHA-256).
+pub fn at_hash(access_token: &str) -> String {
+    let digest = Sha256::digest(access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+pub struct TokenTimes {
+    pub now: UnixTime,
+    pub id_token_ttl: i64,
+    pub access_token_ttl: i64,
+}
+
+/// ID token claims (§6). `aud` is a plain string; `nonce` only when the request had one.
+pub fn id_token(
+    issuer: &str,
+    grant: &CodeGrant,
+    user: &User,
+    access_token: &str,
+    t: &TokenTimes,
+) -> Map<String, Value> {
+    let mut c = Map::new();
+    c.insert("iss".into(), issuer.into());
+    c.insert("sub".into(), user.uuid.clone().into());
+    c.insert("subname".into(), user.uuid.clone().into());
+    c.insert("aud".into(), grant.client_id.clone().into());
+    c.insert("azp".into(), grant.client_id.clone().into());
+    c.insert("iat".into(), t.now.into());
+    c.insert("exp".into(), (t.now + t.id_token_ttl).into());
+    c.insert("auth_time".into(), grant.auth_time.into());
+    if let Some(nonce) = &grant.nonce {
+        c.insert("nonce".into(), nonce.clone().into());
+    }
+    c.insert("at_hash".into(), at_hash(access_token).into());
+    c.insert("sid".into(), grant.sid.clone().into());
+    c.insert("acr".into(), grant.acr.clone().into());
+    c.insert("amr".into(), json!([grant.amr]));
+    c.insert(
+        "id_assurance_level".into(),
+        user.id_assurance_level.to_string().into(),
+    );
+    c.insert(
+        "idassurancelevel".into(),
+        user.id_assurance_level.to_string().into(),
+    );
+    c.insert(
+        "authentication_assurance_level".into(),
+        grant.aal.to_string().into(),
+    );
+    c
+}
+
+/// Access token claims (RFC 9068, `typ` `at+jwt`). Returns the claims and the token's `jti`.
+pub fn access_token(
+    issuer: &str,
+    grant: &CodeGrant,
+    t: &TokenTimes,
+) -> (Map<String, Value>, String) {
+    let jti = uuid::Uuid::new_v4().to_string();
+    let mut c = Map::new();
+    c.insert("iss".into(), issuer.into());
+    c.insert("sub".into(), grant.user_uuid.clone().into());
+    c.insert("aud".into(), grant.client_id.clone().into());
+    c.insert("client_id".into(), grant.client_id.clone().into());
+    c.insert("iat".into(), t.now.into());
+    c.insert("exp".into(), (t.now + t.access_token_ttl).into());
+    c.insert("jti".into(), jti.clone().into());
+    c.insert("scope".into(), grant.scopes.join(" ").into());
+    c.insert("auth_time".into(), grant.auth_time.into());
+    c.insert("acr".into(), grant.acr.clone().into());
+    c.insert("amr".into(), json!([grant.amr]));
+    c.insert("sid".into(), grant.sid.clone().into());
+    c.insert(
+        "authentication_assurance_level".into(),
+        grant.aal.to_string().into(),
+    );
+    (c, jti)
+}
+
+/// Userinfo claims for the granted scopes (§5). `sub` is always present and equals the ID token's.
+/// Role claims stay empty arrays until positions are modelled, never absent: relying parties
+/// crash on a missing `nhsid_nrbac_roles` or `nhsid_user_orgs`.
+pub fn userinfo(user: &User, scopes: &[String]) -> Map<String, Value> {
+    let has = |s: &str| scopes.iter().any(|x| x == s);
+    let mut c = Map::new();
+    c.insert("sub".into(), user.uuid.clone().into());
+    if has("profile") {
+        c.insert("name".into(), user.display_name().into());
+        c.insert("given_name".into(), user.given_name.clone().into());
+        c.insert("family_name".into(), user.family_name.clone().into());
+        c.insert("uid".into(), user.uuid.clone().into());
+    }
+    if has("email") {
+        if let Some(email) = &user.email {
+            c.insert("email".into(), email.clone().into());
+        }
+    }
+    if has("nhsperson") {
+        c.insert("nhsid_useruid".into(), user.uuid.clone().into());
+        if let Some(title) = &user.title {
+            c.insert("title".into(), title.clone().into());
+        }
+        if let Some(middle) = &user.middle_names {
+            c.insert("middle_names".into(), middle.clone().into());
+        }
+        c.insert("initials".into(), initials(user).into());
+        c.insert("display_name".into(), user.display_name().into());
+        c.insert(
+            "idassurancelevel".into(),
+            user.id_assurance_level.to_string().into(),
+        );
+    }
+    if has("associatedorgs") {
+        c.insert("nhsid_user_orgs".into(), json!([]));
+    }
+    if has("nationalrbacaccess") {
+        c.insert("nhsid_nrbac_roles".into(), json!([]));
+    }
+    c
+}
+
+fn initials(user: &User) -> String {
+    std::iter::once(user.given_name.as_str())
+        .chain(user.middle_names.as_deref().unwrap_or("").split(' '))
+        .filter_map(|n| n.chars().next())
+        .collect::<String>()
+        .to_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::identity::UserStatus;
+
+    fn user() -> User {
+        User {
+            uuid: "012345678901".into(),
+            title: Some("Dr".into()),
+            given_name: "Jane".into(),
+            middle_names: Some("Ann".into()),
+            family_name: "Example".into(),
+            email: Some("jane@example.nhs.uk".into()),
+            id_assurance_level: 3,
+            status: UserStatus::Active,
+        }
+    }
+
+    fn grant(nonce: Option<&str>) -> CodeGrant {
+        CodeGrant {
+            client_id: "123456789012.apps.national".into(),
+            redirect_uri: "https://rp/cb".into(),
+            user_uuid: "012345678901".into(),
+            sid: "sid-1".into(),
+            scopes: vec!["openid".into()],
+            nonce: nonce.map(String::from),
+            code_challenge: None,
+            acr: "AAL3_ANY".into(),
+            amr: "N3_SMARTCARD".into(),
+            aal: 3,
+            auth_time: 990,
+            issued_at: 995,
+        }
+    }
+
+    const T: TokenTimes = TokenTimes {
+        now: 1000,
+        id_token_ttl: 600,
+        access_token_ttl: 3599,
+    };
+
+    #[test]
+    fn id_token_has_cis2_claims_as_strings_and_no_nonce_unless_sent() {
+        let c = id_token("https://idp:443/realm", &grant(None), &user(), "tok", &T);
+        assert_eq!(c["aud"], "123456789012.apps.national");
+        assert_eq!(c["amr"], json!(["N3_SMARTCARD"]));
+        assert_eq!(c["authentication_assurance_level"], "3");
+        assert_eq!(c["id_assurance_level"], "3");
+        assert_eq!(c["auth_time"], 990);
+        assert!(!c.contains_key("nonce"));
+        let c = id_token("https://idp", &grant(Some("n1")), &user(), "tok", &T);
+        assert_eq!(c["nonce"], "n1");
+    }
+
+    #[test]
+    fn at_hash_is_left_half_of_sha256() {
+        // Value from OpenID Connect Core examples is for RS256 of "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y".
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+    }
+
+    #[test]
+    fn userinfo_releases_claims_only_under_their_scope() {
+        let base = userinfo(&user(), &["openid".into()]);
+        assert_eq!(base.len(), 1);
+        let all: Vec<String> = [
+            "openid",
+            "profile",
+            "email",
+            "nhsperson",
+            "associatedorgs",
+            "nationalrbacaccess",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = userinfo(&user(), &all);
+        assert_eq!(c["uid"], "012345678901");
+        assert_eq!(c["nhsid_useruid"], "012345678901");
+        assert_eq!(c["initials"], "JA");
+        assert_eq!(c["idassurancelevel"], "3");
+        assert_eq!(c["nhsid_nrbac_roles"], json!([]));
+        assert_eq!(c["nhsid_user_orgs"], json!([]));
+    }
+}

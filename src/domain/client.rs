@@ -1,0 +1,398 @@
+//! Relying parties (clients): their registered metadata under RFC 7591 names, and the rules for
+//! registering one (redirect URIs, authentication methods, keys, PKCE policy).
+
+use serde::{Deserialize, Serialize};
+
+use super::secrets;
+use crate::clock::UnixTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::None => "none",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        [
+            AuthMethod::ClientSecretBasic,
+            AuthMethod::ClientSecretPost,
+            AuthMethod::PrivateKeyJwt,
+            AuthMethod::None,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        )
+    }
+}
+
+/// Algorithms careid signs ID tokens with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlg {
+    RS256,
+    PS256,
+    ES256,
+}
+
+impl SigningAlg {
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::RS256, SigningAlg::PS256, SigningAlg::ES256];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::PS256 => "PS256",
+            SigningAlg::ES256 => "ES256",
+        }
+    }
+    pub fn parse(s: &str) -> Option<SigningAlg> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// Algorithms accepted for `private_key_jwt` client assertions (CIS2 RPs use RS512 or RS256).
+pub const ASSERTION_ALGS: [&str; 4] = ["RS256", "RS512", "PS256", "ES256"];
+
+pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+
+/// Every scope careid knows (CIS2's, `../shared/reference/cis2.md` §5).
+pub const SCOPES: [&str; 12] = [
+    "openid",
+    "profile",
+    "email",
+    "nhsperson",
+    "associatedorgs",
+    "nationalrbacaccess",
+    "professionalmemberships",
+    "organisationalmemberships",
+    "selectedrole",
+    "changedrole",
+    "offline_access",
+    "address",
+];
+
+/// A client's registered metadata, serialised with RFC 7591 names.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientMetadata {
+    pub client_id: String,
+    pub client_name: String,
+    pub client_id_issued_at: UnixTime,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    pub token_endpoint_auth_method: AuthMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    /// Space-separated scopes the client may be granted.
+    pub scope: String,
+    pub id_token_signed_response_alg: SigningAlg,
+    /// careid extension: PKCE S256 required on every authorization request. Only a confidential
+    /// client may have it off (relying parties built for CIS2 send no PKCE).
+    pub require_pkce: bool,
+}
+
+impl ClientMetadata {
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == AuthMethod::None
+    }
+}
+
+/// A stored client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub metadata: ClientMetadata,
+    pub secret_digest: Option<String>,
+    pub active: bool,
+}
+
+/// What an operator asks for when registering a client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRequest {
+    pub client_name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub auth_method: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub jwks: Option<serde_json::Value>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub id_token_signing_alg: Option<String>,
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    pub allow_missing_pkce: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RegistrationError {
+    #[error("invalid_redirect_uri: {0}")]
+    RedirectUri(String),
+    #[error("invalid_client_metadata: {0}")]
+    Metadata(String),
+}
+
+/// A newly registered client and its secret, which is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub client: Client,
+    pub secret: Option<String>,
+}
+
+impl NewClient {
+    /// The RFC 7591 registration response: the metadata plus `client_secret` when there is one.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.client.metadata).unwrap_or_default();
+        if let (Some(secret), Some(obj)) = (&self.secret, v.as_object_mut()) {
+            obj.insert("client_secret".into(), secret.clone().into());
+            obj.insert("client_secret_expires_at".into(), 0.into());
+        }
+        v
+    }
+}
+
+/// Applies the registration rules and generates the client id (`<12 digits>.apps.national`, the
+/// CIS2 shape) and, for secret methods, a 256-bit secret.
+pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, RegistrationError> {
+    let meta_err = |m: &str| RegistrationError::Metadata(m.to_string());
+    if req.client_name.trim().is_empty() {
+        return Err(meta_err("client_name is required"));
+    }
+    if req.redirect_uris.is_empty() {
+        return Err(RegistrationError::RedirectUri(
+            "at least one redirect URI is required".into(),
+        ));
+    }
+    for uri in &req.redirect_uris {
+        check_redirect_uri(uri).map_err(RegistrationError::RedirectUri)?;
+    }
+    for uri in &req.post_logout_redirect_uris {
+        check_redirect_uri(uri).map_err(|e| meta_err(&format!("post_logout_redirect_uri: {e}")))?;
+    }
+    if let Some(uri) = &req.backchannel_logout_uri {
+        check_redirect_uri(uri).map_err(|e| meta_err(&format!("backchannel_logout_uri: {e}")))?;
+    }
+    let method = match req.auth_method.as_deref() {
+        None => AuthMethod::ClientSecretBasic,
+        Some(m) => AuthMethod::parse(m)
+            .ok_or_else(|| meta_err(&format!("unknown token_endpoint_auth_method {m}")))?,
+    };
+    if method == AuthMethod::PrivateKeyJwt && req.jwks.is_none() && req.jwks_uri.is_none() {
+        return Err(meta_err("private_key_jwt needs jwks or jwks_uri"));
+    }
+    if method != AuthMethod::PrivateKeyJwt && (req.jwks.is_some() || req.jwks_uri.is_some()) {
+        return Err(meta_err("jwks and jwks_uri are only for private_key_jwt"));
+    }
+    if req.jwks.is_some() && req.jwks_uri.is_some() {
+        return Err(meta_err("give jwks or jwks_uri, not both"));
+    }
+    if let Some(uri) = &req.jwks_uri {
+        check_redirect_uri(uri).map_err(|e| meta_err(&format!("jwks_uri: {e}")))?;
+    }
+    if let Some(jwks) = &req.jwks {
+        let keys = jwks
+            .get("keys")
+            .and_then(|k| k.as_array())
+            .ok_or_else(|| meta_err("jwks must be a JWK set with \"keys\""))?;
+        for key in keys {
+            let map = key
+                .as_object()
+                .cloned()
+                .ok_or_else(|| meta_err("jwks: each key must be an object"))?;
+            let jwk =
+                josekit::jwk::Jwk::from_map(map).map_err(|e| meta_err(&format!("jwks: {e}")))?;
+            if jwk.key_type() != "RSA" && jwk.key_type() != "EC" {
+                return Err(meta_err("jwks: only RSA and EC keys are accepted"));
+            }
+            if jwk.parameter("d").is_some() {
+                return Err(meta_err("jwks must hold public keys only"));
+            }
+        }
+    }
+    if let Some(alg) = &req.token_endpoint_auth_signing_alg {
+        if !ASSERTION_ALGS.contains(&alg.as_str()) {
+            return Err(meta_err(&format!(
+                "token_endpoint_auth_signing_alg must be one of {}",
+                ASSERTION_ALGS.join(", ")
+            )));
+        }
+    }
+    if req.allow_missing_pkce && method == AuthMethod::None {
+        return Err(meta_err("a public client must use PKCE"));
+    }
+    let grant_types = if req.grant_types.is_empty() {
+        vec!["authorization_code".to_string()]
+    } else {
+        req.grant_types.clone()
+    };
+    for g in &grant_types {
+        if !GRANT_TYPES.contains(&g.as_str()) {
+            return Err(meta_err(&format!("unsupported grant type {g}")));
+        }
+    }
+    if method == AuthMethod::None && grant_types.iter().any(|g| g == "client_credentials") {
+        return Err(meta_err("a public client cannot use client_credentials"));
+    }
+    let scopes = if req.scopes.is_empty() {
+        vec![
+            "openid",
+            "profile",
+            "email",
+            "nhsperson",
+            "associatedorgs",
+            "nationalrbacaccess",
+            "selectedrole",
+            "changedrole",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect()
+    } else {
+        req.scopes.clone()
+    };
+    for s in &scopes {
+        if !SCOPES.contains(&s.as_str()) {
+            return Err(meta_err(&format!("unknown scope {s}")));
+        }
+    }
+    let alg = match req.id_token_signing_alg.as_deref() {
+        None => SigningAlg::RS256,
+        Some(a) => SigningAlg::parse(a).ok_or_else(|| {
+            meta_err(&format!(
+                "id_token_signed_response_alg must be RS256, PS256 or ES256, not {a}"
+            ))
+        })?,
+    };
+    let secret = method.uses_secret().then(secrets::random_token);
+    let metadata = ClientMetadata {
+        client_id: format!("{}.apps.national", secrets::random_digits(12)),
+        client_name: req.client_name.trim().to_string(),
+        client_id_issued_at: now,
+        redirect_uris: req.redirect_uris,
+        post_logout_redirect_uris: req.post_logout_redirect_uris,
+        backchannel_logout_uri: req.backchannel_logout_uri,
+        token_endpoint_auth_method: method,
+        token_endpoint_auth_signing_alg: req.token_endpoint_auth_signing_alg,
+        jwks_uri: req.jwks_uri,
+        jwks: req.jwks,
+        grant_types,
+        response_types: vec!["code".into()],
+        scope: scopes.join(" "),
+        id_token_signed_response_alg: alg,
+        require_pkce: !req.allow_missing_pkce,
+    };
+    let client = Client {
+        metadata,
+        secret_digest: secret.as_deref().map(secrets::digest),
+        active: true,
+    };
+    Ok(NewClient { client, secret })
+}
+
+/// Redirect URIs must be absolute `https` URLs without a fragment, except loopback `http`
+/// (`127.0.0.1`, `[::1]`, `localhost`) for development clients, as RFC 8252 allows.
+pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    let url = url::Url::parse(uri).map_err(|e| format!("{uri} is not a URL: {e}"))?;
+    if url.fragment().is_some() {
+        return Err(format!("{uri} must not have a fragment"));
+    }
+    match url.scheme() {
+        "https" if url.host_str().is_some() => Ok(()),
+        "http" if matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")) => Ok(()),
+        _ => Err(format!(
+            "{uri} must be https (or http on a loopback address)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> ClientRequest {
+        ClientRequest {
+            client_name: "EPR".into(),
+            redirect_uris: vec!["https://epr.example.org/cb".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn registers_confidential_client_with_secret_and_cis2_shaped_id() {
+        let new = register(request(), 1000).unwrap();
+        let id = &new.client.metadata.client_id;
+        assert!(
+            id.ends_with(".apps.national") && id[..12].chars().all(|c| c.is_ascii_digit()),
+            "{id}"
+        );
+        let secret = new.secret.as_deref().unwrap();
+        assert!(secrets::matches_digest(
+            secret,
+            new.client.secret_digest.as_deref().unwrap()
+        ));
+        assert!(new.client.metadata.require_pkce);
+        assert_eq!(
+            new.to_json()["token_endpoint_auth_method"],
+            "client_secret_basic"
+        );
+    }
+
+    #[test]
+    fn redirect_uris_must_be_https_or_loopback() {
+        assert!(check_redirect_uri("https://a.example/cb").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1:8080/callback").is_ok());
+        assert!(check_redirect_uri("http://localhost:3000/cb").is_ok());
+        assert!(check_redirect_uri("http://evil.example/cb").is_err());
+        assert!(check_redirect_uri("https://a.example/cb#frag").is_err());
+        assert!(check_redirect_uri("javascript:alert(1)").is_err());
+        let mut r = request();
+        r.redirect_uris = vec!["http://app.example/cb".into()];
+        assert!(matches!(
+            register(r, 0),
+            Err(RegistrationError::RedirectUri(_))
+        ));
+    }
+
+    #[test]
+    fn public_client_cannot_skip_pkce() {
+        let mut r = request();
+        r.auth_method = Some("none".into());
+        r.allow_missing_pkce = true;
+        assert!(register(r, 0).is_err());
+    }
+
+    #[test]
+    fn private_key_jwt_needs_public_keys() {
+        let mut r = request();
+        r.auth_method = Some("private_key_jwt".into());
+        assert!(register(r.clone(), 0).is_err());
+        r.jwks = Some(serde_json::json!({"keys": [{"kty": "oct", "k": "AAAA"}]}));
+        assert!(register(r, 0).is_err());
+    }
+}

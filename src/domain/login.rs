@@ -1,0 +1,391 @@
+//! Signing a user in: the authorization endpoint's decision (single sign-on from the session,
+//! `prompt`, `max_age`, `acr_values`, or a new sign-in) and completing a sign-in with a
+//! smartcard certificate, which creates or refreshes the session and issues the code.
+
+use rustls_pki_types::CertificateDer;
+use serde_json::json;
+
+use super::assurance::Method;
+use super::authorize::{self, AuthorizationRequest, Params, RedirectError, UnsafeRequest};
+use super::claims::CodeGrant;
+use super::identity::UserStatus;
+use super::provider::{Provider, ServiceError};
+use super::secrets;
+use super::session::Session;
+use super::smartcard::CardRejection;
+
+/// What the authorization endpoint does next.
+#[derive(Debug)]
+pub enum AuthorizeOutcome {
+    /// Send the browser to the (verified) redirect URI: with a code, or with an OAuth error.
+    Redirect(String),
+    /// The user must sign in; the flow id names the stored request.
+    SignIn {
+        flow_id: String,
+        client_name: String,
+        login_hint: Option<String>,
+    },
+    /// The request cannot be answered by a redirect: tell the person.
+    Refuse(UnsafeRequest),
+}
+
+/// What a card sign-in attempt ended with.
+#[derive(Debug)]
+pub enum CardLoginOutcome {
+    /// Signed in: set the session cookie and redirect (with a code or an OAuth error).
+    SignedIn {
+        location: String,
+        session_secret: String,
+    },
+    Rejected(CardRejection),
+    /// The sign-in request is unknown or has expired.
+    FlowExpired,
+}
+
+/// Appends parameters to a registered redirect URI without re-serialising it.
+pub fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}{}", s.finish())
+}
+
+impl Provider {
+    fn error_redirect(&self, redirect_uri: &str, state: Option<&str>, e: &RedirectError) -> String {
+        let mut pairs = vec![
+            ("error", e.error),
+            ("error_description", e.description.as_str()),
+        ];
+        if let Some(state) = state {
+            pairs.push(("state", state));
+        }
+        pairs.push(("iss", self.config.issuer.as_str()));
+        with_query(redirect_uri, &pairs)
+    }
+
+    /// The authorization endpoint (GET and POST share it).
+    pub async fn authorize(
+        &self,
+        pairs: &[(String, String)],
+        session_secret: Option<&str>,
+    ) -> Result<AuthorizeOutcome, ServiceError> {
+        let params = Params::new(pairs);
+        let (client_id, redirect_uri) = match authorize::client_and_redirect(&params) {
+            Ok(v) => v,
+            Err(e) => return Ok(AuthorizeOutcome::Refuse(e)),
+        };
+        let Some(client) = self.active_client(&client_id).await? else {
+            return Ok(AuthorizeOutcome::Refuse(UnsafeRequest::UnknownClient));
+        };
+        let redirect_uri =
+            match authorize::check_redirect(&client.metadata, redirect_uri.as_deref()) {
+                Ok(uri) => uri,
+                Err(e) => return Ok(AuthorizeOutcome::Refuse(e)),
+            };
+        let state = params.get("state").ok().flatten().map(String::from);
+        let request = match authorize::validate(&params, &client.metadata, redirect_uri.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(AuthorizeOutcome::Redirect(self.error_redirect(
+                    &redirect_uri,
+                    state.as_deref(),
+                    &e,
+                )))
+            }
+        };
+        if !request.acr.satisfiable() {
+            let e = RedirectError {
+                error: "unmet_authentication_requirements",
+                description: "no sign-in method careid offers meets the requested acr_values"
+                    .into(),
+            };
+            return Ok(AuthorizeOutcome::Redirect(self.error_redirect(
+                &redirect_uri,
+                state.as_deref(),
+                &e,
+            )));
+        }
+        let session = self.usable_session(session_secret).await?;
+        let hint_sub = request
+            .id_token_hint
+            .as_deref()
+            .and_then(|h| self.keys.verify(h).ok())
+            .and_then(|(c, _)| c.get("sub").and_then(|s| s.as_str()).map(String::from));
+        if request.id_token_hint.is_some() && hint_sub.is_none() {
+            let e = RedirectError {
+                error: "invalid_request",
+                description: "id_token_hint is not a token careid issued".into(),
+            };
+            return Ok(AuthorizeOutcome::Redirect(self.error_redirect(
+                &redirect_uri,
+                state.as_deref(),
+                &e,
+            )));
+        }
+        let now = self.now();
+        if let Some(session) =
+            session.filter(|s| hint_sub.as_deref().is_none_or(|h| h == s.user_uuid))
+        {
+            let method = Method::from_amr(&session.amr);
+            let acr = method
+                .and_then(|m| request.acr.satisfied_by(m))
+                .map(String::from);
+            let fresh = session.fresh_enough(now, request.max_age);
+            match (request.prompt.login, fresh, acr) {
+                (false, true, Some(acr)) => {
+                    self.db.touch_session(&session.sid, now).await?;
+                    let location = self.issue_code(&request, &session, &acr).await?;
+                    return Ok(AuthorizeOutcome::Redirect(location));
+                }
+                (_, true, None) if request.prompt.none => {
+                    let e = RedirectError {
+                        error: "interaction_required",
+                        description:
+                            "the session's authentication does not meet the requested acr_values"
+                                .into(),
+                    };
+                    return Ok(AuthorizeOutcome::Redirect(self.error_redirect(
+                        &redirect_uri,
+                        state.as_deref(),
+                        &e,
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if request.prompt.none {
+            let e = RedirectError {
+                error: "login_required",
+                description: "the user is not signed in".into(),
+            };
+            return Ok(AuthorizeOutcome::Redirect(self.error_redirect(
+                &redirect_uri,
+                state.as_deref(),
+                &e,
+            )));
+        }
+        let flow_id = secrets::random_token();
+        self.db
+            .insert_login_flow(
+                &flow_id,
+                &request,
+                now,
+                now + self.config.tokens.login_flow_ttl_secs,
+            )
+            .await?;
+        Ok(AuthorizeOutcome::SignIn {
+            flow_id,
+            client_name: client.metadata.client_name,
+            login_hint: request.login_hint,
+        })
+    }
+
+    /// The session behind a cookie secret, if it is still usable now.
+    pub async fn usable_session(
+        &self,
+        session_secret: Option<&str>,
+    ) -> Result<Option<Session>, ServiceError> {
+        let Some(secret) = session_secret else {
+            return Ok(None);
+        };
+        let session = self.db.session_by_secret(&secrets::digest(secret)).await?;
+        Ok(session.filter(|s| s.is_usable(self.now(), self.config.session.idle_timeout_secs)))
+    }
+
+    /// Issues a single-use code for a signed-in session and returns the redirect to the client.
+    async fn issue_code(
+        &self,
+        request: &AuthorizationRequest,
+        session: &Session,
+        acr: &str,
+    ) -> Result<String, ServiceError> {
+        let now = self.now();
+        let code = secrets::random_token();
+        let grant = CodeGrant {
+            client_id: request.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            user_uuid: session.user_uuid.clone(),
+            sid: session.sid.clone(),
+            scopes: request.scopes.clone(),
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            acr: acr.to_string(),
+            amr: session.amr.clone(),
+            aal: session.aal,
+            auth_time: session.auth_time,
+            issued_at: now,
+        };
+        self.db
+            .insert_code(
+                &secrets::digest(&code),
+                &grant,
+                now + self.config.tokens.code_ttl_secs,
+            )
+            .await?;
+        let session_state = secrets::s256(&format!("{} {}", request.client_id, session.sid));
+        let mut pairs = vec![("code", code.as_str())];
+        if let Some(state) = &request.state {
+            pairs.push(("state", state));
+        }
+        pairs.extend([
+            ("iss", self.config.issuer.as_str()),
+            ("session_state", session_state.as_str()),
+            ("client_id", request.client_id.as_str()),
+        ]);
+        Ok(with_query(&request.redirect_uri, &pairs))
+    }
+
+    /// Completes a pending sign-in with the presented certificate chain.
+    pub async fn card_login(
+        &self,
+        flow_id: &str,
+        chain: Option<&[CertificateDer<'_>]>,
+        previous_secret: Option<&str>,
+    ) -> Result<CardLoginOutcome, ServiceError> {
+        let now = self.now();
+        let Some(request) = self.db.login_flow(flow_id, now).await? else {
+            return Ok(CardLoginOutcome::FlowExpired);
+        };
+        let user_and_card = match self.check_card(chain.unwrap_or(&[])).await? {
+            Ok(v) => v,
+            Err(rejection) => {
+                metrics::counter!("careid_logins_total", "method" => "smartcard", "outcome" => rejection.code()).increment(1);
+                self.audit(
+                    "login.smartcard",
+                    rejection.code(),
+                    None,
+                    Some(&request.client_id),
+                    json!({ "reason": rejection.to_string() }),
+                )
+                .await?;
+                return Ok(CardLoginOutcome::Rejected(rejection));
+            }
+        };
+        let (user_uuid, authenticator_id) = user_and_card;
+        if !self.db.take_login_flow(flow_id).await? {
+            return Ok(CardLoginOutcome::FlowExpired);
+        }
+        self.db.touch_authenticator(&authenticator_id, now).await?;
+        let method = Method::Smartcard;
+        let (session, session_secret) = self
+            .open_session(previous_secret, &user_uuid, &authenticator_id, method)
+            .await?;
+        metrics::counter!("careid_logins_total", "method" => "smartcard", "outcome" => "success")
+            .increment(1);
+        self.audit(
+            "login.smartcard",
+            "success",
+            Some(&user_uuid),
+            Some(&request.client_id),
+            json!({ "sid": session.sid, "authenticator": authenticator_id }),
+        )
+        .await?;
+        let location = match request.acr.satisfied_by(method) {
+            Some(acr) => self.issue_code(&request, &session, acr).await?,
+            None => {
+                let e = RedirectError {
+                    error: "unmet_authentication_requirements",
+                    description: "the sign-in method does not meet the requested acr_values".into(),
+                };
+                self.error_redirect(&request.redirect_uri, request.state.as_deref(), &e)
+            }
+        };
+        Ok(CardLoginOutcome::SignedIn {
+            location,
+            session_secret,
+        })
+    }
+
+    /// Certificate → (user UUID, authenticator id), or why not.
+    async fn check_card(
+        &self,
+        chain: &[CertificateDer<'_>],
+    ) -> Result<Result<(String, String), CardRejection>, ServiceError> {
+        let card = match self.card_trust.verify(chain, self.now()) {
+            Ok(card) => card,
+            Err(r) => return Ok(Err(r)),
+        };
+        let Some(authenticator) = self
+            .db
+            .authenticator_by_certificate(&card.issuer, &card.serial)
+            .await?
+        else {
+            return Ok(Err(CardRejection::NotBound));
+        };
+        if !authenticator.is_active() {
+            return Ok(Err(CardRejection::AuthenticatorRevoked));
+        }
+        let user = self.db.user(&authenticator.user_uuid).await?;
+        if user.as_ref().is_none_or(|u| u.status != UserStatus::Active) {
+            return Ok(Err(CardRejection::UserNotActive));
+        }
+        if card
+            .subject_uuid
+            .as_deref()
+            .is_some_and(|u| u != authenticator.user_uuid)
+        {
+            return Ok(Err(CardRejection::UuidMismatch));
+        }
+        Ok(Ok((authenticator.user_uuid, authenticator.id)))
+    }
+
+    /// After a successful authentication: the same user's usable session is refreshed (same
+    /// `sid`, new cookie secret); otherwise a new session starts and any other one in this
+    /// browser ends.
+    async fn open_session(
+        &self,
+        previous_secret: Option<&str>,
+        user_uuid: &str,
+        authenticator_id: &str,
+        method: Method,
+    ) -> Result<(Session, String), ServiceError> {
+        let now = self.now();
+        let secret = secrets::random_token();
+        let previous = self.usable_session(previous_secret).await?;
+        let mut session = Session {
+            sid: uuid::Uuid::new_v4().to_string(),
+            user_uuid: user_uuid.to_string(),
+            authenticator_id: authenticator_id.to_string(),
+            amr: method.amr().to_string(),
+            aal: i64::from(method.aal()),
+            auth_time: now,
+            created_at: now,
+            last_seen_at: now,
+            absolute_expiry: now + self.config.session.absolute_timeout_secs,
+            ended_at: None,
+        };
+        if let Some(prev) = previous {
+            if prev.user_uuid == user_uuid {
+                session.sid = prev.sid.clone();
+                session.created_at = prev.created_at;
+                if self
+                    .db
+                    .reauthenticate_session(&prev.sid, &secrets::digest(&secret), &session)
+                    .await?
+                {
+                    return Ok((session, secret));
+                }
+            } else {
+                self.end_session(&prev.sid, "replaced").await?;
+            }
+        }
+        self.db
+            .insert_session(&secrets::digest(&secret), &session)
+            .await?;
+        Ok((session, secret))
+    }
+
+    /// The one path that ends a session: marks it ended and revokes its tokens.
+    pub async fn end_session(&self, sid: &str, reason: &str) -> Result<bool, ServiceError> {
+        let now = self.now();
+        let ended = self.db.end_session(sid, reason, now).await?;
+        if ended {
+            self.db.revoke_tokens_of_session(sid, now).await?;
+            self.audit("session.ended", reason, None, None, json!({ "sid": sid }))
+                .await?;
+        }
+        Ok(ended)
+    }
+}

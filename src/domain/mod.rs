@@ -1,0 +1,18 @@
+//! The rules of careid: OpenID Connect, assurance, smartcards, sessions, clients. Nothing here
+//! knows about HTTP or SQL; services take what they need from [`provider::Provider`].
+
+pub mod assurance;
+pub mod authorize;
+pub mod claims;
+pub mod client;
+pub mod client_auth;
+pub mod identity;
+pub mod keys;
+pub mod login;
+pub mod logout;
+pub mod provider;
+pub mod registry;
+pub mod secrets;
+pub mod session;
+pub mod smartcard;
+pub mod token;

@@ -1,0 +1,231 @@
+//! Smartcard certificates: whether a client certificate may sign a user in. It must chain to a
+//! configured smartcard CA, be within its validity, allow digital signatures (and TLS client
+//! authentication, when it lists extended key usages), not be on a configured CRL, and then be
+//! bound to an active smartcard authenticator of an active user (checked by the login service).
+//!
+//! Chain and revocation checks use rustls-webpki; the names and numbers the binding needs are
+//! read with x509-parser. TLS itself only proves possession of the key (the handshake signature):
+//! validation happens here so a rejection becomes a readable page and an audit record instead of a
+//! failed handshake.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rustls_pki_types::{CertificateDer, TrustAnchor};
+use webpki::{
+    CertRevocationList, EndEntityCert, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
+    RevocationOptionsBuilder, UnknownStatusPolicy,
+};
+
+use crate::clock::UnixTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0} holds no certificate")]
+    Empty(PathBuf),
+    #[error("{0}: {1}")]
+    Invalid(PathBuf, String),
+}
+
+/// Why a certificate cannot sign anyone in. Each has its own page text and audit outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CardRejection {
+    #[error("no smartcard certificate was presented")]
+    NoCertificate,
+    #[error("the certificate could not be read")]
+    Malformed,
+    #[error("the certificate was not issued by a recognised smartcard authority")]
+    UnknownIssuer,
+    #[error("the certificate has expired")]
+    Expired,
+    #[error("the certificate is not valid yet")]
+    NotYetValid,
+    #[error("the certificate has been revoked")]
+    Revoked,
+    #[error("the certificate is not meant for signing in")]
+    UnsuitableKeyUsage,
+    #[error("the certificate is not valid: {0}")]
+    Invalid(String),
+    #[error("this card is not registered to an active Care Identity")]
+    NotBound,
+    #[error("this card has been revoked")]
+    AuthenticatorRevoked,
+    #[error("the Care Identity for this card is not active")]
+    UserNotActive,
+    #[error("the certificate names a different Care Identity than the card is registered to")]
+    UuidMismatch,
+}
+
+impl CardRejection {
+    /// Short stable code for audit records and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CardRejection::NoCertificate => "no_certificate",
+            CardRejection::Malformed => "malformed",
+            CardRejection::UnknownIssuer => "unknown_issuer",
+            CardRejection::Expired => "expired",
+            CardRejection::NotYetValid => "not_yet_valid",
+            CardRejection::Revoked => "revoked",
+            CardRejection::UnsuitableKeyUsage => "key_usage",
+            CardRejection::Invalid(_) => "invalid",
+            CardRejection::NotBound => "not_bound",
+            CardRejection::AuthenticatorRevoked => "authenticator_revoked",
+            CardRejection::UserNotActive => "user_not_active",
+            CardRejection::UuidMismatch => "uuid_mismatch",
+        }
+    }
+}
+
+/// What a valid card certificate says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardCertificate {
+    /// Issuer DN as text (`C=GB, O=nhs, OU=CA, CN=...`): half of the binding key.
+    pub issuer: String,
+    /// Serial number, lowercase hex without leading zeros: the other half.
+    pub serial: String,
+    /// The UUID from the subject CN (`<UUID>_<name>`), when it has one.
+    pub subject_uuid: Option<String>,
+}
+
+/// The configured smartcard CAs and CRLs.
+#[derive(Debug, Default)]
+pub struct CardTrust {
+    anchors: Vec<TrustAnchor<'static>>,
+    intermediates: Vec<CertificateDer<'static>>,
+    crls: Vec<CertRevocationList<'static>>,
+    /// DER subjects of every CA, sent as certificate-request hints so browsers offer only cards.
+    pub subjects: Vec<Vec<u8>>,
+}
+
+impl CardTrust {
+    pub fn from_files(
+        ca_files: &[PathBuf],
+        crl_files: &[PathBuf],
+    ) -> Result<CardTrust, TrustConfigError> {
+        let mut trust = CardTrust::default();
+        for path in ca_files {
+            let bytes = std::fs::read(path).map_err(|e| TrustConfigError::Read(path.clone(), e))?;
+            let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut bytes.as_slice())
+                .filter_map(Result::ok)
+                .collect();
+            if certs.is_empty() {
+                return Err(TrustConfigError::Empty(path.clone()));
+            }
+            for der in certs {
+                let (_, parsed) = x509_parser::parse_x509_certificate(&der)
+                    .map_err(|e| TrustConfigError::Invalid(path.clone(), e.to_string()))?;
+                trust.subjects.push(parsed.subject().as_raw().to_vec());
+                if parsed.subject().as_raw() == parsed.issuer().as_raw() {
+                    let anchor = webpki::anchor_from_trusted_cert(&der)
+                        .map_err(|e| TrustConfigError::Invalid(path.clone(), e.to_string()))?
+                        .to_owned();
+                    trust.anchors.push(anchor);
+                } else {
+                    trust.intermediates.push(der);
+                }
+            }
+        }
+        for path in crl_files {
+            let bytes = std::fs::read(path).map_err(|e| TrustConfigError::Read(path.clone(), e))?;
+            let ders: Vec<Vec<u8>> = if bytes.starts_with(b"-----") {
+                rustls_pemfile::crls(&mut bytes.as_slice())
+                    .filter_map(Result::ok)
+                    .map(|c| c.to_vec())
+                    .collect()
+            } else {
+                vec![bytes]
+            };
+            for der in ders {
+                let crl = OwnedCertRevocationList::from_der(&der)
+                    .map_err(|e| TrustConfigError::Invalid(path.clone(), format!("{e:?}")))?;
+                trust.crls.push(CertRevocationList::from(crl));
+            }
+        }
+        Ok(trust)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+
+    /// Validates a presented chain (leaf first) at `now`.
+    pub fn verify(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<CardCertificate, CardRejection> {
+        let leaf = chain.first().ok_or(CardRejection::NoCertificate)?;
+        let end_entity = EndEntityCert::try_from(leaf).map_err(|_| CardRejection::Malformed)?;
+        let mut intermediates: Vec<CertificateDer<'_>> = chain[1..].to_vec();
+        intermediates.extend(self.intermediates.iter().cloned());
+        let crl_refs: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
+        let revocation = RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
+            b.with_depth(RevocationCheckDepth::EndEntity)
+                .with_status_policy(UnknownStatusPolicy::Allow)
+                .build()
+        });
+        let time =
+            rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(now.max(0) as u64));
+        end_entity
+            .verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &self.anchors,
+                &intermediates,
+                time,
+                KeyUsage::client_auth(),
+                revocation,
+                None,
+            )
+            .map_err(rejection)?;
+        read_binding(leaf)
+    }
+}
+
+#[allow(deprecated)] // older webpki paths still return RequiredEkuNotFound
+fn rejection(e: webpki::Error) -> CardRejection {
+    use webpki::Error as E;
+    match e {
+        E::CertExpired { .. } => CardRejection::Expired,
+        E::CertNotValidYet { .. } => CardRejection::NotYetValid,
+        E::CertRevoked => CardRejection::Revoked,
+        E::UnknownIssuer | E::CaUsedAsEndEntity => CardRejection::UnknownIssuer,
+        E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => {
+            CardRejection::UnsuitableKeyUsage
+        }
+        E::BadDer | E::BadDerTime => CardRejection::Malformed,
+        other => CardRejection::Invalid(format!("{other:?}")),
+    }
+}
+
+/// Reads issuer, serial and subject UUID, and checks the key usage allows signatures.
+fn read_binding(der: &CertificateDer<'_>) -> Result<CardCertificate, CardRejection> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|_| CardRejection::Malformed)?;
+    match cert.key_usage() {
+        Ok(Some(ku)) if !ku.value.digital_signature() => {
+            return Err(CardRejection::UnsuitableKeyUsage)
+        }
+        Err(_) => return Err(CardRejection::Malformed),
+        _ => {}
+    }
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or("");
+    let prefix = cn.split('_').next().unwrap_or("");
+    let subject_uuid = crate::domain::identity::is_valid_uuid(prefix).then(|| prefix.to_string());
+    Ok(CardCertificate {
+        issuer: cert.issuer().to_string(),
+        serial: cert.serial.to_str_radix(16),
+        subject_uuid,
+    })
+}
+
+/// Reads the binding fields of a certificate without validating it (used when an RA binds a card).
+pub fn binding_of(der: &[u8]) -> Result<CardCertificate, CardRejection> {
+    read_binding(&CertificateDer::from(der))
+}

@@ -1,0 +1,384 @@
+//! The token endpoint (authorization code grant) and userinfo: client authentication, the code's
+//! single use and bindings (client, redirect URI, PKCE), and the tokens issued from it.
+
+use serde_json::{json, Map, Value};
+
+use super::authorize::Params;
+use super::claims::{self, CodeGrant, TokenTimes};
+use super::client::{Client, SigningAlg};
+use super::client_auth::{self, ClientAuthError, Presented};
+use super::identity::UserStatus;
+use super::provider::{Provider, ServiceError};
+use super::secrets;
+use crate::store::{AccessTokenRecord, Redeemed};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    #[error("invalid_client: {reason}")]
+    InvalidClient { reason: String, used_basic: bool },
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(String),
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
+    #[error("unsupported_grant_type: {0}")]
+    UnsupportedGrantType(String),
+    #[error(transparent)]
+    Internal(#[from] ServiceError),
+}
+
+impl TokenError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::InvalidRequest(_) => "invalid_request",
+            TokenError::InvalidClient { .. } => "invalid_client",
+            TokenError::InvalidGrant(_) => "invalid_grant",
+            TokenError::UnauthorizedClient(_) => "unauthorized_client",
+            TokenError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            TokenError::Internal(_) => "server_error",
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for TokenError {
+    fn from(e: crate::store::StoreError) -> Self {
+        TokenError::Internal(e.into())
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// Why a bearer token was refused (RFC 6750).
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    #[error("invalid_token: {0}")]
+    InvalidToken(String),
+    #[error(transparent)]
+    Internal(#[from] ServiceError),
+}
+
+impl Provider {
+    /// The URLs accepted as `aud` of a client assertion: the issuer and every token endpoint URL.
+    pub fn assertion_audiences(&self) -> Vec<String> {
+        vec![
+            self.config.issuer.clone(),
+            self.config.endpoint("/token"),
+            self.config.endpoint("/access_token"),
+        ]
+    }
+
+    async fn authenticate_client(
+        &self,
+        authorization: Option<&str>,
+        params: &Params<'_>,
+    ) -> Result<Client, TokenError> {
+        let presented = client_auth::presented(authorization, params).map_err(|e| match e {
+            ClientAuthError::InvalidRequest(m) => TokenError::InvalidRequest(m),
+            ClientAuthError::InvalidClient(reason) => TokenError::InvalidClient {
+                reason,
+                used_basic: authorization.is_some(),
+            },
+        })?;
+        let used_basic = matches!(presented, Presented::Basic { .. });
+        let invalid = |reason: String| TokenError::InvalidClient { reason, used_basic };
+        let client = self
+            .active_client(presented.client_id())
+            .await?
+            .ok_or_else(|| invalid("unknown or disabled client".into()))?;
+        let outcome = match &presented {
+            Presented::Assertion { assertion, .. } => {
+                self.check_assertion(&client, assertion).await?
+            }
+            other => client_auth::check_secret(&client, other),
+        };
+        if let Err(e) = outcome {
+            self.audit(
+                "client.authentication",
+                "failure",
+                None,
+                Some(&client.metadata.client_id),
+                json!({ "method": presented.method().as_str(), "reason": e.to_string() }),
+            )
+            .await?;
+            return Err(invalid(e.to_string()));
+        }
+        Ok(client)
+    }
+
+    async fn check_assertion(
+        &self,
+        client: &Client,
+        assertion: &str,
+    ) -> Result<Result<(), ClientAuthError>, ServiceError> {
+        if client.metadata.token_endpoint_auth_method != super::client::AuthMethod::PrivateKeyJwt {
+            return Ok(Err(ClientAuthError::InvalidClient(format!(
+                "this client authenticates with {}",
+                client.metadata.token_endpoint_auth_method.as_str()
+            ))));
+        }
+        let kid = josekit::jwt::decode_header(assertion)
+            .ok()
+            .and_then(|h| h.claim("kid").and_then(Value::as_str).map(String::from));
+        let Some(keys) = self.client_jwks(client, kid.as_deref()).await else {
+            return Ok(Err(ClientAuthError::InvalidClient(
+                "the client's keys are not available".into(),
+            )));
+        };
+        let verified = match client_auth::verify_assertion(
+            client,
+            assertion,
+            &keys,
+            &self.assertion_audiences(),
+            self.now(),
+        ) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        if !self
+            .db
+            .record_assertion_jti(&client.metadata.client_id, &verified.jti, verified.exp)
+            .await?
+        {
+            return Ok(Err(ClientAuthError::InvalidClient(
+                "client assertion rejected: jti already used".into(),
+            )));
+        }
+        Ok(Ok(()))
+    }
+
+    /// The token endpoint.
+    pub async fn token(
+        &self,
+        authorization: Option<&str>,
+        pairs: &[(String, String)],
+    ) -> Result<TokenResponse, TokenError> {
+        let params = Params::new(pairs);
+        if let Some(name) = params.first_repeated() {
+            return Err(TokenError::InvalidRequest(format!(
+                "the parameter {name} appears more than once"
+            )));
+        }
+        let get = |n: &str| {
+            params
+                .get(n)
+                .map_err(|e| TokenError::InvalidRequest(e.to_string()))
+        };
+        let client = self.authenticate_client(authorization, &params).await?;
+        match get("grant_type")? {
+            None => Err(TokenError::InvalidRequest("grant_type is required".into())),
+            Some("authorization_code") => {
+                if !client.metadata.allows_grant("authorization_code") {
+                    return Err(TokenError::UnauthorizedClient(
+                        "the client may not use authorization_code".into(),
+                    ));
+                }
+                let code = get("code")?
+                    .ok_or_else(|| TokenError::InvalidRequest("code is required".into()))?;
+                self.redeem_code(&client, code, get("redirect_uri")?, get("code_verifier")?)
+                    .await
+            }
+            Some(other) => Err(TokenError::UnsupportedGrantType(format!(
+                "{other} is not supported"
+            ))),
+        }
+    }
+
+    async fn redeem_code(
+        &self,
+        client: &Client,
+        code: &str,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+    ) -> Result<TokenResponse, TokenError> {
+        let now = self.now();
+        let code_hash = secrets::digest(code);
+        let grant = match self.db.redeem_code(&code_hash, now).await? {
+            Redeemed::Fresh(grant) => grant,
+            Redeemed::AlreadyUsed => {
+                let revoked = self.db.revoke_tokens_of_code(&code_hash, now).await?;
+                self.audit(
+                    "token.code_reuse",
+                    "refused",
+                    None,
+                    Some(&client.metadata.client_id),
+                    json!({ "revoked_tokens": revoked }),
+                )
+                .await?;
+                return Err(TokenError::InvalidGrant(
+                    "the code has already been used".into(),
+                ));
+            }
+            Redeemed::Unknown => return Err(TokenError::InvalidGrant("unknown code".into())),
+        };
+        if now > grant.issued_at + self.config.tokens.code_ttl_secs {
+            return Err(TokenError::InvalidGrant("the code has expired".into()));
+        }
+        if grant.client_id != client.metadata.client_id {
+            self.audit(
+                "token.code_other_client",
+                "refused",
+                Some(&grant.user_uuid),
+                Some(&client.metadata.client_id),
+                json!({ "issued_to": grant.client_id }),
+            )
+            .await?;
+            return Err(TokenError::InvalidGrant(
+                "the code was issued to another client".into(),
+            ));
+        }
+        if redirect_uri != Some(grant.redirect_uri.as_str()) {
+            return Err(TokenError::InvalidGrant(
+                "redirect_uri differs from the authorization request".into(),
+            ));
+        }
+        check_pkce(&grant, verifier)?;
+        let session = self.db.session_by_sid(&grant.sid).await?;
+        if session.is_none_or(|s| s.ended_at.is_some()) {
+            return Err(TokenError::InvalidGrant(
+                "the sign-in session has ended".into(),
+            ));
+        }
+        let user = self
+            .db
+            .user(&grant.user_uuid)
+            .await?
+            .filter(|u| u.status == UserStatus::Active)
+            .ok_or_else(|| TokenError::InvalidGrant("the user is not active".into()))?;
+        let times = TokenTimes {
+            now,
+            id_token_ttl: self.config.tokens.id_token_ttl_secs,
+            access_token_ttl: self.config.tokens.access_token_ttl_secs,
+        };
+        let (at_claims, jti) = claims::access_token(&self.config.issuer, &grant, &times);
+        let access_token = self
+            .keys
+            .sign(SigningAlg::RS256, "at+jwt", at_claims)
+            .map_err(ServiceError::from)?;
+        let id_claims = claims::id_token(&self.config.issuer, &grant, &user, &access_token, &times);
+        let id_token = self
+            .keys
+            .sign(
+                client.metadata.id_token_signed_response_alg,
+                "JWT",
+                id_claims,
+            )
+            .map_err(ServiceError::from)?;
+        self.db
+            .insert_access_token(&AccessTokenRecord {
+                jti: jti.clone(),
+                client_id: grant.client_id.clone(),
+                user_uuid: Some(grant.user_uuid.clone()),
+                sid: Some(grant.sid.clone()),
+                code_hash: Some(code_hash),
+                scope: grant.scopes.join(" "),
+                issued_at: now,
+                expires_at: now + times.access_token_ttl,
+            })
+            .await?;
+        metrics::counter!("careid_tokens_issued_total", "grant_type" => "authorization_code")
+            .increment(1);
+        self.audit(
+            "token.issued",
+            "success",
+            Some(&grant.user_uuid),
+            Some(&grant.client_id),
+            json!({ "grant_type": "authorization_code", "jti": jti, "sid": grant.sid }),
+        )
+        .await?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: times.access_token_ttl,
+            scope: grant.scopes.join(" "),
+            id_token: Some(id_token),
+        })
+    }
+
+    /// Userinfo: the claims of the token's scopes, for a valid, unrevoked access token.
+    pub async fn userinfo(&self, access_token: &str) -> Result<Map<String, Value>, BearerError> {
+        let invalid = |m: &str| BearerError::InvalidToken(m.into());
+        let (claims, typ) = self
+            .keys
+            .verify(access_token)
+            .map_err(|_| invalid("the token is not valid"))?;
+        if typ.as_deref() != Some("at+jwt") {
+            return Err(invalid("not an access token"));
+        }
+        if claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
+            return Err(invalid("the token is from another issuer"));
+        }
+        if claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .is_none_or(|exp| exp <= self.now())
+        {
+            return Err(invalid("the token has expired"));
+        }
+        let jti = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the token has no jti"))?;
+        if !self
+            .db
+            .access_token_active(jti)
+            .await
+            .map_err(ServiceError::from)?
+        {
+            return Err(invalid("the token has been revoked"));
+        }
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the token has no subject"))?;
+        let user = self
+            .db
+            .user(sub)
+            .await
+            .map_err(ServiceError::from)?
+            .filter(|u| u.status == UserStatus::Active)
+            .ok_or_else(|| invalid("the user is not active"))?;
+        let scopes: Vec<String> = claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .split(' ')
+            .map(String::from)
+            .collect();
+        Ok(claims::userinfo(&user, &scopes))
+    }
+}
+
+/// RFC 7636: the verifier must hash to the stored challenge; a verifier without a challenge is
+/// refused too (RFC 9700 §2.1.1).
+fn check_pkce(grant: &CodeGrant, verifier: Option<&str>) -> Result<(), TokenError> {
+    match (&grant.code_challenge, verifier) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(TokenError::InvalidGrant("code_verifier is required".into())),
+        (None, Some(_)) => Err(TokenError::InvalidGrant(
+            "code_verifier sent but the authorization request had no code_challenge".into(),
+        )),
+        (Some(challenge), Some(v)) => {
+            let well_formed = (43..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            if well_formed && secrets::constant_time_eq(&secrets::s256(v), challenge) {
+                Ok(())
+            } else {
+                Err(TokenError::InvalidGrant(
+                    "code_verifier does not match the code_challenge".into(),
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! HTTP: the router, shared state, and the layers every response passes through (request id,
+//! tracing, latency metrics, security headers, body limit). Handlers live in the submodules and
+//! stay thin: parse, one provider call, map the result.
+
+pub mod card;
+pub mod error;
+pub mod oidc;
+pub mod ops;
+pub mod pages;
+pub mod params;
+pub mod server;
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderName, HeaderValue, Request};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::domain::provider::Provider;
+
+/// The sign-in session cookie: host-only, Secure, path `/` (the `__Host-` prefix enforces all three).
+pub const SESSION_COOKIE: &str = "__Host-careid_session";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub provider: Arc<Provider>,
+}
+
+impl AppState {
+    /// Where the card-login page lives: the card listener's base URL, or the issuer's origin.
+    pub fn card_base(&self) -> String {
+        let c = &self.provider.config;
+        match &c.smartcard.base_url {
+            Some(base) => base.trim_end_matches('/').to_string(),
+            None => c
+                .issuer
+                .strip_suffix(&c.issuer_path())
+                .unwrap_or(&c.issuer)
+                .to_string(),
+        }
+    }
+}
+
+/// OIDC routes, mounted under the issuer's path. careid's own paths and the CIS2 (ForgeRock)
+/// paths that relying parties hard-code both resolve here.
+fn oidc_routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/authorize", get(oidc::authorize).post(oidc::authorize))
+        .route("/token", post(oidc::token))
+        .route("/access_token", post(oidc::token))
+        .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .route("/jwks", get(oidc::jwks))
+        .route("/connect/jwk_uri", get(oidc::jwks))
+        .route("/logout", get(oidc::logout).post(oidc::logout))
+        .route("/connect/endSession", get(oidc::logout).post(oidc::logout))
+        .route("/card/login", get(card::card_login))
+}
+
+pub fn router(state: AppState) -> Router {
+    let path = state.provider.config.issuer_path();
+    let oidc = if path.is_empty() {
+        oidc_routes()
+    } else {
+        Router::new().nest(&path, oidc_routes())
+    };
+    let csp = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+    Router::new()
+        .merge(oidc)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/static/careid.css", get(ops::stylesheet))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(ops::record_latency))
+        .layer(RequestBodyLimitLayer::new(params::MAX_BODY))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp)))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000")))
+        .layer(PropagateRequestIdLayer::new(HeaderName::from_static("x-request-id")))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            // The path only: query strings carry state, hints and (wrongly sent) tokens.
+            tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(HeaderName::from_static("x-request-id"), MakeRequestUuid))
+}

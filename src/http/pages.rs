@@ -1,0 +1,73 @@
+//! Server-rendered pages (minijinja templates compiled into the binary). Pages are plain HTML:
+//! no JavaScript, a skip link, headings and labels for screen readers, and text that tells a
+//! person what happened and what to do next.
+
+use std::sync::OnceLock;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::{Environment, Value};
+
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, text) in [
+            ("base.html", include_str!("../../templates/base.html")),
+            ("login.html", include_str!("../../templates/login.html")),
+            ("message.html", include_str!("../../templates/message.html")),
+            (
+                "logout_confirm.html",
+                include_str!("../../templates/logout_confirm.html"),
+            ),
+        ] {
+            env.add_template(name, text).expect("templates are valid");
+        }
+        env
+    })
+}
+
+pub const STYLESHEET: &str = include_str!("../../static/careid.css");
+
+pub struct Page;
+
+impl Page {
+    pub fn render(status: StatusCode, template: &str, ctx: Value) -> Response {
+        match environment()
+            .get_template(template)
+            .and_then(|t| t.render(ctx))
+        {
+            Ok(html) => {
+                let mut r = (status, Html(html)).into_response();
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            Err(e) => {
+                tracing::error!(error = %e, template, "template failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "careid could not show this page",
+                )
+                    .into_response()
+            }
+        }
+    }
+
+    /// A page that explains an error (or a final state) to a person.
+    pub fn error(status: StatusCode, heading: &str, message: &str, request_id: &str) -> Response {
+        Self::render(
+            status,
+            "message.html",
+            minijinja::context! { title => heading, heading => heading, message => message, request_id => request_id },
+        )
+    }
+
+    pub fn message(heading: &str, message: &str) -> Response {
+        Self::render(
+            StatusCode::OK,
+            "message.html",
+            minijinja::context! { title => heading, heading => heading, message => message },
+        )
+    }
+}

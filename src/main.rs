@@ -1,0 +1,267 @@
+//! The `careid` command: serve, migrate, keys, clients, version. Every subcommand reads the same
+//! configuration as `serve`, so it acts on the same database as a running server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use careid::clock::{Clock, SystemClock};
+use careid::config::{Config, LogFormat};
+use careid::demo;
+use careid::domain::client::ClientRequest;
+use careid::domain::provider::Provider;
+use careid::domain::registry;
+use careid::domain::smartcard::CardTrust;
+use careid::http::server::{self, Listeners};
+use careid::store::Db;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "careid",
+    version,
+    about = "OpenID Connect provider for health and care staff"
+)]
+struct Cli {
+    /// Configuration file (default: config/careid.toml when it exists).
+    #[arg(long, global = true, env = "CAREID_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Create (if missing) and use demo certificates, a demo user with a smartcard and a demo client.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations.
+    Migrate,
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Manage relying parties (clients).
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key per algorithm; old keys stay published until their tokens expire.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// Register a client and print it (with its secret, shown once) as RFC 7591 JSON.
+    Add(AddClient),
+    /// List clients (no secrets).
+    List,
+    /// Show one client.
+    Show { client_id: String },
+    /// Disable a client: it can no longer sign users in or get tokens.
+    Disable { client_id: String },
+}
+
+#[derive(clap::Args)]
+struct AddClient {
+    #[arg(long)]
+    name: String,
+    #[arg(long = "redirect-uri", required = true)]
+    redirect_uris: Vec<String>,
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
+    /// client_secret_basic (default), client_secret_post, private_key_jwt or none (public, PKCE).
+    #[arg(long)]
+    auth_method: Option<String>,
+    #[arg(long, conflicts_with = "jwks")]
+    jwks_uri: Option<String>,
+    /// File holding the client's public JWK set (private_key_jwt).
+    #[arg(long)]
+    jwks: Option<PathBuf>,
+    /// authorization_code (default), refresh_token, client_credentials.
+    #[arg(long = "grant-type")]
+    grant_types: Vec<String>,
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// RS256 (default), PS256 or ES256.
+    #[arg(long)]
+    id_token_signing_alg: Option<String>,
+    /// Require this algorithm for client assertions (RS256, RS512, PS256, ES256).
+    #[arg(long)]
+    token_endpoint_auth_signing_alg: Option<String>,
+    /// For confidential clients built for CIS2 that send no PKCE. Weaker: see docs/decisions.md.
+    #[arg(long)]
+    allow_missing_pkce: bool,
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn database(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database.url, config.database.max_connections)
+        .await
+        .context("database")?;
+    db.migrate().await.context("database migration")?;
+    Ok(db)
+}
+
+async fn serve(mut config: Config, demo_mode: bool) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut banner = None;
+    if demo_mode {
+        let dir = PathBuf::from(demo::DEMO_DIR);
+        let password = demo::ensure_pki(&dir, clock.now())?;
+        demo::configure(&mut config, &dir);
+        let db = database(&config).await?;
+        let (client_id, _) = demo::ensure_data(&db, &dir, clock.now()).await?;
+        db.close().await;
+        banner = Some(demo::instructions(&config, &dir, &client_id, &password));
+    }
+    let listeners = Listeners::bind(&config).await?;
+    let running = server::start(config.clone(), clock, listeners).await?;
+    tracing::info!(issuer = %config.issuer, main = %running.main_addr, card = ?running.card_addr, "careid started");
+    if let Some(b) = banner {
+        println!("{b}");
+    }
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()> {
+    let db = database(config).await?;
+    let now = SystemClock.now();
+    match command {
+        ClientsCommand::Add(a) => {
+            let jwks = match &a.jwks {
+                Some(path) => Some(
+                    serde_json::from_str(
+                        &std::fs::read_to_string(path)
+                            .with_context(|| format!("--jwks {}", path.display()))?,
+                    )
+                    .context("--jwks is not JSON")?,
+                ),
+                None => None,
+            };
+            let request = ClientRequest {
+                client_name: a.name,
+                redirect_uris: a.redirect_uris,
+                post_logout_redirect_uris: a.post_logout_redirect_uris,
+                backchannel_logout_uri: a.backchannel_logout_uri,
+                auth_method: a.auth_method,
+                jwks_uri: a.jwks_uri,
+                jwks,
+                grant_types: a.grant_types,
+                scopes: a
+                    .scopes
+                    .iter()
+                    .flat_map(|s| s.split([' ', ',']))
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                id_token_signing_alg: a.id_token_signing_alg,
+                token_endpoint_auth_signing_alg: a.token_endpoint_auth_signing_alg,
+                allow_missing_pkce: a.allow_missing_pkce,
+            };
+            let new = registry::register_client(&db, request, "cli", now).await?;
+            println!("{}", serde_json::to_string_pretty(&new.to_json())?);
+        }
+        ClientsCommand::List => {
+            let list: Vec<_> = db
+                .clients()
+                .await?
+                .into_iter()
+                .map(|c| client_json(&c))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        ClientsCommand::Show { client_id } => {
+            let client = db
+                .client(&client_id)
+                .await?
+                .with_context(|| format!("no such client: {client_id}"))?;
+            println!("{}", serde_json::to_string_pretty(&client_json(&client))?);
+        }
+        ClientsCommand::Disable { client_id } => {
+            registry::disable_client(&db, &client_id, "cli", now).await?;
+            println!("disabled {client_id}");
+        }
+    }
+    Ok(())
+}
+
+fn client_json(c: &careid::domain::client::Client) -> serde_json::Value {
+    let mut v = serde_json::to_value(&c.metadata).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "status".into(),
+            (if c.active { "active" } else { "disabled" }).into(),
+        );
+    }
+    v
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Version = cli.command {
+        println!("careid {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    init_tracing(&config);
+    match cli.command {
+        Command::Serve { demo } => serve(config, demo).await,
+        Command::Migrate => {
+            database(&config).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            let db = database(&config).await?;
+            let provider = Provider::new(db, Arc::new(SystemClock), config, CardTrust::default());
+            provider.load_keys().await?;
+            for kid in provider.rotate_keys().await? {
+                println!("new signing key {kid}");
+            }
+            Ok(())
+        }
+        Command::Clients { command } => clients(&config, command).await,
+        Command::Version => Ok(()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("careid: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The `sessions` and `login_flows` tables: sign-in sessions behind the cookie (stored by the
+//! SHA-256 of the cookie secret) and authorization requests waiting for the user.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{from_json, Db, StoreError};
+use crate::clock::UnixTime;
+use crate::domain::authorize::AuthorizationRequest;
+use crate::domain::session::Session;
+
+fn session_from(r: &AnyRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        sid: r.try_get("sid")?,
+        user_uuid: r.try_get("user_uuid")?,
+        authenticator_id: r.try_get("authenticator_id")?,
+        amr: r.try_get("amr")?,
+        aal: r.try_get("aal")?,
+        auth_time: r.try_get("auth_time")?,
+        created_at: r.try_get("created_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+        absolute_expiry: r.try_get("absolute_expiry")?,
+        ended_at: r.try_get("ended_at")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_session(&self, secret_hash: &str, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (secret_hash, sid, user_uuid, authenticator_id, amr, aal, auth_time, created_at, last_seen_at, absolute_expiry) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(secret_hash)
+        .bind(&s.sid)
+        .bind(&s.user_uuid)
+        .bind(&s.authenticator_id)
+        .bind(&s.amr)
+        .bind(s.aal)
+        .bind(s.auth_time)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.absolute_expiry)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session_by_secret(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE secret_hash = $1")
+            .bind(secret_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(session_from).transpose()
+    }
+
+    pub async fn session_by_sid(&self, sid: &str) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE sid = $1")
+            .bind(sid)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(session_from).transpose()
+    }
+
+    pub async fn touch_session(&self, sid: &str, now: UnixTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE sid = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(sid)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Re-authentication of the same user: new cookie secret (no fixation), same `sid`.
+    pub async fn reauthenticate_session(
+        &self,
+        sid: &str,
+        new_secret_hash: &str,
+        s: &Session,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET secret_hash = $1, authenticator_id = $2, amr = $3, aal = $4, auth_time = $5, last_seen_at = $6, absolute_expiry = $7 \
+             WHERE sid = $8 AND ended_at IS NULL",
+        )
+        .bind(new_secret_hash)
+        .bind(&s.authenticator_id)
+        .bind(&s.amr)
+        .bind(s.aal)
+        .bind(s.auth_time)
+        .bind(s.last_seen_at)
+        .bind(s.absolute_expiry)
+        .bind(sid)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a session; false if it had already ended.
+    pub async fn end_session(
+        &self,
+        sid: &str,
+        reason: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE sid = $3 AND ended_at IS NULL")
+            .bind(now)
+            .bind(reason)
+            .bind(sid)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn insert_login_flow(
+        &self,
+        id: &str,
+        request: &AuthorizationRequest,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO login_flows (id, client_id, request, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(&request.client_id)
+            .bind(serde_json::to_string(request)?)
+            .bind(now)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A pending flow that has not expired at `now`.
+    pub async fn login_flow(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<AuthorizationRequest>, StoreError> {
+        let row = sqlx::query("SELECT request FROM login_flows WHERE id = $1 AND expires_at > $2")
+            .bind(id)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| from_json(&r.try_get::<String, _>("request")?))
+            .transpose()
+    }
+
+    /// Removes a flow once it has produced a code: a flow completes once.
+    pub async fn take_login_flow(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM login_flows WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

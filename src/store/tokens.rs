@@ -1,0 +1,98 @@
+//! The `access_tokens` and `assertion_jtis` tables: a record of every access token issued (so it
+//! can be revoked before it expires) and the replay store for client-assertion `jti`s.
+
+use sqlx::Row;
+
+use super::{Db, StoreError};
+use crate::clock::UnixTime;
+
+#[derive(Debug, Clone)]
+pub struct AccessTokenRecord {
+    pub jti: String,
+    pub client_id: String,
+    pub user_uuid: Option<String>,
+    pub sid: Option<String>,
+    pub code_hash: Option<String>,
+    pub scope: String,
+    pub issued_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+impl Db {
+    pub async fn insert_access_token(&self, t: &AccessTokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_tokens (jti, client_id, user_uuid, sid, code_hash, scope, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&t.jti)
+        .bind(&t.client_id)
+        .bind(t.user_uuid.clone())
+        .bind(t.sid.clone())
+        .bind(t.code_hash.clone())
+        .bind(&t.scope)
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// True when the token is on record and not revoked.
+    pub async fn access_token_active(&self, jti: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT revoked_at FROM access_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<i64>, _>("revoked_at")?.is_none(),
+            None => false,
+        })
+    }
+
+    /// Revokes every token issued from a code (after the code was presented twice).
+    pub async fn revoke_tokens_of_code(
+        &self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $1 WHERE code_hash = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Revokes every token of a session.
+    pub async fn revoke_tokens_of_session(
+        &self,
+        sid: &str,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $1 WHERE sid = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(sid)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records a client-assertion `jti`; false if it was already seen (a replay).
+    pub async fn record_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(client_id)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

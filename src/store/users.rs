@@ -1,0 +1,133 @@
+//! The `users` and `authenticators` tables: Care Identities and what they sign in with.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{Db, StoreError};
+use crate::clock::UnixTime;
+use crate::domain::identity::{Authenticator, User, UserStatus};
+
+fn user_from(r: &AnyRow) -> Result<User, StoreError> {
+    let status: String = r.try_get("status")?;
+    Ok(User {
+        uuid: r.try_get("uuid")?,
+        title: r.try_get("title")?,
+        given_name: r.try_get("given_name")?,
+        middle_names: r.try_get("middle_names")?,
+        family_name: r.try_get("family_name")?,
+        email: r.try_get("email")?,
+        id_assurance_level: r.try_get("id_assurance_level")?,
+        status: UserStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("user status {status}")))?,
+    })
+}
+
+fn authenticator_from(r: &AnyRow) -> Result<Authenticator, StoreError> {
+    Ok(Authenticator {
+        id: r.try_get("id")?,
+        user_uuid: r.try_get("user_uuid")?,
+        kind: r.try_get("kind")?,
+        cert_issuer: r.try_get("cert_issuer")?,
+        cert_serial: r.try_get("cert_serial")?,
+        status: r.try_get("status")?,
+        created_at: r.try_get("created_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_user(&self, user: &User, now: UnixTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (uuid, title, given_name, middle_names, family_name, email, id_assurance_level, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&user.uuid)
+        .bind(user.title.clone())
+        .bind(&user.given_name)
+        .bind(user.middle_names.clone())
+        .bind(&user.family_name)
+        .bind(user.email.clone())
+        .bind(user.id_assurance_level)
+        .bind(user.status.as_str())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn user(&self, uuid: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    pub async fn set_user_status(
+        &self,
+        uuid: &str,
+        status: UserStatus,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET status = $1 WHERE uuid = $2")
+            .bind(status.as_str())
+            .bind(uuid)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn insert_authenticator(&self, a: &Authenticator) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO authenticators (id, user_uuid, kind, cert_issuer, cert_serial, status, created_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&a.id)
+        .bind(&a.user_uuid)
+        .bind(&a.kind)
+        .bind(a.cert_issuer.clone())
+        .bind(a.cert_serial.clone())
+        .bind(&a.status)
+        .bind(a.created_at)
+        .bind(a.last_used_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The smartcard authenticator bound to a certificate (issuer DN + serial), in any status.
+    pub async fn authenticator_by_certificate(
+        &self,
+        issuer: &str,
+        serial: &str,
+    ) -> Result<Option<Authenticator>, StoreError> {
+        let row =
+            sqlx::query("SELECT * FROM authenticators WHERE cert_issuer = $1 AND cert_serial = $2")
+                .bind(issuer)
+                .bind(serial)
+                .fetch_optional(self.pool())
+                .await?;
+        row.as_ref().map(authenticator_from).transpose()
+    }
+
+    pub async fn set_authenticator_status(
+        &self,
+        id: &str,
+        status: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE authenticators SET status = $1 WHERE id = $2")
+            .bind(status)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn touch_authenticator(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE authenticators SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
