@@ -164,6 +164,10 @@ impl Authority {
     fn issue(&self, mut p: CertificateParams) -> Result<Issued, rcgen::Error> {
         let serial = random_serial();
         p.serial_number = Some(SerialNumber::from_slice(&serial));
+        // Real end-entity certificates carry these; rcgen also writes no extensions (not even
+        // key usage) for a certificate without any of them.
+        p.use_authority_key_identifier_extension = true;
+        p.is_ca = IsCa::ExplicitNoCa;
         let key = KeyPair::generate()?;
         let cert = p.signed_by(&key, &self.cert, &self.key)?;
         Ok(Issued {

@@ -229,3 +229,75 @@ fn read_binding(der: &CertificateDer<'_>) -> Result<CardCertificate, CardRejecti
 pub fn binding_of(der: &[u8]) -> Result<CardCertificate, CardRejection> {
     read_binding(&CertificateDer::from(der))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{Authority, CardSpec};
+
+    const NOW: UnixTime = 1_800_000_000;
+
+    fn trust(
+        root: &Authority,
+        sub: &Authority,
+        revoked: &[&crate::pki::Issued],
+    ) -> (CardTrust, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let cas = dir.path().join("ca.pem");
+        std::fs::write(&cas, format!("{}{}", root.pem(), sub.pem())).unwrap();
+        let crl = dir.path().join("crl.pem");
+        std::fs::write(&crl, sub.crl(revoked, NOW).unwrap()).unwrap();
+        (CardTrust::from_files(&[cas], &[crl]).unwrap(), dir)
+    }
+
+    fn chain(c: &crate::pki::Issued) -> Vec<CertificateDer<'static>> {
+        vec![CertificateDer::from(c.der.clone())]
+    }
+
+    #[test]
+    fn verifies_cards_and_names_each_rejection() {
+        let root = Authority::root("t", "Root", NOW).unwrap();
+        let sub = root.intermediate("t", "Auth", NOW).unwrap();
+        let good = sub
+            .card_cert(&CardSpec::valid("012345678901", "Jane", NOW))
+            .unwrap();
+        let lost = sub
+            .card_cert(&CardSpec::valid("012345678902", "Lost", NOW))
+            .unwrap();
+        let (trust, _dir) = trust(&root, &sub, &[&lost]);
+        let card = trust.verify(&chain(&good), NOW).unwrap();
+        assert_eq!(card.subject_uuid.as_deref(), Some("012345678901"));
+        assert!(card.issuer.contains("CN=Auth"), "{}", card.issuer);
+        assert_eq!(
+            trust.verify(&chain(&good), NOW + 3 * 365 * 86400),
+            Err(CardRejection::Expired)
+        );
+        assert_eq!(
+            trust.verify(&chain(&good), NOW - 86400),
+            Err(CardRejection::NotYetValid)
+        );
+        assert_eq!(
+            trust.verify(&chain(&lost), NOW),
+            Err(CardRejection::Revoked)
+        );
+        let stranger = Authority::root("x", "Other", NOW)
+            .unwrap()
+            .card_cert(&CardSpec::valid("012345678901", "Jane", NOW))
+            .unwrap();
+        assert_eq!(
+            trust.verify(&chain(&stranger), NOW),
+            Err(CardRejection::UnknownIssuer)
+        );
+        let signing = sub
+            .card_cert(&CardSpec {
+                signing_only: true,
+                ..CardSpec::valid("012345678901", "Jane", NOW)
+            })
+            .unwrap();
+        assert_eq!(
+            trust.verify(&chain(&signing), NOW),
+            Err(CardRejection::UnsuitableKeyUsage)
+        );
+        assert_eq!(trust.verify(&[], NOW), Err(CardRejection::NoCertificate));
+    }
+}

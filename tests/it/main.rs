@@ -1,1 +1,10 @@
-fn main() {}
+//! The one integration-test binary: every module here starts real careid servers (TLS, a fresh
+//! database per test) through the shared fixtures in `helpers`. Set TEST_DATABASE_URL to a
+//! postgres:// URL to run the whole suite against PostgreSQL instead of SQLite.
+
+mod helpers;
+
+mod authorize_errors;
+mod client_auth;
+mod login_flow;
+mod smartcard;

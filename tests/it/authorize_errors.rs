@@ -1,0 +1,274 @@
+//! Bad authorization requests: a person sees a page (never a redirect) when the client or
+//! redirect URI cannot be trusted; otherwise the client gets the standard error with its state.
+
+use careid::domain::client::ClientRequest;
+
+use crate::helpers::*;
+
+async fn get(env: &TestEnv, url: &str) -> reqwest::Response {
+    env.browser(None).client.get(url).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn untrusted_client_or_redirect_uri_gets_a_page_not_a_redirect() {
+    let env = TestEnv::start().await;
+    let client = env.confidential_client().await;
+    let id = client.client.metadata.client_id.clone();
+    let cases = [
+        (
+            "unregistered redirect URI",
+            env.authorize_url(&id, &[("redirect_uri", "https://evil.example/cb")], true),
+        ),
+        (
+            "altered redirect URI (path)",
+            env.authorize_url(
+                &id,
+                &[("redirect_uri", "https://rp.example.org/callback/../x")],
+                true,
+            ),
+        ),
+        (
+            "altered redirect URI (query)",
+            env.authorize_url(
+                &id,
+                &[("redirect_uri", "https://rp.example.org/callback?x=1")],
+                true,
+            ),
+        ),
+        (
+            "unknown client",
+            env.authorize_url("000000000000.apps.national", &[], true),
+        ),
+        (
+            "repeated client_id",
+            format!("{}&client_id={id}", env.authorize_url(&id, &[], true)),
+        ),
+        (
+            "repeated redirect_uri",
+            format!(
+                "{}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+                env.authorize_url(&id, &[], true)
+            ),
+        ),
+        (
+            "no client_id",
+            format!("{}/authorize?response_type=code&scope=openid", env.issuer),
+        ),
+    ];
+    for (what, url) in cases {
+        let r = get(&env, &url).await;
+        assert_eq!(r.status(), 400, "{what}");
+        assert!(
+            r.headers().get("location").is_none(),
+            "{what}: never redirect"
+        );
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{what}"
+        );
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("This sign-in request is not valid"),
+            "{what}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_client_cannot_start_a_sign_in() {
+    let env = TestEnv::start().await;
+    let client = env.confidential_client().await;
+    careid::domain::registry::disable_client(
+        &env.db,
+        &client.client.metadata.client_id,
+        "test",
+        env.now(),
+    )
+    .await
+    .unwrap();
+    let r = get(
+        &env,
+        &env.authorize_url(&client.client.metadata.client_id, &[], true),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+}
+
+#[tokio::test]
+async fn invalid_requests_return_the_standard_error_with_state_and_iss() {
+    let env = TestEnv::start().await;
+    let client = env.confidential_client().await;
+    let id = client.client.metadata.client_id.clone();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "no PKCE",
+            env.authorize_url(&id, &[], false),
+            "invalid_request",
+        ),
+        (
+            "plain PKCE",
+            env.authorize_url(
+                &id,
+                &[
+                    ("code_challenge", CHALLENGE),
+                    ("code_challenge_method", "plain"),
+                ],
+                false,
+            ),
+            "invalid_request",
+        ),
+        (
+            "implicit flow",
+            env.authorize_url(&id, &[("response_type", "token")], true),
+            "unsupported_response_type",
+        ),
+        (
+            "no openid scope",
+            env.authorize_url(&id, &[("scope", "profile")], true),
+            "invalid_scope",
+        ),
+        (
+            "repeated state",
+            format!("{}&state=again", env.authorize_url(&id, &[], true)),
+            "invalid_request",
+        ),
+        (
+            "bad max_age",
+            env.authorize_url(&id, &[("max_age", "soon")], true),
+            "invalid_request",
+        ),
+        (
+            "bad prompt",
+            env.authorize_url(&id, &[("prompt", "none login")], true),
+            "invalid_request",
+        ),
+        (
+            "request object",
+            env.authorize_url(&id, &[("request", "eyJ.x.y")], true),
+            "request_not_supported",
+        ),
+        (
+            "unmeetable acr",
+            env.authorize_url(&id, &[("acr_values", "AAL2_TOTP")], true),
+            "unmet_authentication_requirements",
+        ),
+        (
+            "oversized nonce",
+            env.authorize_url(&id, &[("nonce", &"n".repeat(5000))], true),
+            "invalid_request",
+        ),
+        (
+            "malformed escapes",
+            format!(
+                "{}&nonce=%zz%",
+                env.authorize_url(&id, &[("response_type", "%G0")], true)
+            ),
+            "unsupported_response_type",
+        ),
+    ];
+    for (what, url, code) in cases {
+        let r = get(&env, &url).await;
+        assert!(r.status().is_redirection(), "{what}: {}", r.status());
+        let back = location(&r);
+        assert!(back.starts_with(RP_REDIRECT), "{what}");
+        assert_eq!(
+            query_param(&back, "error").as_deref(),
+            Some(code),
+            "{what}: {back}"
+        );
+        assert_eq!(
+            query_param(&back, "iss").as_deref(),
+            Some(env.issuer.as_str()),
+            "{what}"
+        );
+        if what != "repeated state" {
+            assert_eq!(
+                query_param(&back, "state").as_deref(),
+                Some("st-1"),
+                "{what}"
+            );
+        }
+        assert!(query_param(&back, "code").is_none(), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_requests_are_refused_with_a_4xx_page() {
+    let env = TestEnv::start().await;
+    let client = env.confidential_client().await;
+    let url = env.authorize_url(
+        &client.client.metadata.client_id,
+        &[("login_hint", &"x".repeat(20_000))],
+        true,
+    );
+    let r = get(&env, &url).await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(r.headers().get("location").is_none());
+    let post = env
+        .browser(None)
+        .client
+        .post(env.endpoint("/authorize"))
+        .form(&[("client_id", "x".repeat(100_000))])
+        .send()
+        .await
+        .unwrap();
+    assert!(post.status().is_client_error(), "{}", post.status());
+}
+
+#[tokio::test]
+async fn authorization_requests_may_be_posted() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("987654321098").await;
+    let client = env
+        .client(ClientRequest {
+            client_name: "post".into(),
+            redirect_uris: vec![RP_REDIRECT.into()],
+            ..Default::default()
+        })
+        .await;
+    let id = client.client.metadata.client_id.clone();
+    let browser = env.browser(Some(&card));
+    let r = browser
+        .client
+        .post(env.endpoint("/authorize"))
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", id.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let link = card_link(&r.text().await.unwrap()).unwrap();
+    let SignIn::Redirected(back) = browser.follow_card_link(&link).await else {
+        panic!()
+    };
+    assert!(query_param(&back, "code").is_some());
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let env = TestEnv::start().await;
+    let client = env.confidential_client().await;
+    for url in [
+        env.authorize_url(&client.client.metadata.client_id, &[], true),
+        env.endpoint("/.well-known/openid-configuration"),
+    ] {
+        let r = get(&env, &url).await;
+        let h = r.headers();
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert!(h.contains_key("x-request-id"));
+    }
+}

@@ -1,0 +1,424 @@
+//! Shared fixtures: a test PKI, a started server with a fresh database, users with bound cards,
+//! registered clients, and a "browser" (reqwest with a cookie jar and optional card certificate)
+//! that walks the sign-in pages.
+
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use careid::clock::{Clock, ManualClock};
+use careid::config::{Config, TlsConfig};
+use careid::domain::client::{ClientRequest, NewClient};
+use careid::domain::identity::{User, UserStatus};
+use careid::domain::registry;
+use careid::http::server::{self, Listeners, RunningServer};
+use careid::pki::{Authority, CardSpec, Issued};
+use careid::store::Db;
+use sqlx::Connection;
+use tokio::net::TcpListener;
+
+pub const RP_REDIRECT: &str = "https://rp.example.org/callback";
+pub const CIS2_PATH: &str = "/openam/oauth2/realms/root/realms/NHSIdentity/realms/Healthcare";
+pub const VERIFIER: &str = "careid-demo-verifier-0123456789abcdefghijklmnopqrstuvwxyz";
+pub const CHALLENGE: &str = "EZxLzDDAIsO7xAOurWBSZa4qsw3DAUsVchkRQHjO5jw";
+
+/// The test PKI: a server CA, a smartcard root with an authentication sub-CA, and a stranger CA.
+pub struct Pki {
+    pub server_ca: Authority,
+    pub card_root: Authority,
+    pub card_sub: Authority,
+    pub other_root: Authority,
+}
+
+impl Pki {
+    pub fn new(now: i64) -> Pki {
+        let server_ca = Authority::root("careid tests", "Test Server CA", now).unwrap();
+        let card_root = Authority::root("careid tests", "Test Smartcard Root", now).unwrap();
+        let card_sub = card_root
+            .intermediate("careid tests", "Test Authentication", now)
+            .unwrap();
+        let other_root = Authority::root("elsewhere", "Unknown Root", now).unwrap();
+        Pki {
+            server_ca,
+            card_root,
+            card_sub,
+            other_root,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Options {
+    /// Appended to `https://localhost:<port>` to make the issuer (e.g. ":443"-free CIS2 path).
+    pub issuer_path: String,
+    /// Certificates the smartcard CRL lists.
+    pub revoked: Vec<Issued>,
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Use this database URL instead of a fresh one (for several servers sharing one store).
+    pub database_url: Option<String>,
+    /// Share an existing PKI (several servers, one trust).
+    pub pki: Option<Arc<Pki>>,
+}
+
+pub struct TestEnv {
+    pub server: RunningServer,
+    pub issuer: String,
+    pub card_base: String,
+    pub pki: Arc<Pki>,
+    pub clock: ManualClock,
+    pub db: Db,
+    pub database_url: String,
+    pub dir: tempfile::TempDir,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh database: a temporary SQLite file, or a new PostgreSQL database when
+/// TEST_DATABASE_URL names a server.
+pub async fn fresh_database(dir: &std::path::Path) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if base.starts_with("postgres") => {
+            let name = format!(
+                "careid_it_{}_{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::SeqCst)
+            );
+            let mut conn = sqlx::PgConnection::connect(&base)
+                .await
+                .expect("TEST_DATABASE_URL reachable");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let (prefix, _) = base
+                .rsplit_once('/')
+                .expect("database URL has a database name");
+            format!("{prefix}/{name}")
+        }
+        _ => format!("sqlite://{}/careid.db", dir.display()),
+    }
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+impl TestEnv {
+    pub async fn start() -> TestEnv {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> TestEnv {
+        let clock = ManualClock::starting_now();
+        let now = clock.now();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = opts.pki.clone().unwrap_or_else(|| Arc::new(Pki::new(now)));
+        let server_cert = pki
+            .server_ca
+            .server_cert(&["localhost", "127.0.0.1"], now)
+            .unwrap();
+        let cert_file = write(dir.path(), "server.pem", &server_cert.cert_pem);
+        let key_file = write(dir.path(), "server.key", &server_cert.key_pem);
+        let cas = write(
+            dir.path(),
+            "cards.pem",
+            &format!("{}{}", pki.card_root.pem(), pki.card_sub.pem()),
+        );
+        let revoked: Vec<&Issued> = opts.revoked.iter().collect();
+        let crl = write(
+            dir.path(),
+            "cards.crl.pem",
+            &pki.card_sub.crl(&revoked, now).unwrap(),
+        );
+        let main = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let card = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!(
+            "https://localhost:{}{}",
+            main.local_addr().unwrap().port(),
+            opts.issuer_path
+        );
+        let card_base = format!("https://localhost:{}", card.local_addr().unwrap().port());
+        let database_url = match opts.database_url {
+            Some(u) => u,
+            None => fresh_database(dir.path()).await,
+        };
+        let mut config = Config {
+            issuer: issuer.clone(),
+            ..Config::default()
+        };
+        config.database.url = database_url.clone();
+        config.database.max_connections = 8;
+        config.tls = Some(TlsConfig {
+            cert_file,
+            key_file,
+        });
+        config.smartcard.listen = Some(card.local_addr().unwrap());
+        config.smartcard.base_url = Some(card_base.clone());
+        config.smartcard.ca_files = vec![cas];
+        config.smartcard.crl_files = vec![crl];
+        config.smartcard.trusted_proxies = opts.trusted_proxies;
+        config.validate().unwrap();
+        let server = server::start(
+            config,
+            Arc::new(clock.clone()),
+            Listeners {
+                main,
+                card: Some(card),
+            },
+        )
+        .await
+        .unwrap();
+        let db = server.provider.db.clone();
+        TestEnv {
+            server,
+            issuer,
+            card_base,
+            pki,
+            clock,
+            db,
+            database_url,
+            dir,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn endpoint(&self, suffix: &str) -> String {
+        format!("{}{}", self.issuer, suffix)
+    }
+
+    pub async fn user(&self, uuid: &str) -> User {
+        let user = User {
+            uuid: uuid.into(),
+            title: Some("Dr".into()),
+            given_name: "Test".into(),
+            middle_names: None,
+            family_name: format!("User{uuid}"),
+            email: Some(format!("{uuid}@example.nhs.uk")),
+            id_assurance_level: 3,
+            status: UserStatus::Active,
+        };
+        registry::create_user(&self.db, &user, "test", self.now())
+            .await
+            .unwrap();
+        user
+    }
+
+    pub fn card(&self, uuid: &str) -> Issued {
+        self.pki
+            .card_sub
+            .card_cert(&CardSpec::valid(uuid, "Test_User", self.now()))
+            .unwrap()
+    }
+
+    /// An active user with a bound, valid smartcard.
+    pub async fn user_with_card(&self, uuid: &str) -> Issued {
+        self.user(uuid).await;
+        let card = self.card(uuid);
+        registry::bind_smartcard(&self.db, uuid, &card.der, "test", self.now())
+            .await
+            .unwrap();
+        card
+    }
+
+    pub async fn client(&self, req: ClientRequest) -> NewClient {
+        registry::register_client(&self.db, req, "test", self.now())
+            .await
+            .unwrap()
+    }
+
+    /// A confidential client (client_secret_basic, PKCE required) redirecting to [`RP_REDIRECT`].
+    pub async fn confidential_client(&self) -> NewClient {
+        self.client(ClientRequest {
+            client_name: "Test EPR".into(),
+            redirect_uris: vec![RP_REDIRECT.into()],
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// A plain HTTPS client trusting the test server CA (a relying party's back end).
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.pki.server_ca.pem().as_bytes()).unwrap(),
+            )
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// A browser with a cookie jar, presenting `card` (with its sub-CA) when asked.
+    pub fn browser(&self, card: Option<&Issued>) -> Browser {
+        let mut b = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.pki.server_ca.pem().as_bytes()).unwrap(),
+            )
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true);
+        if let Some(card) = card {
+            let pem = format!(
+                "{}{}{}",
+                card.cert_pem,
+                self.pki.card_sub.pem(),
+                card.key_pem
+            );
+            b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+        }
+        Browser {
+            client: b.build().unwrap(),
+        }
+    }
+
+    /// An authorization URL with the usual parameters, overridden or extended by `extra` (PKCE
+    /// included unless `pkce` is false).
+    pub fn authorize_url(&self, client_id: &str, extra: &[(&str, &str)], pkce: bool) -> String {
+        let defaults = [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid profile"),
+            ("state", "st-1"),
+        ];
+        let mut pairs: Vec<(&str, &str)> = defaults
+            .into_iter()
+            .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+            .collect();
+        if pkce {
+            pairs.extend([
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ]);
+        }
+        pairs.extend_from_slice(extra);
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            s.append_pair(k, v);
+        }
+        format!("{}/authorize?{}", self.issuer, s.finish())
+    }
+
+    /// Redeems a code with client_secret_basic and the standard verifier.
+    pub async fn redeem(&self, client: &NewClient, code: &str) -> reqwest::Response {
+        self.http()
+            .post(self.endpoint("/token"))
+            .basic_auth(&client.client.metadata.client_id, client.secret.as_deref())
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", RP_REDIRECT),
+                ("code_verifier", VERIFIER),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The whole front channel for a user with `card`: returns the code.
+    pub async fn code_for(&self, client: &NewClient, card: &Issued) -> String {
+        let url = self.authorize_url(&client.client.metadata.client_id, &[], true);
+        match self.browser(Some(card)).sign_in(&url).await {
+            SignIn::Redirected(location) => query_param(&location, "code").expect("a code"),
+            SignIn::Page(status, body) => panic!("sign-in failed: {status} {body}"),
+        }
+    }
+}
+
+/// The outcome of walking the sign-in pages.
+#[derive(Debug)]
+pub enum SignIn {
+    /// careid redirected back to the relying party.
+    Redirected(String),
+    /// careid showed a page (an error, or a page needing more input).
+    Page(u16, String),
+}
+
+pub struct Browser {
+    pub client: reqwest::Client,
+}
+
+impl Browser {
+    /// Opens an authorization URL; if careid shows the sign-in page, follows its smartcard link.
+    pub async fn sign_in(&self, authorize_url: &str) -> SignIn {
+        let r = self.client.get(authorize_url).send().await.unwrap();
+        if r.status().is_redirection() {
+            return SignIn::Redirected(location(&r));
+        }
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        let Some(card_url) = card_link(&body) else {
+            return SignIn::Page(status, body);
+        };
+        self.follow_card_link(&card_url).await
+    }
+
+    pub async fn follow_card_link(&self, card_url: &str) -> SignIn {
+        let r = self.client.get(card_url).send().await.unwrap();
+        if r.status().is_redirection() {
+            return SignIn::Redirected(location(&r));
+        }
+        SignIn::Page(r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .expect("a Location header")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The smartcard link on the sign-in page, HTML entities decoded.
+pub fn card_link(html: &str) -> Option<String> {
+    let start = html.find("href=\"https:")? + 6;
+    let end = start + html[start..].find('"')?;
+    let raw = &html[start..end];
+    raw.contains("card").then(|| {
+        raw.replace("&#x2f;", "/")
+            .replace("&amp;", "&")
+            .replace("&#x3d;", "=")
+    })
+}
+
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Decodes a JWT's payload without verifying it (assertions about content only).
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+pub fn jwt_header(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap()
+}
