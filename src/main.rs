@@ -32,6 +32,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start
 enum Command {
     /// Run the server.
     Serve {
@@ -64,7 +65,7 @@ enum KeysCommand {
 #[derive(Subcommand)]
 enum ClientsCommand {
     /// Register a client and print it (with its secret, shown once) as RFC 7591 JSON.
-    Add(AddClient),
+    Add(Box<AddClient>),
     /// List clients (no secrets).
     List,
     /// Show one client.
@@ -156,6 +157,7 @@ async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()>
     let now = SystemClock.now();
     match command {
         ClientsCommand::Add(a) => {
+            let a = *a;
             let jwks = match &a.jwks {
                 Some(path) => Some(
                     serde_json::from_str(

@@ -196,10 +196,8 @@ pub fn validate(
     }
     let mut scopes: Vec<String> = Vec::new();
     for s in requested {
-        if client.allows_scope(s) || s == "openid" {
-            if !scopes.iter().any(|x| x == s) {
-                scopes.push(s.to_string());
-            }
+        if (client.allows_scope(s) || s == "openid") && !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_string());
         }
     }
     let code_challenge = match (get("code_challenge")?, get("code_challenge_method")?) {

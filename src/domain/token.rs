@@ -204,7 +204,7 @@ impl Provider {
         let now = self.now();
         let code_hash = secrets::digest(code);
         let grant = match self.db.redeem_code(&code_hash, now).await? {
-            Redeemed::Fresh(grant) => grant,
+            Redeemed::Fresh(grant) => *grant,
             Redeemed::AlreadyUsed => {
                 let revoked = self.db.revoke_tokens_of_code(&code_hash, now).await?;
                 self.audit(

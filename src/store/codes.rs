@@ -10,7 +10,7 @@ use crate::domain::claims::CodeGrant;
 /// What redeeming a code found.
 #[derive(Debug)]
 pub enum Redeemed {
-    Fresh(CodeGrant),
+    Fresh(Box<CodeGrant>),
     /// Redeemed before: the caller revokes what it issued.
     AlreadyUsed,
     Unknown,
@@ -45,9 +45,9 @@ impl Db {
             .fetch_optional(self.pool())
             .await?;
         if let Some(r) = row {
-            return Ok(Redeemed::Fresh(from_json(
+            return Ok(Redeemed::Fresh(Box::new(from_json(
                 &r.try_get::<String, _>("grant_json")?,
-            )?));
+            )?)));
         }
         let used = sqlx::query("SELECT 1 AS one FROM auth_codes WHERE code_hash = $1")
             .bind(code_hash)

@@ -66,6 +66,9 @@ fn assertion(key: &RpKey, kid: &str, client_id: &str, aud: &str, now: i64, jti: 
     jwt::encode_with_signer(&payload, &header, key.signer.as_ref()).unwrap()
 }
 
+/// Builds a token request form around a code.
+type FormFor = Box<dyn Fn(String) -> Vec<(&'static str, String)>>;
+
 async fn post_token(
     env: &TestEnv,
     form: &[(&str, &str)],
@@ -384,11 +387,7 @@ async fn a_code_is_bound_to_its_client_redirect_uri_pkce_and_lifetime() {
                 .unwrap()
         }
     };
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(String) -> Vec<(&'static str, String)>>,
-        bool,
-    )> = vec![
+    let cases: Vec<(&str, FormFor, bool)> = vec![
         (
             "missing verifier",
             Box::new(|c| {

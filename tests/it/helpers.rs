@@ -61,11 +61,15 @@ pub struct Options {
     pub database_url: Option<String>,
     /// Share an existing PKI (several servers, one trust).
     pub pki: Option<Arc<Pki>>,
+    /// Use this issuer instead of the server's own URL (several instances behind one name).
+    pub issuer: Option<String>,
 }
 
 pub struct TestEnv {
     pub server: RunningServer,
     pub issuer: String,
+    /// This instance's own URL (equal to the issuer unless several instances share one).
+    pub local: String,
     pub card_base: String,
     pub pki: Arc<Pki>,
     pub clock: ManualClock,
@@ -75,6 +79,22 @@ pub struct TestEnv {
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+static CLEANED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Drops databases left by earlier runs (names carry the process id of the run that made them).
+async fn drop_stale_databases(conn: &mut sqlx::PgConnection) {
+    let ours = format!("careid_it_{}_", std::process::id());
+    let names: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'careid_it_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    for (name,) in names.into_iter().filter(|(n,)| !n.starts_with(&ours)) {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut *conn)
+            .await;
+    }
+}
 
 /// A fresh database: a temporary SQLite file, or a new PostgreSQL database when
 /// TEST_DATABASE_URL names a server.
@@ -89,6 +109,9 @@ pub async fn fresh_database(dir: &std::path::Path) -> String {
             let mut conn = sqlx::PgConnection::connect(&base)
                 .await
                 .expect("TEST_DATABASE_URL reachable");
+            if !CLEANED.swap(true, Ordering::SeqCst) {
+                drop_stale_databases(&mut conn).await;
+            }
             sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
                 .execute(&mut conn)
                 .await
@@ -141,11 +164,12 @@ impl TestEnv {
         );
         let main = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let card = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!(
+        let local = format!(
             "https://localhost:{}{}",
             main.local_addr().unwrap().port(),
             opts.issuer_path
         );
+        let issuer = opts.issuer.clone().unwrap_or_else(|| local.clone());
         let card_base = format!("https://localhost:{}", card.local_addr().unwrap().port());
         let database_url = match opts.database_url {
             Some(u) => u,
@@ -181,6 +205,7 @@ impl TestEnv {
         TestEnv {
             server,
             issuer,
+            local,
             card_base,
             pki,
             clock,
@@ -195,7 +220,7 @@ impl TestEnv {
     }
 
     pub fn endpoint(&self, suffix: &str) -> String {
-        format!("{}{}", self.issuer, suffix)
+        format!("{}{}", self.local, suffix)
     }
 
     pub async fn user(&self, uuid: &str) -> User {
@@ -306,7 +331,7 @@ impl TestEnv {
         for (k, v) in pairs {
             s.append_pair(k, v);
         }
-        format!("{}/authorize?{}", self.issuer, s.finish())
+        format!("{}/authorize?{}", self.local, s.finish())
     }
 
     /// Redeems a code with client_secret_basic and the standard verifier.

@@ -5,6 +5,8 @@
 mod helpers;
 
 mod authorize_errors;
+mod cli;
 mod client_auth;
+mod instances;
 mod login_flow;
 mod smartcard;
