@@ -1,1 +1,410 @@
-fn main() {}
+//! Load harness: full smartcard logins against a real `careid serve` process.
+//!
+//! Each virtual user repeats: GET /authorize (main listener) → GET the card link on the card
+//! listener, presenting its card certificate over mutual TLS → 303 with a code → POST /token
+//! (client_secret_basic, PKCE). Connections are kept alive as a browser's would be; each login
+//! starts without a session cookie, so every iteration is a full authentication.
+//!
+//! Run: `cargo bench --bench login_load -- [--concurrency 16] [--seconds 10] [--pool 16] [--postgres URL]`
+//! Prints logins/s, tokens/s, latency percentiles per step and the server's RSS (idle and peak).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use careid::clock::{Clock, SystemClock};
+use careid::domain::client::ClientRequest;
+use careid::domain::identity::{User, UserStatus};
+use careid::domain::registry;
+use careid::pki::{Authority, CardSpec, Issued};
+use careid::store::Db;
+
+const REDIRECT: &str = "https://rp.example.org/callback";
+const VERIFIER: &str = "careid-demo-verifier-0123456789abcdefghijklmnopqrstuvwxyz";
+const CHALLENGE: &str = "EZxLzDDAIsO7xAOurWBSZa4qsw3DAUsVchkRQHjO5jw";
+
+struct Args {
+    concurrency: usize,
+    seconds: u64,
+    postgres: Option<String>,
+    /// Server database pool size.
+    pool: u32,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        concurrency: 16,
+        seconds: 10,
+        postgres: None,
+        pool: 16,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--concurrency" => a.concurrency = it.next().and_then(|v| v.parse().ok()).unwrap_or(16),
+            "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or(10),
+            "--postgres" => a.postgres = it.next(),
+            "--pool" => a.pool = it.next().and_then(|v| v.parse().ok()).unwrap_or(16),
+            _ => {}
+        }
+    }
+    a
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds a process has used so far.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Setup {
+    issuer: String,
+    ca_pem: String,
+    client_id: String,
+    client_secret: String,
+    cards: Vec<(Issued, String)>,
+}
+
+async fn prepare(dir: &Path, args: &Args) -> (Setup, Server) {
+    let now = SystemClock.now();
+    let server_ca = Authority::root("bench", "Bench Server CA", now).unwrap();
+    let tls = server_ca
+        .server_cert(&["localhost", "127.0.0.1"], now)
+        .unwrap();
+    let root = Authority::root("bench", "Bench Card Root", now).unwrap();
+    let sub = root
+        .intermediate("bench", "Bench Authentication", now)
+        .unwrap();
+    std::fs::write(dir.join("server.pem"), &tls.cert_pem).unwrap();
+    std::fs::write(dir.join("server.key"), &tls.key_pem).unwrap();
+    std::fs::write(
+        dir.join("cards.pem"),
+        format!("{}{}", root.pem(), sub.pem()),
+    )
+    .unwrap();
+    let (main_port, card_port) = (free_port(), free_port());
+    let database_url = match &args.postgres {
+        Some(base) => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(base).await.unwrap();
+            sqlx::query("DROP DATABASE IF EXISTS careid_bench WITH (FORCE)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query("CREATE DATABASE careid_bench")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            format!("{}/careid_bench", base.rsplit_once('/').unwrap().0)
+        }
+        None => format!("sqlite://{}/bench.db", dir.display()),
+    };
+    let config = format!(
+        "issuer = \"https://localhost:{main_port}\"\nlisten = \"127.0.0.1:{main_port}\"\n[database]\nurl = \"{database_url}\"\nmax_connections = {pool}\n\
+         [tls]\ncert_file = \"{d}/server.pem\"\nkey_file = \"{d}/server.key\"\n\
+         [smartcard]\nlisten = \"127.0.0.1:{card_port}\"\nbase_url = \"https://localhost:{card_port}\"\nca_files = [\"{d}/cards.pem\"]\n[log]\nfilter = \"warn\"\n",
+        d = dir.display(),
+        pool = args.pool
+    );
+    std::fs::write(dir.join("bench.toml"), config).unwrap();
+
+    let db = Db::connect(&database_url, 4).await.unwrap();
+    db.migrate().await.unwrap();
+    let mut cards = Vec::new();
+    for i in 0..args.concurrency {
+        let uuid = format!("9{:011}", i);
+        let user = User {
+            uuid: uuid.clone(),
+            title: None,
+            given_name: "Load".into(),
+            middle_names: None,
+            family_name: format!("User{i}"),
+            email: None,
+            id_assurance_level: 3,
+            status: UserStatus::Active,
+        };
+        registry::create_user(&db, &user, "bench", now)
+            .await
+            .unwrap();
+        let card = sub
+            .card_cert(&CardSpec::valid(&uuid, "Load_User", now))
+            .unwrap();
+        registry::bind_smartcard(&db, &uuid, &card.der, "bench", now)
+            .await
+            .unwrap();
+        cards.push((card, sub.pem()));
+    }
+    let client = registry::register_client(
+        &db,
+        ClientRequest {
+            client_name: "bench".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            ..Default::default()
+        },
+        "bench",
+        now,
+    )
+    .await
+    .unwrap();
+    db.close().await;
+
+    let child = Command::new(env!("CARGO_BIN_EXE_careid"))
+        .args(["serve", "--config"])
+        .arg(dir.join("bench.toml"))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let setup = Setup {
+        issuer: format!("https://localhost:{main_port}"),
+        ca_pem: server_ca.pem(),
+        client_id: client.client.metadata.client_id.clone(),
+        client_secret: client.secret.clone().unwrap(),
+        cards,
+    };
+    (setup, Server { child })
+}
+
+fn http(ca_pem: &str, identity: Option<&(Issued, String)>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(4)
+        .http1_only();
+    if let Some((card, chain)) = identity {
+        b = b.identity(
+            reqwest::Identity::from_pem(
+                format!("{}{}{}", card.cert_pem, chain, card.key_pem).as_bytes(),
+            )
+            .unwrap(),
+        );
+    }
+    b.build().unwrap()
+}
+
+#[derive(Default)]
+struct Samples {
+    authorize: Vec<Duration>,
+    card: Vec<Duration>,
+    token: Vec<Duration>,
+    login: Vec<Duration>,
+    errors: usize,
+}
+
+async fn virtual_user(setup: Arc<Setup>, index: usize, until: Instant) -> Samples {
+    let browser = http(&setup.ca_pem, Some(&setup.cards[index]));
+    let rp = http(&setup.ca_pem, None);
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid%20profile&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        setup.issuer,
+        setup.client_id,
+        "https%3A%2F%2Frp.example.org%2Fcallback"
+    );
+    let mut s = Samples::default();
+    while Instant::now() < until {
+        let started = Instant::now();
+        let page = match browser.get(&authorize).send().await {
+            Ok(r) if r.status() == 200 => r.text().await.unwrap_or_default(),
+            _ => {
+                s.errors += 1;
+                continue;
+            }
+        };
+        let t_auth = started.elapsed();
+        let Some(link) = page
+            .split("href=\"https:")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .map(|l| format!("https:{l}"))
+            .map(|l| l.replace("&#x2f;", "/").replace("&amp;", "&"))
+        else {
+            s.errors += 1;
+            continue;
+        };
+        let t0 = Instant::now();
+        let code = match browser.get(&link).send().await {
+            Ok(r) if r.status().is_redirection() => {
+                let loc = r.headers()["location"]
+                    .to_str()
+                    .unwrap_or_default()
+                    .to_string();
+                loc.split("code=")
+                    .nth(1)
+                    .and_then(|c| c.split('&').next())
+                    .unwrap_or_default()
+                    .to_string()
+            }
+            _ => {
+                s.errors += 1;
+                continue;
+            }
+        };
+        let t_card = t0.elapsed();
+        let t1 = Instant::now();
+        let ok = rp
+            .post(format!("{}/token", setup.issuer))
+            .basic_auth(&setup.client_id, Some(&setup.client_secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ])
+            .send()
+            .await
+            .map(|r| r.status() == 200)
+            .unwrap_or(false);
+        if !ok {
+            s.errors += 1;
+            continue;
+        }
+        s.authorize.push(t_auth);
+        s.card.push(t_card);
+        s.token.push(t1.elapsed());
+        s.login.push(started.elapsed());
+    }
+    s
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn line(name: &str, mut v: Vec<Duration>) {
+    v.sort();
+    println!(
+        "  {name:<10} p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms",
+        percentile(&v, 0.5),
+        percentile(&v, 0.99),
+        percentile(&v, 1.0)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let dir = tempfile::tempdir().unwrap();
+    let (setup, server) = prepare(dir.path(), &args).await;
+    let setup = Arc::new(setup);
+    let probe = http(&setup.ca_pem, None);
+    let ready = Instant::now();
+    while probe
+        .get(format!("{}/readyz", setup.issuer))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = server.child.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = rss_kib(pid, "VmRSS:");
+
+    // Warm-up: one login per user (TLS sessions, statement caches), not counted.
+    let warm: Vec<_> = (0..args.concurrency)
+        .map(|i| {
+            tokio::spawn(virtual_user(
+                setup.clone(),
+                i,
+                Instant::now() + Duration::from_millis(300),
+            ))
+        })
+        .collect();
+    for w in warm {
+        w.await.unwrap();
+    }
+
+    let (server_cpu0, self_cpu0) = (cpu_seconds(&pid.to_string()), cpu_seconds("self"));
+    let started = Instant::now();
+    let until = started + Duration::from_secs(args.seconds);
+    let users: Vec<_> = (0..args.concurrency)
+        .map(|i| tokio::spawn(virtual_user(setup.clone(), i, until)))
+        .collect();
+    let mut all = Samples::default();
+    for u in users {
+        let s = u.await.unwrap();
+        all.authorize.extend(s.authorize);
+        all.card.extend(s.card);
+        all.token.extend(s.token);
+        all.login.extend(s.login);
+        all.errors += s.errors;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak = rss_kib(pid, "VmHWM:");
+    let server_cpu = (cpu_seconds(&pid.to_string()) - server_cpu0) / elapsed;
+    let generator_cpu = (cpu_seconds("self") - self_cpu0) / elapsed;
+    let logins = all.login.len();
+    println!(
+        "careid login load: {} virtual users, {:.1} s, database {}",
+        args.concurrency,
+        elapsed,
+        if args.postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
+    println!(
+        "  logins/s   {:.0}   (tokens/s {:.0}, errors {})",
+        logins as f64 / elapsed,
+        all.token.len() as f64 / elapsed,
+        all.errors
+    );
+    line("login", all.login);
+    line("authorize", all.authorize);
+    line("card", all.card);
+    line("token", all.token);
+    println!(
+        "  server RSS idle {:.1} MiB, peak {:.1} MiB",
+        idle as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    println!("  CPU: server {server_cpu:.2} cores, load generator {generator_cpu:.2} cores ({:.2} ms server CPU per login)", server_cpu * 1000.0 / (logins as f64 / elapsed));
+    drop(server);
+}

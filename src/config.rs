@@ -268,6 +268,13 @@ impl Config {
                 });
             }
         }
+        if self.smartcard.listen.is_some() && self.tls.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "smartcard.listen",
+                reason: "the card listener needs [tls]: it asks browsers for a client certificate"
+                    .into(),
+            });
+        }
         if self.smartcard.listen.is_some() && self.smartcard.base_url.is_none() {
             return Err(ConfigError::Invalid {
                 key: "smartcard.base_url",
@@ -333,6 +340,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("idle_timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn card_listener_needs_tls_and_a_public_url() {
+        let err = from_toml(
+            "[smartcard]\nlisten = \"127.0.0.1:8444\"\nbase_url = \"https://localhost:8444\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("smartcard.listen") && err.contains("tls"),
+            "{err}"
+        );
+        let err = from_toml(
+            "[tls]\ncert_file = \"a\"\nkey_file = \"b\"\n[smartcard]\nlisten = \"127.0.0.1:8444\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("smartcard.base_url"), "{err}");
     }
 
     #[test]

@@ -120,10 +120,18 @@ pub async fn ensure_data(db: &Db, dir: &Path, now: UnixTime) -> anyhow::Result<(
             status: UserStatus::Active,
         };
         registry::create_user(db, &user, "demo", now).await?;
-        let pem = read(dir, "card-demo.pem")?;
-        let der = rustls_pemfile::certs(&mut pem.as_bytes())
-            .next()
-            .context("card-demo.pem holds no certificate")??;
+    }
+    let pem = read(dir, "card-demo.pem")?;
+    let der = rustls_pemfile::certs(&mut pem.as_bytes())
+        .next()
+        .context("card-demo.pem holds no certificate")??;
+    let card = crate::domain::smartcard::binding_of(&der)
+        .map_err(|e| anyhow::anyhow!("demo card: {e}"))?;
+    if db
+        .authenticator_by_certificate(&card.issuer, &card.serial)
+        .await?
+        .is_none()
+    {
         registry::bind_smartcard(db, DEMO_USER, &der, "demo", now).await?;
     }
     if let Ok(text) = read(dir, "client.json") {

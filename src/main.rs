@@ -92,7 +92,7 @@ struct AddClient {
     /// File holding the client's public JWK set (private_key_jwt).
     #[arg(long)]
     jwks: Option<PathBuf>,
-    /// authorization_code (default), refresh_token, client_credentials.
+    /// authorization_code (the default, and for now the only grant served).
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
     #[arg(long = "scope")]

@@ -67,10 +67,11 @@ impl SigningAlg {
 /// Algorithms accepted for `private_key_jwt` client assertions (CIS2 RPs use RS512 or RS256).
 pub const ASSERTION_ALGS: [&str; 4] = ["RS256", "RS512", "PS256", "ES256"];
 
-pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+/// Grant types a client may register for (refresh and client credentials are not served yet).
+pub const GRANT_TYPES: [&str; 1] = ["authorization_code"];
 
 /// Every scope careid knows (CIS2's, `../shared/reference/cis2.md` §5).
-pub const SCOPES: [&str; 12] = [
+pub const SCOPES: [&str; 10] = [
     "openid",
     "profile",
     "email",
@@ -81,8 +82,6 @@ pub const SCOPES: [&str; 12] = [
     "organisationalmemberships",
     "selectedrole",
     "changedrole",
-    "offline_access",
-    "address",
 ];
 
 /// A client's registered metadata, serialised with RFC 7591 names.
@@ -255,9 +254,6 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
         if !GRANT_TYPES.contains(&g.as_str()) {
             return Err(meta_err(&format!("unsupported grant type {g}")));
         }
-    }
-    if method == AuthMethod::None && grant_types.iter().any(|g| g == "client_credentials") {
-        return Err(meta_err("a public client cannot use client_credentials"));
     }
     let scopes = if req.scopes.is_empty() {
         vec![

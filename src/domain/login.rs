@@ -108,11 +108,14 @@ impl Provider {
             )));
         }
         let session = self.usable_session(session_secret).await?;
-        let hint_sub = request
-            .id_token_hint
-            .as_deref()
-            .and_then(|h| self.keys.verify(h).ok())
-            .and_then(|(c, _)| c.get("sub").and_then(|s| s.as_str()).map(String::from));
+        let hint_sub = match request.id_token_hint.as_deref() {
+            Some(h) => self
+                .verify_own_token(h, "JWT")
+                .await
+                .ok()
+                .and_then(|c| c.get("sub").and_then(|s| s.as_str()).map(String::from)),
+            None => None,
+        };
         if request.id_token_hint.is_some() && hint_sub.is_none() {
             let e = RedirectError {
                 error: "invalid_request",

@@ -52,14 +52,9 @@ impl Provider {
                 .map_err(|e| LogoutError::BadRequest(e.to_string()))
         };
         let hint = match get("id_token_hint")? {
-            Some(h) => Some(
-                self.keys
-                    .verify(h)
-                    .map_err(|_| {
-                        LogoutError::BadRequest("id_token_hint is not a token careid issued".into())
-                    })?
-                    .0,
-            ),
+            Some(h) => Some(self.verify_own_token(h, "JWT").await.map_err(|_| {
+                LogoutError::BadRequest("id_token_hint is not an ID token careid issued".into())
+            })?),
             None => None,
         };
         let hint_str = |n: &str| {

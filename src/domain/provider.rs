@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use josekit::jwk::JwkSet;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::client::{Client, SigningAlg};
 use super::keys::{self, KeyError, KeyRing};
@@ -102,6 +102,33 @@ impl Provider {
         Ok(kids)
     }
 
+    /// Verifies a token careid issued: signature by a published key (rereading the keys once
+    /// when the `kid` is unknown, in case another process rotated them), the expected `typ`
+    /// (`JWT` for ID tokens, `at+jwt` for access tokens) and this issuer. Expiry is the caller's
+    /// rule (an `id_token_hint` may have expired).
+    pub async fn verify_own_token(
+        &self,
+        token: &str,
+        typ: &str,
+    ) -> Result<Map<String, Value>, KeyError> {
+        let verified = match self.keys.verify(token) {
+            Err(KeyError::UnknownKey) => {
+                if let Err(e) = self.reload_keys().await {
+                    tracing::warn!(error = %e, "reloading signing keys failed");
+                }
+                self.keys.verify(token)
+            }
+            other => other,
+        };
+        let (claims, token_typ) = verified?;
+        if token_typ.as_deref() != Some(typ)
+            || claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str())
+        {
+            return Err(KeyError::UnknownKey);
+        }
+        Ok(claims)
+    }
+
     pub async fn audit(
         &self,
         kind: &str,
@@ -128,7 +155,8 @@ impl Provider {
     }
 
     /// The keys a `private_key_jwt` client signs with: registered inline, or fetched from its
-    /// `jwks_uri` and cached until a `kid` is missing (at most one refetch a minute).
+    /// `jwks_uri` and cached for five minutes, refetched sooner (at most once a minute) when an
+    /// assertion names a `kid` the cache lacks.
     pub async fn client_jwks(&self, client: &Client, kid: Option<&str>) -> Option<JwkSet> {
         if let Some(jwks) = &client.metadata.jwks {
             return JwkSet::from_map(jwks.as_object()?.clone()).ok();
@@ -148,8 +176,10 @@ impl ClientKeyCache {
     async fn get(&self, uri: &str, kid: Option<&str>, now: UnixTime) -> Option<JwkSet> {
         let cached = self.entries.lock().ok()?.get(uri).cloned();
         if let Some((set, fetched_at)) = &cached {
+            // Fresh for five minutes; a missing kid refetches, at most once a minute.
             let has_kid = kid.is_none_or(|k| !set.get(k).is_empty());
-            if has_kid || now - fetched_at < 60 {
+            let age = now - fetched_at;
+            if (has_kid && age < 300) || age < 60 {
                 return Some(set.clone());
             }
         }

@@ -308,16 +308,10 @@ impl Provider {
     /// Userinfo: the claims of the token's scopes, for a valid, unrevoked access token.
     pub async fn userinfo(&self, access_token: &str) -> Result<Map<String, Value>, BearerError> {
         let invalid = |m: &str| BearerError::InvalidToken(m.into());
-        let (claims, typ) = self
-            .keys
-            .verify(access_token)
-            .map_err(|_| invalid("the token is not valid"))?;
-        if typ.as_deref() != Some("at+jwt") {
-            return Err(invalid("not an access token"));
-        }
-        if claims.get("iss").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
-            return Err(invalid("the token is from another issuer"));
-        }
+        let claims = self
+            .verify_own_token(access_token, "at+jwt")
+            .await
+            .map_err(|_| invalid("the token is not a valid careid access token"))?;
         if claims
             .get("exp")
             .and_then(Value::as_i64)

@@ -1,6 +1,7 @@
-//! The only place errors become responses: OAuth JSON errors (RFC 6749 §5.2), bearer-token
-//! challenges (RFC 6750 §3), readable HTML pages for people, and problem details for APIs.
-//! Internal causes are logged once with the request id and never shown.
+//! Error responses for protocol clients: OAuth JSON errors (RFC 6749 §5.2) and bearer-token
+//! challenges (RFC 6750 §3), plus the internal-error page. Pages that explain a refusal to a
+//! person are built with [`super::pages::Page::error`]. Internal causes are logged once, with
+//! the request id, and never shown.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

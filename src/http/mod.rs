@@ -61,6 +61,21 @@ fn oidc_routes() -> Router<AppState> {
         .route("/card/login", get(card::card_login))
 }
 
+/// A caller's `x-request-id` is kept (so a proxy's id links the logs) only when it is short and
+/// plain; anything else is replaced by a fresh one before it reaches a log line.
+async fn drop_malformed_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let ok = request.headers().get("x-request-id").is_none_or(|v| {
+        v.len() <= 64
+            && v.as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    });
+    if !ok {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
+}
+
 pub fn router(state: AppState) -> Router {
     let path = state.provider.config.issuer_path();
     let oidc = if path.is_empty() {
@@ -89,5 +104,6 @@ pub fn router(state: AppState) -> Router {
             // The path only: query strings carry state, hints and (wrongly sent) tokens.
             tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path())
         }))
-        .layer(SetRequestIdLayer::new(HeaderName::from_static("x-request-id"), MakeRequestUuid))
+                .layer(SetRequestIdLayer::new(HeaderName::from_static("x-request-id"), MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_malformed_request_id))
 }

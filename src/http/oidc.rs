@@ -40,7 +40,7 @@ pub async fn discovery(State(app): State<AppState>) -> Response {
         "acr_values_supported": assurance::supported_acr_values(),
         "claims_supported": [
             "sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "acr", "amr",
-            "subname", "id_assurance_level", "idassurancelevel", "authentication_assurance_level", "selected_roleid",
+            "subname", "id_assurance_level", "idassurancelevel", "authentication_assurance_level",
             "name", "given_name", "family_name", "uid", "email", "nhsid_useruid", "title", "initials", "middle_names",
             "display_name", "nhsid_user_orgs", "nhsid_nrbac_roles"
         ],
@@ -48,8 +48,8 @@ pub async fn discovery(State(app): State<AppState>) -> Response {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
-        "backchannel_logout_supported": true,
-        "backchannel_logout_session_supported": true,
+        "backchannel_logout_supported": false,
+        "backchannel_logout_session_supported": false,
         "frontchannel_logout_supported": false,
         "ui_locales_supported": ["en-GB"],
     });

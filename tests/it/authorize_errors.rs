@@ -271,4 +271,30 @@ async fn every_response_carries_the_security_headers() {
         assert_eq!(h["x-frame-options"], "DENY");
         assert!(h.contains_key("x-request-id"));
     }
+    let forged = env
+        .browser(None)
+        .client
+        .get(env.endpoint("/healthz"))
+        .header("x-request-id", "evil id \"quoted\" with spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        forged.headers()["x-request-id"],
+        "evil id \"quoted\" with spaces",
+        "malformed request ids are replaced"
+    );
+    let kept = env
+        .browser(None)
+        .client
+        .get(env.endpoint("/healthz"))
+        .header("x-request-id", "proxy-id-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.headers()["x-request-id"],
+        "proxy-id-123",
+        "a proxy's plain request id is kept"
+    );
 }

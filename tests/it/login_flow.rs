@@ -591,3 +591,40 @@ async fn rotated_keys_sign_new_tokens_while_old_ones_stay_verifiable() {
     );
     assert_eq!(before.get("refresh_token"), None);
 }
+
+#[tokio::test]
+async fn an_access_token_is_not_accepted_as_an_id_token_hint() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("666666666666").await;
+    let client = env.confidential_client().await;
+    let tokens: serde_json::Value = env
+        .redeem(&client, &env.code_for(&client, &card).await)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = env
+        .http()
+        .get(env.endpoint("/connect/endSession"))
+        .query(&[("id_token_hint", tokens["access_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an access token is no ID token");
+    let info = env
+        .http()
+        .get(env.endpoint("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200, "and the session was not ended by it");
+    let r = env
+        .http()
+        .get(env.endpoint("/userinfo"))
+        .bearer_auth(tokens["id_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "an ID token is no access token");
+}
