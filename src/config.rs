@@ -26,7 +26,49 @@ pub struct Config {
     pub smartcard: SmartcardConfig,
     pub session: SessionConfig,
     pub tokens: TokenConfig,
+    pub backchannel: BackchannelConfig,
+    pub housekeeping: HousekeepingConfig,
+    pub keys: KeysConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackchannelConfig {
+    /// How often each process looks for logout tokens to deliver.
+    pub poll_interval_ms: u64,
+    /// Timeout of one delivery attempt.
+    pub request_timeout_secs: u64,
+    /// Retries stop after this long: relying parties refuse logout tokens older than 5 minutes.
+    pub give_up_after_secs: i64,
+}
+
+impl Default for BackchannelConfig {
+    fn default() -> Self {
+        BackchannelConfig {
+            poll_interval_ms: 1000,
+            request_timeout_secs: 10,
+            give_up_after_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HousekeepingConfig {
+    /// How often expired rows are purged (one process at a time does it).
+    pub interval_secs: u64,
+    /// How long expired rows are kept before they are purged.
+    pub keep_expired_secs: i64,
+}
+
+impl Default for HousekeepingConfig {
+    fn default() -> Self {
+        HousekeepingConfig {
+            interval_secs: 300,
+            keep_expired_secs: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +126,13 @@ pub struct TokenConfig {
     pub code_ttl_secs: i64,
     /// How long a started sign-in (authorization request awaiting the user) stays valid.
     pub login_flow_ttl_secs: i64,
+    /// A refresh token unused for this long expires (each use rotates it and restarts the clock).
+    pub refresh_idle_ttl_secs: i64,
+    /// Absolute lifetime of an offline_access refresh-token family. Other families end with
+    /// their sign-in session's absolute lifetime.
+    pub refresh_offline_ttl_secs: i64,
+    /// Access tokens from the client_credentials grant.
+    pub client_credentials_ttl_secs: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +160,9 @@ impl Default for Config {
             smartcard: SmartcardConfig::default(),
             session: SessionConfig::default(),
             tokens: TokenConfig::default(),
+            backchannel: BackchannelConfig::default(),
+            housekeeping: HousekeepingConfig::default(),
+            keys: KeysConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -154,6 +206,46 @@ impl Default for TokenConfig {
             id_token_ttl_secs: 600,
             code_ttl_secs: 60,
             login_flow_ttl_secs: 600,
+            refresh_idle_ttl_secs: 8 * 3600,
+            refresh_offline_ttl_secs: 30 * 86400,
+            client_credentials_ttl_secs: 600,
+        }
+    }
+}
+
+/// careid's own signing keys: encryption at rest and rotation.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Base64 of 32 random bytes: the AES-256-GCM key that encrypts the private signing keys in
+    /// the database. Required (`serve --demo` makes one). Never shown in logs or `Debug`.
+    pub encryption_key: Option<String>,
+    /// A new key is in every server's JWKS at least this long before it signs anything.
+    pub publish_before_use_secs: i64,
+    /// Scheduled rotation: a new key per algorithm when the newest is this many days old.
+    /// 0 = never.
+    pub rotate_every_days: u32,
+}
+
+impl std::fmt::Debug for KeysConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeysConfig")
+            .field(
+                "encryption_key",
+                &self.encryption_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("publish_before_use_secs", &self.publish_before_use_secs)
+            .field("rotate_every_days", &self.rotate_every_days)
+            .finish()
+    }
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            encryption_key: None,
+            publish_before_use_secs: 3600,
+            rotate_every_days: 90,
         }
     }
 }
@@ -255,6 +347,26 @@ impl Config {
                 "tokens.login_flow_ttl_secs",
                 self.tokens.login_flow_ttl_secs,
             ),
+            (
+                "tokens.refresh_idle_ttl_secs",
+                self.tokens.refresh_idle_ttl_secs,
+            ),
+            (
+                "tokens.refresh_offline_ttl_secs",
+                self.tokens.refresh_offline_ttl_secs,
+            ),
+            (
+                "tokens.client_credentials_ttl_secs",
+                self.tokens.client_credentials_ttl_secs,
+            ),
+            (
+                "backchannel.give_up_after_secs",
+                self.backchannel.give_up_after_secs,
+            ),
+            (
+                "housekeeping.keep_expired_secs",
+                self.housekeeping.keep_expired_secs,
+            ),
             ("session.idle_timeout_secs", self.session.idle_timeout_secs),
             (
                 "session.absolute_timeout_secs",
@@ -267,6 +379,15 @@ impl Config {
                     reason: "must be a positive number of seconds".into(),
                 });
             }
+        }
+        if self.backchannel.poll_interval_ms == 0
+            || self.backchannel.request_timeout_secs == 0
+            || self.housekeeping.interval_secs == 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "backchannel/housekeeping",
+                reason: "intervals and timeouts must be positive".into(),
+            });
         }
         if self.smartcard.listen.is_some() && self.tls.is_none() {
             return Err(ConfigError::Invalid {
@@ -285,6 +406,36 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "smartcard.cert_header",
                 reason: "not a valid header name".into(),
+            });
+        }
+        self.validate_keys()?;
+        Ok(())
+    }
+
+    fn validate_keys(&self) -> Result<(), ConfigError> {
+        use base64::Engine;
+        if let Some(key) = &self.keys.encryption_key {
+            let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(key.trim().trim_end_matches('='));
+            if !decoded.is_ok_and(|b| b.len() == 32) {
+                return Err(ConfigError::Invalid {
+                    key: "keys.encryption_key",
+                    reason: "must be the base64 of 32 random bytes, e.g. from `openssl rand -base64 32` (the value is not shown)".into(),
+                });
+            }
+        }
+        if !(0..=30 * 86400).contains(&self.keys.publish_before_use_secs) {
+            return Err(ConfigError::Invalid {
+                key: "keys.publish_before_use_secs",
+                reason: "must be between 0 and 2592000 (30 days)".into(),
+            });
+        }
+        if self.keys.rotate_every_days > 0
+            && i64::from(self.keys.rotate_every_days) * 86400 <= self.keys.publish_before_use_secs
+        {
+            return Err(ConfigError::Invalid {
+                key: "keys.rotate_every_days",
+                reason: "must be longer than keys.publish_before_use_secs, or 0 (never)".into(),
             });
         }
         Ok(())
@@ -372,6 +523,43 @@ mod tests {
             c.endpoint("/access_token"),
             "https://am.example.org:443/openam/oauth2/realms/root/realms/NHSIdentity/realms/Healthcare/access_token"
         );
+    }
+
+    #[test]
+    fn keys_section_is_checked_and_the_encryption_key_never_shown() {
+        let c = from_toml("").unwrap();
+        assert_eq!(c.keys.encryption_key, None);
+        assert_eq!(c.keys.publish_before_use_secs, 3600);
+        assert_eq!(c.keys.rotate_every_days, 90);
+        let good = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let c = from_toml(&format!("[keys]\nencryption_key = \"{good}\"")).unwrap();
+        assert!(!format!("{c:?}").contains(good), "Debug hides the key");
+        for (text, key) in [
+            (
+                "[keys]\nencryption_key = \"c2hvcnQ=\"",
+                "keys.encryption_key",
+            ),
+            (
+                "[keys]\nencryption_key = \"not base64 at all!\"",
+                "keys.encryption_key",
+            ),
+            (
+                "[keys]\npublish_before_use_secs = -1",
+                "keys.publish_before_use_secs",
+            ),
+            (
+                "[keys]\nrotate_every_days = 1\npublish_before_use_secs = 86400",
+                "keys.rotate_every_days",
+            ),
+            ("[keys]\nrotate_every_days = -1", "rotate_every_days"),
+            ("[keys]\nencrypton_key = \"x\"", "encrypton_key"),
+        ] {
+            let err = from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+            assert!(!err.contains("c2hvcnQ"), "the value is not echoed: {err}");
+        }
+        let never = from_toml("[keys]\nrotate_every_days = 0").unwrap();
+        assert_eq!(never.keys.rotate_every_days, 0);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! created under `data/demo/` when missing and reused afterwards. A development CA and a server
 //! certificate for `localhost`, a smartcard root and authentication sub-CA, a card certificate for
 //! a demo user (PEM and a password-protected PKCS#12 for importing into a browser), and a
-//! registered confidential client. Demo data is never created without `--demo`.
+//! registered confidential client, and the key that encrypts the signing keys (when
+//! `keys.encryption_key` is not configured). Demo data is never created without `--demo`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use crate::clock::UnixTime;
 use crate::config::{Config, TlsConfig};
 use crate::domain::client::ClientRequest;
 use crate::domain::identity::{User, UserStatus};
+use crate::domain::keys::KeyEncryptionKey;
 use crate::domain::{registry, secrets};
 use crate::pki::{Authority, CardSpec};
 use crate::store::Db;
@@ -90,6 +92,28 @@ pub fn ensure_pki(dir: &Path, now: UnixTime) -> anyhow::Result<String> {
         write(dir, "card-demo.p12.password", &password)?;
     }
     read(dir, "card-demo.p12.password")
+}
+
+/// The demo's key-encryption key (`keys.encryption_key` when none is configured), made on first
+/// use in `key-encryption.key` (base64, readable only by its owner) and reused afterwards, so the
+/// demo database's signing keys stay readable across restarts.
+pub fn ensure_key_encryption_key(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("key-encryption.key");
+    if !path.exists() {
+        fs::create_dir_all(dir)?;
+        let key = KeyEncryptionKey::generate()?.to_base64();
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(
+            &mut options
+                .open(&path)
+                .with_context(|| format!("writing {}", path.display()))?,
+            key.as_bytes(),
+        )?;
+    }
+    Ok(read(dir, "key-encryption.key")?.trim().to_string())
 }
 
 fn pkcs12(cert_pem: &str, key_pem: &str, ca_pem: &str, password: &str) -> anyhow::Result<Vec<u8>> {

@@ -10,6 +10,7 @@ use careid::clock::{Clock, SystemClock};
 use careid::config::{Config, LogFormat};
 use careid::demo;
 use careid::domain::client::ClientRequest;
+use careid::domain::keys::{Activation, KeyError};
 use careid::domain::provider::Provider;
 use careid::domain::registry;
 use careid::domain::smartcard::CardTrust;
@@ -58,8 +59,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Add a new signing key per algorithm; old keys stay published until their tokens expire.
-    Rotate,
+    /// Add a new signing key per algorithm. It is published at once and signs after
+    /// keys.publish_before_use_secs (+60 s); the keys it replaces stay published until every
+    /// token they signed has expired.
+    Rotate {
+        /// Emergency (key compromise): the new keys sign at once and the old ones leave the JWKS
+        /// at once, so every token they signed stops verifying.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -92,7 +100,7 @@ struct AddClient {
     /// File holding the client's public JWK set (private_key_jwt).
     #[arg(long)]
     jwks: Option<PathBuf>,
-    /// authorization_code (the default, and for now the only grant served).
+    /// authorization_code (default), refresh_token, client_credentials (repeat for several).
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
     #[arg(long = "scope")]
@@ -106,6 +114,12 @@ struct AddClient {
     /// For confidential clients built for CIS2 that send no PKCE. Weaker: see docs/decisions.md.
     #[arg(long)]
     allow_missing_pkce: bool,
+    /// Refresh tokens unused this long expire (default: tokens.refresh_idle_ttl_secs).
+    #[arg(long)]
+    refresh_idle_secs: Option<i64>,
+    /// Refresh-token families end this long after sign-in at the latest.
+    #[arg(long)]
+    refresh_absolute_secs: Option<i64>,
 }
 
 fn init_tracing(config: &Config) {
@@ -135,10 +149,15 @@ async fn serve(mut config: Config, demo_mode: bool) -> anyhow::Result<()> {
         let dir = PathBuf::from(demo::DEMO_DIR);
         let password = demo::ensure_pki(&dir, clock.now())?;
         demo::configure(&mut config, &dir);
+        if config.keys.encryption_key.is_none() {
+            config.keys.encryption_key = Some(demo::ensure_key_encryption_key(&dir)?);
+        }
         let db = database(&config).await?;
         let (client_id, _) = demo::ensure_data(&db, &dir, clock.now()).await?;
         db.close().await;
         banner = Some(demo::instructions(&config, &dir, &client_id, &password));
+    } else if config.keys.encryption_key.is_none() {
+        return Err(KeyError::NoEncryptionKey.into());
     }
     let listeners = Listeners::bind(&config).await?;
     let running = server::start(config.clone(), clock, listeners).await?;
@@ -187,6 +206,8 @@ async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()>
                 id_token_signing_alg: a.id_token_signing_alg,
                 token_endpoint_auth_signing_alg: a.token_endpoint_auth_signing_alg,
                 allow_missing_pkce: a.allow_missing_pkce,
+                refresh_token_idle_ttl: a.refresh_idle_secs,
+                refresh_token_absolute_ttl: a.refresh_absolute_secs,
             };
             let new = registry::register_client(&db, request, "cli", now).await?;
             println!("{}", serde_json::to_string_pretty(&new.to_json())?);
@@ -241,13 +262,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys {
-            command: KeysCommand::Rotate,
+            command: KeysCommand::Rotate { now },
         } => {
             let db = database(&config).await?;
             let provider = Provider::new(db, Arc::new(SystemClock), config, CardTrust::default());
             provider.load_keys().await?;
-            for kid in provider.rotate_keys().await? {
-                println!("new signing key {kid}");
+            let activation = if now {
+                Activation::Immediately
+            } else {
+                Activation::AfterPublication
+            };
+            for key in provider.rotate_keys(activation).await? {
+                let when = time::OffsetDateTime::from_unix_timestamp(key.activate_at)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| key.activate_at.to_string());
+                if now {
+                    println!(
+                        "new signing key {} ({}): signs now; the keys it replaces are retired",
+                        key.kid,
+                        key.alg.as_str()
+                    );
+                } else {
+                    println!(
+                        "new signing key {} ({}): published now, signs from {when}",
+                        key.kid,
+                        key.alg.as_str()
+                    );
+                }
+            }
+            if now {
+                eprintln!("careid: tokens signed by the retired keys no longer verify; running servers switch within {} s", careid::domain::keys::RELOAD_INTERVAL_SECS);
             }
             Ok(())
         }

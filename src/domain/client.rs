@@ -67,11 +67,10 @@ impl SigningAlg {
 /// Algorithms accepted for `private_key_jwt` client assertions (CIS2 RPs use RS512 or RS256).
 pub const ASSERTION_ALGS: [&str; 4] = ["RS256", "RS512", "PS256", "ES256"];
 
-/// Grant types a client may register for (refresh and client credentials are not served yet).
-pub const GRANT_TYPES: [&str; 1] = ["authorization_code"];
+pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
 
 /// Every scope careid knows (CIS2's, `../shared/reference/cis2.md` §5).
-pub const SCOPES: [&str; 10] = [
+pub const SCOPES: [&str; 11] = [
     "openid",
     "profile",
     "email",
@@ -82,7 +81,20 @@ pub const SCOPES: [&str; 10] = [
     "organisationalmemberships",
     "selectedrole",
     "changedrole",
+    "offline_access",
 ];
+
+/// Scopes about a user: never granted to a client acting for itself (client credentials).
+pub const USER_SCOPES: [&str; 11] = SCOPES;
+
+/// A client's own API scope (RFC 6749 scope-token, kept simple): lower-case letters, digits
+/// and `. _ : / -`, starting with a letter.
+fn is_api_scope(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._:/-".contains(&b))
+}
 
 /// A client's registered metadata, serialised with RFC 7591 names.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -110,6 +122,12 @@ pub struct ClientMetadata {
     /// careid extension: PKCE S256 required on every authorization request. Only a confidential
     /// client may have it off (relying parties built for CIS2 send no PKCE).
     pub require_pkce: bool,
+    /// careid extension: a refresh token unused this long expires (default from configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_idle_ttl: Option<i64>,
+    /// careid extension: a refresh-token family ends this long after sign-in at the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_absolute_ttl: Option<i64>,
 }
 
 impl ClientMetadata {
@@ -147,6 +165,8 @@ pub struct ClientRequest {
     pub id_token_signing_alg: Option<String>,
     pub token_endpoint_auth_signing_alg: Option<String>,
     pub allow_missing_pkce: bool,
+    pub refresh_token_idle_ttl: Option<i64>,
+    pub refresh_token_absolute_ttl: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -255,6 +275,17 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
             return Err(meta_err(&format!("unsupported grant type {g}")));
         }
     }
+    if method == AuthMethod::None && grant_types.iter().any(|g| g == "client_credentials") {
+        return Err(meta_err("a public client cannot use client_credentials"));
+    }
+    for ttl in [req.refresh_token_idle_ttl, req.refresh_token_absolute_ttl]
+        .into_iter()
+        .flatten()
+    {
+        if ttl <= 0 {
+            return Err(meta_err("refresh token lifetimes must be positive"));
+        }
+    }
     let scopes = if req.scopes.is_empty() {
         vec![
             "openid",
@@ -273,8 +304,10 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
         req.scopes.clone()
     };
     for s in &scopes {
-        if !SCOPES.contains(&s.as_str()) {
-            return Err(meta_err(&format!("unknown scope {s}")));
+        if !SCOPES.contains(&s.as_str()) && !is_api_scope(s) {
+            return Err(meta_err(&format!(
+                "{s} is neither a careid scope nor a valid API scope name"
+            )));
         }
     }
     let alg = match req.id_token_signing_alg.as_deref() {
@@ -302,6 +335,8 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
         scope: scopes.join(" "),
         id_token_signed_response_alg: alg,
         require_pkce: !req.allow_missing_pkce,
+        refresh_token_idle_ttl: req.refresh_token_idle_ttl,
+        refresh_token_absolute_ttl: req.refresh_token_absolute_ttl,
     };
     let client = Client {
         metadata,

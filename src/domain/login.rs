@@ -380,15 +380,44 @@ impl Provider {
         Ok((session, secret))
     }
 
-    /// The one path that ends a session: marks it ended and revokes its tokens.
+    /// The one path that ends a session, whatever the cause (logout, suspension, card removal,
+    /// leaver): marks it ended, revokes its access tokens and session-bound refresh tokens, and
+    /// queues a back-channel logout to every client that was issued tokens in it.
     pub async fn end_session(&self, sid: &str, reason: &str) -> Result<bool, ServiceError> {
         let now = self.now();
-        let ended = self.db.end_session(sid, reason, now).await?;
-        if ended {
-            self.db.revoke_tokens_of_session(sid, now).await?;
-            self.audit("session.ended", reason, None, None, json!({ "sid": sid }))
-                .await?;
+        let Some(session) = self.db.session_by_sid(sid).await? else {
+            return Ok(false);
+        };
+        if !self.db.end_session(sid, reason, now).await? {
+            return Ok(false);
         }
-        Ok(ended)
+        self.db.revoke_tokens_of_session(sid, now).await?;
+        self.db.revoke_refresh_tokens_of_session(sid, now).await?;
+        let queued = self
+            .queue_backchannel_logouts(sid, &session.user_uuid)
+            .await?;
+        self.audit(
+            "session.ended",
+            reason,
+            Some(&session.user_uuid),
+            None,
+            json!({ "sid": sid, "backchannel_logouts": queued }),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Ends everything a user holds: every session (through [`Self::end_session`]) and every
+    /// token, offline ones included. Used when an identity is suspended or closed.
+    pub async fn revoke_user(&self, user_uuid: &str, reason: &str) -> Result<(), ServiceError> {
+        for sid in self.db.open_sessions_of_user(user_uuid).await? {
+            self.end_session(&sid, reason).await?;
+        }
+        let now = self.now();
+        self.db
+            .revoke_refresh_tokens_of_user(user_uuid, now)
+            .await?;
+        self.db.revoke_access_tokens_of_user(user_uuid, now).await?;
+        Ok(())
     }
 }

@@ -3,15 +3,18 @@
 
 pub mod assurance;
 pub mod authorize;
+pub mod backchannel;
 pub mod claims;
 pub mod client;
 pub mod client_auth;
+pub mod grants;
 pub mod identity;
 pub mod keys;
 pub mod login;
 pub mod logout;
 pub mod provider;
 pub mod registry;
+pub mod resource;
 pub mod secrets;
 pub mod session;
 pub mod smartcard;

@@ -31,10 +31,15 @@ pub struct Provider {
     pub config: Config,
     pub card_trust: CardTrust,
     client_keys: ClientKeyCache,
+    /// Outgoing calls to relying parties (back-channel logout).
+    pub(crate) outbound: reqwest::Client,
+    /// Woken when a logout is queued, so delivery does not wait for the next poll.
+    pub logout_wakeup: tokio::sync::Notify,
 }
 
 impl Provider {
     pub fn new(db: Db, clock: Arc<dyn Clock>, config: Config, card_trust: CardTrust) -> Provider {
+        let config_timeout = config.backchannel.request_timeout_secs;
         Provider {
             db,
             clock,
@@ -42,6 +47,12 @@ impl Provider {
             config,
             card_trust,
             client_keys: ClientKeyCache::default(),
+            outbound: reqwest::Client::builder()
+                .timeout(Duration::from_secs(config_timeout))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+            logout_wakeup: tokio::sync::Notify::new(),
         }
     }
 
@@ -49,57 +60,197 @@ impl Provider {
         self.clock.now()
     }
 
-    /// Loads the signing keys, creating one per algorithm on first start.
+    /// The key-encryption key from `keys.encryption_key`.
+    fn key_encryption_key(&self) -> Result<keys::KeyEncryptionKey, KeyError> {
+        let text = self
+            .config
+            .keys
+            .encryption_key
+            .as_deref()
+            .ok_or(KeyError::NoEncryptionKey)?;
+        keys::KeyEncryptionKey::from_base64(text)
+    }
+
+    /// How long a replaced key stays published after its successor starts signing: the longest
+    /// lifetime of a token careid signs, plus [`keys::RETIRE_MARGIN_SECS`].
+    fn keep_after_successor(&self) -> i64 {
+        let t = &self.config.tokens;
+        t.access_token_ttl_secs
+            .max(t.id_token_ttl_secs)
+            .max(t.client_credentials_ttl_secs)
+            + keys::RETIRE_MARGIN_SECS
+    }
+
+    /// When a key added now by normal rotation starts signing: after every server has published
+    /// it (from its next reload) for `keys.publish_before_use_secs`.
+    fn activation_after_publication(&self, now: UnixTime) -> UnixTime {
+        now + self.config.keys.publish_before_use_secs + keys::RELOAD_INTERVAL_SECS
+    }
+
+    /// Prepares the signing keys at start (server and CLI) and loads them. Fails without a
+    /// usable `keys.encryption_key`. Plain-text private keys left by an earlier careid are sealed
+    /// in place. An algorithm with no key that is not retiring (an empty database) gets one that
+    /// signs at once: nothing could sign otherwise.
     pub async fn load_keys(&self) -> Result<(), ServiceError> {
+        let kek = self.key_encryption_key()?;
         let now = self.now();
-        let mut stored = self.db.signing_keys().await?;
-        for alg in SigningAlg::ALL {
-            if !stored.iter().any(|k| k.alg == alg && k.retire_at.is_none()) {
-                let key = keys::generate(alg, now)?;
-                self.db.insert_signing_key(&key).await?;
-                tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key");
-                stored.push(key);
+        let stored = self.db.signing_keys().await?;
+        for key in stored
+            .iter()
+            .filter(|k| !keys::is_sealed(&k.sealed_private_key))
+        {
+            let sealed = kek.seal(&key.kid, key.sealed_private_key.as_bytes())?;
+            if self
+                .db
+                .replace_sealed_private_key(&key.kid, &key.sealed_private_key, &sealed)
+                .await?
+            {
+                tracing::info!(kid = %key.kid, "encrypted a plain-text signing key at rest");
             }
         }
-        self.keys.load(&stored, now)?;
-        Ok(())
-    }
-
-    /// Rereads keys another process may have rotated.
-    pub async fn reload_keys(&self) -> Result<(), ServiceError> {
-        let stored = self.db.signing_keys().await?;
-        self.keys.load(&stored, self.now())?;
-        Ok(())
-    }
-
-    /// Adds a new key per algorithm; the old ones keep verifying until every token they signed
-    /// has expired, then leave the JWKS.
-    pub async fn rotate_keys(&self) -> Result<Vec<String>, ServiceError> {
-        let now = self.now();
-        let longest = self
-            .config
-            .tokens
-            .access_token_ttl_secs
-            .max(self.config.tokens.id_token_ttl_secs);
-        let mut kids = Vec::new();
         for alg in SigningAlg::ALL {
-            let key = keys::generate(alg, now)?;
-            self.db.insert_signing_key(&key).await?;
-            self.db
-                .schedule_key_retirement(alg, &key.kid, now + longest + 60)
-                .await?;
-            kids.push(key.kid);
+            if !stored.iter().any(|k| k.alg == alg && k.retire_at.is_none()) {
+                let generation = keys::next_generation(&stored, alg);
+                let key = keys::generate(alg, generation, &kek, now, now)?;
+                if self.db.insert_signing_key(&key).await? {
+                    tracing::info!(kid = %key.kid, alg = alg.as_str(), "created signing key");
+                }
+            }
+        }
+        self.reload_keys().await
+    }
+
+    /// Rereads the keys (another process may have added some), gives a `retire_at` to keys
+    /// whose successor now signs (`keys::due_retirements`), and loads the ring. Every server
+    /// does this every [`keys::RELOAD_INTERVAL_SECS`].
+    pub async fn reload_keys(&self) -> Result<(), ServiceError> {
+        let kek = self.key_encryption_key()?;
+        let now = self.now();
+        let mut stored = self.db.signing_keys().await?;
+        let due = keys::due_retirements(&stored, now, self.keep_after_successor());
+        if !due.is_empty() {
+            for (kid, retire_at) in &due {
+                if self.db.schedule_key_retirement(kid, *retire_at).await? {
+                    tracing::info!(kid = %kid, retire_at, "signing key replaced; published until retire_at");
+                }
+            }
+            stored = self.db.signing_keys().await?;
+        }
+        self.keys.load(&stored, &kek, now)?;
+        Ok(())
+    }
+
+    /// Adds a new key per algorithm (`careid keys rotate`). With
+    /// [`keys::Activation::AfterPublication`] it is published at once and signs from
+    /// [`activation_after_publication`](Self::activation_after_publication); the key it replaces
+    /// signs until then and retires once every token it signed has expired. With
+    /// [`keys::Activation::Immediately`] (key compromise) it signs at once and every other key of
+    /// its algorithm retires at once, so tokens they signed stop verifying.
+    pub async fn rotate_keys(
+        &self,
+        activation: keys::Activation,
+    ) -> Result<Vec<keys::NewKey>, ServiceError> {
+        let kek = self.key_encryption_key()?;
+        let now = self.now();
+        let activate_at = match activation {
+            keys::Activation::AfterPublication => self.activation_after_publication(now),
+            keys::Activation::Immediately => now,
+        };
+        let mut added = Vec::new();
+        for alg in SigningAlg::ALL {
+            let mut key = keys::generate(alg, 0, &kek, now, activate_at)?;
+            // Another process may take the next generation first: then follow it.
+            let mut inserted = false;
+            for _ in 0..3 {
+                key.generation = keys::next_generation(&self.db.signing_keys().await?, alg);
+                if self.db.insert_signing_key(&key).await? {
+                    inserted = true;
+                    break;
+                }
+            }
+            if !inserted {
+                return Err(KeyError::Contended(alg.as_str()).into());
+            }
+            if activation == keys::Activation::Immediately {
+                let retired = self
+                    .db
+                    .retire_other_signing_keys(alg, &key.kid, now)
+                    .await?;
+                tracing::warn!(kid = %key.kid, alg = alg.as_str(), retired, "signing key replaced at once; tokens signed by the retired keys no longer verify");
+            }
+            added.push(keys::NewKey {
+                kid: key.kid,
+                alg,
+                activate_at,
+            });
         }
         self.reload_keys().await?;
+        self.audit_rotation(&added, activation, "manual").await?;
+        Ok(added)
+    }
+
+    /// Scheduled rotation (`keys.rotate_every_days`, checked by every server at each reload):
+    /// adds a key, published before use like `keys rotate`, for each algorithm whose newest key
+    /// was created that long ago. When several processes check at once, each tries the
+    /// generation after the newest; the store accepts one key per generation, so exactly one
+    /// process adds it.
+    pub async fn rotate_keys_if_due(&self) -> Result<Vec<keys::NewKey>, ServiceError> {
+        let days = self.config.keys.rotate_every_days;
+        if days == 0 {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        let stored = self.db.signing_keys().await?;
+        let due: Vec<SigningAlg> = SigningAlg::ALL
+            .into_iter()
+            .filter(|alg| keys::rotation_due(&stored, *alg, now, i64::from(days) * 86400))
+            .collect();
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kek = self.key_encryption_key()?;
+        let activate_at = self.activation_after_publication(now);
+        let mut added = Vec::new();
+        for alg in due {
+            let generation = keys::next_generation(&stored, alg);
+            let key = keys::generate(alg, generation, &kek, now, activate_at)?;
+            if self.db.insert_signing_key(&key).await? {
+                tracing::info!(kid = %key.kid, alg = alg.as_str(), activate_at, "scheduled rotation: new signing key published");
+                added.push(keys::NewKey {
+                    kid: key.kid,
+                    alg,
+                    activate_at,
+                });
+            }
+        }
+        if !added.is_empty() {
+            self.reload_keys().await?;
+            self.audit_rotation(&added, keys::Activation::AfterPublication, "scheduled")
+                .await?;
+        }
+        Ok(added)
+    }
+
+    async fn audit_rotation(
+        &self,
+        added: &[keys::NewKey],
+        activation: keys::Activation,
+        trigger: &str,
+    ) -> Result<(), ServiceError> {
+        let kids: Vec<&str> = added.iter().map(|k| k.kid.as_str()).collect();
         self.audit(
             "keys.rotated",
             "success",
             None,
             None,
-            serde_json::json!({ "new_kids": kids }),
+            serde_json::json!({
+                "new_kids": kids,
+                "activate_at": added.first().map(|k| k.activate_at),
+                "immediate": activation == keys::Activation::Immediately,
+                "trigger": trigger,
+            }),
         )
-        .await?;
-        Ok(kids)
+        .await
     }
 
     /// Verifies a token careid issued: signature by a published key (rereading the keys once

@@ -1,13 +1,15 @@
-//! The token endpoint (authorization code grant) and userinfo: client authentication, the code's
-//! single use and bindings (client, redirect URI, PKCE), and the tokens issued from it.
+//! The token endpoint: client authentication, the grant dispatch, the authorization code's single
+//! use and bindings (client, redirect URI, PKCE), and issuing user tokens (shared with the
+//! refresh grant in `grants`).
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::authorize::Params;
 use super::claims::{self, CodeGrant, TokenTimes};
 use super::client::{Client, SigningAlg};
 use super::client_auth::{self, ClientAuthError, Presented};
-use super::identity::UserStatus;
+use super::grants::Family;
+use super::identity::{User, UserStatus};
 use super::provider::{Provider, ServiceError};
 use super::secrets;
 use crate::store::{AccessTokenRecord, Redeemed};
@@ -24,6 +26,8 @@ pub enum TokenError {
     UnauthorizedClient(String),
     #[error("unsupported_grant_type: {0}")]
     UnsupportedGrantType(String),
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
     #[error(transparent)]
     Internal(#[from] ServiceError),
 }
@@ -36,6 +40,7 @@ impl TokenError {
             TokenError::InvalidGrant(_) => "invalid_grant",
             TokenError::UnauthorizedClient(_) => "unauthorized_client",
             TokenError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            TokenError::InvalidScope(_) => "invalid_scope",
             TokenError::Internal(_) => "server_error",
         }
     }
@@ -55,6 +60,8 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 /// Why a bearer token was refused (RFC 6750).
@@ -78,7 +85,7 @@ impl Provider {
         ]
     }
 
-    async fn authenticate_client(
+    pub(crate) async fn authenticate_client(
         &self,
         authorization: Option<&str>,
         params: &Params<'_>,
@@ -188,6 +195,18 @@ impl Provider {
                 self.redeem_code(&client, code, get("redirect_uri")?, get("code_verifier")?)
                     .await
             }
+            Some("refresh_token") => {
+                if !client.metadata.allows_grant("refresh_token") {
+                    return Err(TokenError::UnauthorizedClient(
+                        "the client may not use refresh_token".into(),
+                    ));
+                }
+                let token = get("refresh_token")?.ok_or_else(|| {
+                    TokenError::InvalidRequest("refresh_token is required".into())
+                })?;
+                self.refresh_grant(&client, token, get("scope")?).await
+            }
+            Some("client_credentials") => self.client_credentials(&client, get("scope")?).await,
             Some(other) => Err(TokenError::UnsupportedGrantType(format!(
                 "{other} is not supported"
             ))),
@@ -244,7 +263,7 @@ impl Provider {
         }
         check_pkce(&grant, verifier)?;
         let session = self.db.session_by_sid(&grant.sid).await?;
-        if session.is_none_or(|s| s.ended_at.is_some()) {
+        if session.as_ref().is_none_or(|s| s.ended_at.is_some()) {
             return Err(TokenError::InvalidGrant(
                 "the sign-in session has ended".into(),
             ));
@@ -255,101 +274,87 @@ impl Provider {
             .await?
             .filter(|u| u.status == UserStatus::Active)
             .ok_or_else(|| TokenError::InvalidGrant("the user is not active".into()))?;
+        let family = if client.metadata.allows_grant("refresh_token") {
+            let session_expiry = session.map(|s| s.absolute_expiry).unwrap_or(now);
+            Some(self.new_refresh_family(client, &grant, session_expiry))
+        } else {
+            None
+        };
+        self.issue_user_tokens(
+            client,
+            &grant,
+            &user,
+            Some(code_hash),
+            family,
+            "authorization_code",
+        )
+        .await
+    }
+
+    /// Signs and records an access token and an ID token (when `openid` was granted) for a user
+    /// grant, and the next refresh token of `family` when there is one.
+    pub(crate) async fn issue_user_tokens(
+        &self,
+        client: &Client,
+        grant: &CodeGrant,
+        user: &User,
+        code_hash: Option<String>,
+        family: Option<Family>,
+        grant_type: &'static str,
+    ) -> Result<TokenResponse, TokenError> {
+        let now = self.now();
         let times = TokenTimes {
             now,
             id_token_ttl: self.config.tokens.id_token_ttl_secs,
             access_token_ttl: self.config.tokens.access_token_ttl_secs,
         };
-        let (at_claims, jti) = claims::access_token(&self.config.issuer, &grant, &times);
+        let (at_claims, jti) = claims::access_token(&self.config.issuer, grant, &times);
         let access_token = self
             .keys
             .sign(SigningAlg::RS256, "at+jwt", at_claims)
             .map_err(ServiceError::from)?;
-        let id_claims = claims::id_token(&self.config.issuer, &grant, &user, &access_token, &times);
-        let id_token = self
-            .keys
-            .sign(
-                client.metadata.id_token_signed_response_alg,
-                "JWT",
-                id_claims,
+        let id_token = if grant.has_scope("openid") {
+            let id_claims =
+                claims::id_token(&self.config.issuer, grant, user, &access_token, &times);
+            Some(
+                self.keys
+                    .sign(
+                        client.metadata.id_token_signed_response_alg,
+                        "JWT",
+                        id_claims,
+                    )
+                    .map_err(ServiceError::from)?,
             )
-            .map_err(ServiceError::from)?;
+        } else {
+            None
+        };
         self.db
             .insert_access_token(&AccessTokenRecord {
                 jti: jti.clone(),
                 client_id: grant.client_id.clone(),
                 user_uuid: Some(grant.user_uuid.clone()),
                 sid: Some(grant.sid.clone()),
-                code_hash: Some(code_hash),
+                code_hash,
                 scope: grant.scopes.join(" "),
                 issued_at: now,
                 expires_at: now + times.access_token_ttl,
+                family_id: family.as_ref().map(|f| f.id.clone()),
             })
             .await?;
-        metrics::counter!("careid_tokens_issued_total", "grant_type" => "authorization_code")
-            .increment(1);
-        self.audit(
-            "token.issued",
-            "success",
-            Some(&grant.user_uuid),
-            Some(&grant.client_id),
-            json!({ "grant_type": "authorization_code", "jti": jti, "sid": grant.sid }),
-        )
-        .await?;
+        let refresh_token = match family {
+            Some(f) => Some(self.store_refresh_token(grant, &f).await?),
+            None => None,
+        };
+        metrics::counter!("careid_tokens_issued_total", "grant_type" => grant_type).increment(1);
+        self.audit("token.issued", "success", Some(&grant.user_uuid), Some(&grant.client_id), json!({ "grant_type": grant_type, "jti": jti, "sid": grant.sid, "refresh": refresh_token.is_some() })).await?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
             expires_in: times.access_token_ttl,
             scope: grant.scopes.join(" "),
-            id_token: Some(id_token),
+            id_token,
+            refresh_token,
         })
-    }
-
-    /// Userinfo: the claims of the token's scopes, for a valid, unrevoked access token.
-    pub async fn userinfo(&self, access_token: &str) -> Result<Map<String, Value>, BearerError> {
-        let invalid = |m: &str| BearerError::InvalidToken(m.into());
-        let claims = self
-            .verify_own_token(access_token, "at+jwt")
-            .await
-            .map_err(|_| invalid("the token is not a valid careid access token"))?;
-        if claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .is_none_or(|exp| exp <= self.now())
-        {
-            return Err(invalid("the token has expired"));
-        }
-        let jti = claims
-            .get("jti")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("the token has no jti"))?;
-        if !self
-            .db
-            .access_token_active(jti)
-            .await
-            .map_err(ServiceError::from)?
-        {
-            return Err(invalid("the token has been revoked"));
-        }
-        let sub = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("the token has no subject"))?;
-        let user = self
-            .db
-            .user(sub)
-            .await
-            .map_err(ServiceError::from)?
-            .filter(|u| u.status == UserStatus::Active)
-            .ok_or_else(|| invalid("the user is not active"))?;
-        let scopes: Vec<String> = claims
-            .get("scope")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .split(' ')
-            .map(String::from)
-            .collect();
-        Ok(claims::userinfo(&user, &scopes))
     }
 }
 

@@ -36,7 +36,8 @@ impl IntoResponse for OAuthError {
             TokenError::InvalidRequest(d)
             | TokenError::InvalidGrant(d)
             | TokenError::UnauthorizedClient(d)
-            | TokenError::UnsupportedGrantType(d) => (StatusCode::BAD_REQUEST, d.clone()),
+            | TokenError::UnsupportedGrantType(d)
+            | TokenError::InvalidScope(d) => (StatusCode::BAD_REQUEST, d.clone()),
         };
         let mut response = (
             status,

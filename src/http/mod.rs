@@ -59,6 +59,9 @@ fn oidc_routes() -> Router<AppState> {
         .route("/logout", get(oidc::logout).post(oidc::logout))
         .route("/connect/endSession", get(oidc::logout).post(oidc::logout))
         .route("/card/login", get(card::card_login))
+        .route("/introspect", post(oidc::introspect))
+        .route("/revoke", post(oidc::revoke))
+        .route("/token/revoke", post(oidc::revoke))
 }
 
 /// A caller's `x-request-id` is kept (so a proxy's id links the logs) only when it is short and

@@ -30,7 +30,11 @@ pub async fn discovery(State(app): State<AppState>) -> Response {
         "scopes_supported": SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "introspection_endpoint": c.endpoint("/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "revocation_endpoint": c.endpoint("/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256"],
         "userinfo_signing_alg_values_supported": [],
@@ -48,8 +52,8 @@ pub async fn discovery(State(app): State<AppState>) -> Response {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
-        "backchannel_logout_supported": false,
-        "backchannel_logout_session_supported": false,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "frontchannel_logout_supported": false,
         "ui_locales_supported": ["en-GB"],
     });
@@ -138,6 +142,36 @@ pub async fn token(
         .and_then(|v| v.to_str().ok());
     match app.provider.token(authorization, &pairs).await {
         Ok(response) => no_store(Json(response).into_response()),
+        Err(e) => OAuthError(e).into_response(),
+    }
+}
+
+/// Token introspection (RFC 7662).
+pub async fn introspect(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let pairs = match params::from_form(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return OAuthError(TokenError::InvalidRequest(e.to_string())).into_response(),
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match app.provider.introspect(authorization, &pairs).await {
+        Ok(answer) => no_store(Json(answer).into_response()),
+        Err(e) => OAuthError(e).into_response(),
+    }
+}
+
+/// Token revocation (RFC 7009): 200 with an empty body, whether or not the token was valid.
+pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let pairs = match params::from_form(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return OAuthError(TokenError::InvalidRequest(e.to_string())).into_response(),
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match app.provider.revoke(authorization, &pairs).await {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => OAuthError(e).into_response(),
     }
 }

@@ -228,6 +228,8 @@ pub async fn start(
         }
         None => None,
     };
+    tasks.push(tokio::spawn(deliver_logouts(provider.clone(), rx.clone())));
+    tasks.push(tokio::spawn(housekeeping(provider.clone(), rx.clone())));
     tasks.push(tokio::spawn(reload_keys_periodically(provider.clone(), rx)));
     Ok(RunningServer {
         main_addr,
@@ -239,10 +241,47 @@ pub async fn start(
 }
 
 /// Picks up keys rotated by another process.
-async fn reload_keys_periodically(provider: Arc<Provider>, mut shutdown: watch::Receiver<bool>) {
+/// Delivers back-channel logouts from the outbox: on every poll tick and whenever one is queued.
+async fn deliver_logouts(provider: Arc<Provider>, mut shutdown: watch::Receiver<bool>) {
+    let owner = format!("delivery-{}", uuid::Uuid::new_v4());
+    let poll = Duration::from_millis(provider.config.backchannel.poll_interval_ms);
+    loop {
+        if let Err(e) = provider.deliver_due_logouts(&owner).await {
+            tracing::warn!(error = %e, "back-channel logout delivery failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = provider.logout_wakeup.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Purges expired rows; one process per round does it (a lease in the database).
+async fn housekeeping(provider: Arc<Provider>, mut shutdown: watch::Receiver<bool>) {
+    let owner = format!("housekeeping-{}", uuid::Uuid::new_v4());
+    let interval = Duration::from_secs(provider.config.housekeeping.interval_secs);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(60)) => {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = provider.housekeep(&owner).await {
+            tracing::warn!(error = %e, "housekeeping failed");
+        }
+    }
+}
+
+/// Every `RELOAD_INTERVAL_SECS`: adds keys when scheduled rotation is due (one process wins),
+/// then rereads the keys (picking up keys other processes added, and retiring replaced ones).
+async fn reload_keys_periodically(provider: Arc<Provider>, mut shutdown: watch::Receiver<bool>) {
+    let interval = Duration::from_secs(crate::domain::keys::RELOAD_INTERVAL_SECS.unsigned_abs());
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {
+                if let Err(e) = provider.rotate_keys_if_due().await {
+                    tracing::warn!(error = %e, "scheduled signing-key rotation failed");
+                }
                 if let Err(e) = provider.reload_keys().await {
                     tracing::warn!(error = %e, "reloading signing keys failed");
                 }

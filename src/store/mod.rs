@@ -10,7 +10,10 @@
 mod audit;
 mod clients;
 mod codes;
+mod jobs;
 mod keys;
+mod outbox;
+mod refresh;
 mod sessions;
 mod tokens;
 mod users;
@@ -25,6 +28,9 @@ use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEvent;
 pub use codes::Redeemed;
+pub use jobs::Purged;
+pub use outbox::LogoutDelivery;
+pub use refresh::RefreshRecord;
 pub use tokens::AccessTokenRecord;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

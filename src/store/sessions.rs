@@ -97,6 +97,16 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The sids of a user's sessions that have not ended.
+    pub async fn open_sessions_of_user(&self, user_uuid: &str) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT sid FROM sessions WHERE user_uuid = $1 AND ended_at IS NULL")
+                .bind(user_uuid)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().map(|r| Ok(r.try_get("sid")?)).collect()
+    }
+
     /// Ends a session; false if it had already ended.
     pub async fn end_session(
         &self,

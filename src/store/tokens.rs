@@ -16,12 +16,14 @@ pub struct AccessTokenRecord {
     pub scope: String,
     pub issued_at: UnixTime,
     pub expires_at: UnixTime,
+    /// The refresh-token family it was issued with, if any: revoking the family revokes it.
+    pub family_id: Option<String>,
 }
 
 impl Db {
     pub async fn insert_access_token(&self, t: &AccessTokenRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO access_tokens (jti, client_id, user_uuid, sid, code_hash, scope, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO access_tokens (jti, client_id, user_uuid, sid, code_hash, scope, issued_at, expires_at, family_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&t.jti)
         .bind(&t.client_id)
@@ -31,6 +33,7 @@ impl Db {
         .bind(&t.scope)
         .bind(t.issued_at)
         .bind(t.expires_at)
+        .bind(t.family_id.clone())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -62,6 +65,83 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// The record of an unrevoked access token.
+    pub async fn active_access_token(
+        &self,
+        jti: &str,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM access_tokens WHERE jti = $1 AND revoked_at IS NULL")
+            .bind(jti)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(AccessTokenRecord {
+                jti: r.try_get("jti")?,
+                client_id: r.try_get("client_id")?,
+                user_uuid: r.try_get("user_uuid")?,
+                sid: r.try_get("sid")?,
+                code_hash: r.try_get("code_hash")?,
+                scope: r.try_get("scope")?,
+                issued_at: r.try_get("issued_at")?,
+                expires_at: r.try_get("expires_at")?,
+                family_id: r.try_get("family_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn revoke_access_token(&self, jti: &str, now: UnixTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $1 WHERE jti = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(jti)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes the access tokens issued with a refresh-token family.
+    pub async fn revoke_access_tokens_of_family(
+        &self,
+        family_id: &str,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(family_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Revokes every access token of a user (suspension, leaver).
+    pub async fn revoke_access_tokens_of_user(
+        &self,
+        user_uuid: &str,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $1 WHERE user_uuid = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_uuid)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The clients that were issued tokens in a session: who must hear of its end.
+    pub async fn clients_of_session(&self, sid: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT client_id FROM access_tokens WHERE sid = $1")
+            .bind(sid)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("client_id")?)).collect()
     }
 
     /// Revokes every token of a session.

@@ -9,6 +9,10 @@ fn careid(dir: &std::path::Path, database_url: &str, args: &[&str]) -> std::proc
     Command::new(env!("CARGO_BIN_EXE_careid"))
         .current_dir(dir)
         .env("CAREID_DATABASE__URL", database_url)
+        .env(
+            "CAREID_KEYS__ENCRYPTION_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )
         .args(args)
         .output()
         .unwrap()

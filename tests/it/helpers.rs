@@ -79,6 +79,18 @@ pub struct TestEnv {
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// `keys.encryption_key` for every server of this test run: random, and shared, so servers
+/// sharing a database can read each other's keys.
+pub fn test_encryption_key() -> String {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        careid::domain::keys::KeyEncryptionKey::generate()
+            .unwrap()
+            .to_base64()
+    })
+    .clone()
+}
 static CLEANED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Drops databases left by earlier runs (names carry the process id of the run that made them).
@@ -190,6 +202,9 @@ impl TestEnv {
         config.smartcard.ca_files = vec![cas];
         config.smartcard.crl_files = vec![crl];
         config.smartcard.trusted_proxies = opts.trusted_proxies;
+        config.backchannel.poll_interval_ms = 50;
+        config.backchannel.request_timeout_secs = 10;
+        config.keys.encryption_key = Some(test_encryption_key());
         config.validate().unwrap();
         let server = server::start(
             config,
@@ -446,4 +461,77 @@ pub fn jwt_header(token: &str) -> serde_json::Value {
             .unwrap(),
     )
     .unwrap()
+}
+
+/// A relying party's back-channel logout endpoint on loopback: answers with the given statuses
+/// in turn (then 200) and keeps every logout token it was sent.
+pub struct LogoutReceiver {
+    pub uri: String,
+    pub tokens: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LogoutReceiver {
+    pub async fn start(statuses: Vec<u16>) -> LogoutReceiver {
+        Self::on(TcpListener::bind("127.0.0.1:0").await.unwrap(), statuses)
+    }
+
+    pub fn on(listener: TcpListener, statuses: Vec<u16>) -> LogoutReceiver {
+        let uri = format!(
+            "http://127.0.0.1:{}/backchannel",
+            listener.local_addr().unwrap().port()
+        );
+        let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+            statuses,
+        )));
+        let seen = tokens.clone();
+        let app = axum::Router::new().route(
+            "/backchannel",
+            axum::routing::post(
+                move |axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
+                    let (seen, queue) = (seen.clone(), queue.clone());
+                    async move {
+                        let status = queue.lock().unwrap().pop_front().unwrap_or(200);
+                        if status == 200 {
+                            seen.lock()
+                                .unwrap()
+                                .push(form.get("logout_token").cloned().unwrap_or_default());
+                        }
+                        axum::http::StatusCode::from_u16(status).unwrap()
+                    }
+                },
+            ),
+        );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        LogoutReceiver { uri, tokens, task }
+    }
+
+    pub fn received(&self) -> Vec<String> {
+        self.tokens.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 15 s, for slow CI machines) until `n` logout tokens have arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<String> {
+        self.wait_up_to(n, 300).await
+    }
+
+    /// Waits up to `ticks` × 50 ms until `n` logout tokens have arrived.
+    pub async fn wait_up_to(&self, n: usize, ticks: usize) -> Vec<String> {
+        for _ in 0..ticks {
+            if self.received().len() >= n {
+                return self.received();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.received()
+    }
+}
+
+impl Drop for LogoutReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -538,26 +538,37 @@ async fn logout_without_id_token_hint_asks_the_person_to_confirm() {
 
 #[tokio::test]
 async fn rotated_keys_sign_new_tokens_while_old_ones_stay_verifiable() {
+    use careid::domain::client::{NewClient, SigningAlg};
+    use careid::domain::keys::Activation;
+    use careid::pki::Issued;
+
+    async fn tokens(env: &TestEnv, client: &NewClient, card: &Issued) -> serde_json::Value {
+        env.redeem(client, &env.code_for(client, card).await)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+    fn kid(tokens: &serde_json::Value) -> serde_json::Value {
+        jwt_header(tokens["id_token"].as_str().unwrap())["kid"].clone()
+    }
+
     let env = TestEnv::start().await;
     let card = env.user_with_card("555555555555").await;
     let client = env.confidential_client().await;
-    let before: serde_json::Value = env
-        .redeem(&client, &env.code_for(&client, &card).await)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let old_kid = jwt_header(before["id_token"].as_str().unwrap())["kid"].clone();
-    env.server.provider.rotate_keys().await.unwrap();
-    env.clock.advance(1);
-    let after: serde_json::Value = env
-        .redeem(&client, &env.code_for(&client, &card).await)
-        .await
-        .json()
+    let before = tokens(&env, &client, &card).await;
+    let old_kid = kid(&before);
+    let rotated = env
+        .server
+        .provider
+        .rotate_keys(Activation::AfterPublication)
         .await
         .unwrap();
-    let new_kid = jwt_header(after["id_token"].as_str().unwrap())["kid"].clone();
+    let new = rotated.iter().find(|k| k.alg == SigningAlg::RS256).unwrap();
+    let new_kid = serde_json::Value::from(new.kid.clone());
     assert_ne!(old_kid, new_kid);
+
+    // Published at once, but the old key signs until the new one activates.
     let jwks: serde_json::Value = env
         .http()
         .get(env.endpoint("/jwks"))
@@ -577,17 +588,27 @@ async fn rotated_keys_sign_new_tokens_while_old_ones_stay_verifiable() {
         kids.contains(&&old_kid) && kids.contains(&&new_kid),
         "both keys published: {kids:?}"
     );
+    assert_eq!(kid(&tokens(&env, &client, &card).await), old_kid);
+    env.clock.advance(new.activate_at - 60 - env.now());
+    env.server.provider.reload_keys().await.unwrap();
+    let last_by_old = tokens(&env, &client, &card).await;
+    assert_eq!(kid(&last_by_old), old_kid);
+
+    // From its activation the new key signs; tokens of the old one still verify.
+    env.clock.advance(60);
+    env.server.provider.reload_keys().await.unwrap();
+    assert_eq!(kid(&tokens(&env, &client, &card).await), new_kid);
     let info = env
         .http()
         .get(env.endpoint("/userinfo"))
-        .bearer_auth(before["access_token"].as_str().unwrap())
+        .bearer_auth(last_by_old["access_token"].as_str().unwrap())
         .send()
         .await
         .unwrap();
     assert_eq!(
         info.status(),
         200,
-        "a token signed before rotation still works"
+        "a token signed by the replaced key still works"
     );
     assert_eq!(before.get("refresh_token"), None);
 }

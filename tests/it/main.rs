@@ -8,5 +8,7 @@ mod authorize_errors;
 mod cli;
 mod client_auth;
 mod instances;
+mod keys;
+mod lifecycle;
 mod login_flow;
 mod smartcard;
