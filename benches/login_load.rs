@@ -5,7 +5,9 @@
 //! (client_secret_basic, PKCE). Connections are kept alive as a browser's would be; each login
 //! starts without a session cookie, so every iteration is a full authentication.
 //!
-//! Run: `cargo bench --bench login_load -- [--concurrency 16] [--seconds 10] [--pool 16] [--postgres URL]`
+//! Run: `cargo bench --bench login_load -- [--mode login|client-credentials|introspect|refresh]
+//! [--concurrency 16] [--seconds 10] [--pool 16] [--postgres URL]`. The other modes drive one
+//! token-endpoint operation from back-end callers (each introspect/refresh caller signs in once first).
 //! Prints logins/s, tokens/s, latency percentiles per step and the server's RSS (idle and peak).
 
 use std::path::Path;
@@ -30,6 +32,8 @@ struct Args {
     postgres: Option<String>,
     /// Server database pool size.
     pool: u32,
+    /// login (default), client-credentials, introspect or refresh.
+    mode: String,
 }
 
 fn args() -> Args {
@@ -38,6 +42,7 @@ fn args() -> Args {
         seconds: 10,
         postgres: None,
         pool: 16,
+        mode: "login".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -46,6 +51,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or(10),
             "--postgres" => a.postgres = it.next(),
             "--pool" => a.pool = it.next().and_then(|v| v.parse().ok()).unwrap_or(16),
+            "--mode" => a.mode = it.next().unwrap_or_else(|| "login".into()),
             _ => {}
         }
     }
@@ -99,6 +105,9 @@ struct Setup {
     client_id: String,
     client_secret: String,
     cards: Vec<(Issued, String)>,
+    /// A client with the refresh_token grant, and a back-end client with client_credentials.
+    refresh_client: (String, String),
+    robot: (String, String),
 }
 
 async fn prepare(dir: &Path, args: &Args) -> (Setup, Server) {
@@ -138,7 +147,7 @@ async fn prepare(dir: &Path, args: &Args) -> (Setup, Server) {
     let config = format!(
         "issuer = \"https://localhost:{main_port}\"\nlisten = \"127.0.0.1:{main_port}\"\n[database]\nurl = \"{database_url}\"\nmax_connections = {pool}\n\
          [tls]\ncert_file = \"{d}/server.pem\"\nkey_file = \"{d}/server.key\"\n\
-         [smartcard]\nlisten = \"127.0.0.1:{card_port}\"\nbase_url = \"https://localhost:{card_port}\"\nca_files = [\"{d}/cards.pem\"]\n[log]\nfilter = \"warn\"\n",
+         [smartcard]\nlisten = \"127.0.0.1:{card_port}\"\nbase_url = \"https://localhost:{card_port}\"\nca_files = [\"{d}/cards.pem\"]\n[keys]\nencryption_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n[log]\nfilter = \"warn\"\n",
         d = dir.display(),
         pool = args.pool
     );
@@ -182,6 +191,25 @@ async fn prepare(dir: &Path, args: &Args) -> (Setup, Server) {
     )
     .await
     .unwrap();
+    let refreshing = ClientRequest {
+        client_name: "bench refresh".into(),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        ..Default::default()
+    };
+    let refreshing = registry::register_client(&db, refreshing, "bench", now)
+        .await
+        .unwrap();
+    let robot = ClientRequest {
+        client_name: "bench robot".into(),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: vec!["client_credentials".into()],
+        scopes: vec!["api:read".into()],
+        ..Default::default()
+    };
+    let robot = registry::register_client(&db, robot, "bench", now)
+        .await
+        .unwrap();
     db.close().await;
 
     let child = Command::new(env!("CARGO_BIN_EXE_careid"))
@@ -198,6 +226,14 @@ async fn prepare(dir: &Path, args: &Args) -> (Setup, Server) {
         client_id: client.client.metadata.client_id.clone(),
         client_secret: client.secret.clone().unwrap(),
         cards,
+        refresh_client: (
+            refreshing.client.metadata.client_id.clone(),
+            refreshing.secret.clone().unwrap(),
+        ),
+        robot: (
+            robot.client.metadata.client_id.clone(),
+            robot.secret.clone().unwrap(),
+        ),
     };
     (setup, Server { child })
 }
@@ -303,6 +339,122 @@ async fn virtual_user(setup: Arc<Setup>, index: usize, until: Instant) -> Sample
     s
 }
 
+/// One full login with `client`, returning the token response.
+async fn login_tokens(
+    setup: &Setup,
+    index: usize,
+    client: &(String, String),
+) -> Option<serde_json::Value> {
+    let browser = http(&setup.ca_pem, Some(&setup.cards[index]));
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id={}&redirect_uri=https%3A%2F%2Frp.example.org%2Fcallback&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        setup.issuer, client.0
+    );
+    let page = browser
+        .get(&authorize)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let link = page
+        .split("href=\"https:")
+        .nth(1)?
+        .split('"')
+        .next()?
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
+    let r = browser.get(format!("https:{link}")).send().await.ok()?;
+    let code = r
+        .headers()
+        .get("location")?
+        .to_str()
+        .ok()?
+        .split("code=")
+        .nth(1)?
+        .split('&')
+        .next()?
+        .to_string();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    http(&setup.ca_pem, None)
+        .post(format!("{}/token", setup.issuer))
+        .basic_auth(&client.0, Some(&client.1))
+        .form(&form)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+/// A back-end caller repeating one token-endpoint operation: client-credentials grants,
+/// introspection of a user's access token, or refresh grants (rotating as it goes).
+async fn api_user(setup: Arc<Setup>, index: usize, until: Instant, mode: String) -> Samples {
+    let rp = http(&setup.ca_pem, None);
+    let mut s = Samples::default();
+    let tokens = match mode.as_str() {
+        "introspect" | "refresh" => {
+            match login_tokens(&setup, index, &setup.refresh_client).await {
+                Some(t) => t,
+                None => {
+                    s.errors += 1;
+                    return s;
+                }
+            }
+        }
+        _ => serde_json::Value::Null,
+    };
+    let access = tokens["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut refresh = tokens["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    while Instant::now() < until {
+        let started = Instant::now();
+        let request = match mode.as_str() {
+            "introspect" => rp
+                .post(format!("{}/introspect", setup.issuer))
+                .basic_auth(&setup.robot.0, Some(&setup.robot.1))
+                .form(&[("token", access.as_str())]),
+            "refresh" => rp
+                .post(format!("{}/token", setup.issuer))
+                .basic_auth(&setup.refresh_client.0, Some(&setup.refresh_client.1))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.as_str()),
+                ]),
+            _ => rp
+                .post(format!("{}/token", setup.issuer))
+                .basic_auth(&setup.robot.0, Some(&setup.robot.1))
+                .form(&[("grant_type", "client_credentials")]),
+        };
+        let answer: Option<serde_json::Value> = match request.send().await {
+            Ok(r) if r.status() == 200 => r.json().await.ok(),
+            _ => None,
+        };
+        match answer {
+            Some(body) if mode != "introspect" || body["active"] == true => {
+                if let Some(next) = body["refresh_token"].as_str() {
+                    refresh = next.to_string();
+                }
+                s.token.push(started.elapsed());
+            }
+            _ => s.errors += 1,
+        }
+    }
+    s
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -345,6 +497,42 @@ async fn main() {
     let pid = server.child.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = rss_kib(pid, "VmRSS:");
+
+    if args.mode != "login" {
+        let (server_cpu0, started) = (cpu_seconds(&pid.to_string()), Instant::now());
+        let until = started + Duration::from_secs(args.seconds);
+        let users: Vec<_> = (0..args.concurrency)
+            .map(|i| tokio::spawn(api_user(setup.clone(), i, until, args.mode.clone())))
+            .collect();
+        let mut all = Samples::default();
+        for u in users {
+            let s = u.await.unwrap();
+            all.token.extend(s.token);
+            all.errors += s.errors;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let server_cpu = (cpu_seconds(&pid.to_string()) - server_cpu0) / elapsed;
+        let db = if args.postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        };
+        println!(
+            "careid {} load: {} callers, {:.1} s, database {db}",
+            args.mode, args.concurrency, elapsed
+        );
+        println!(
+            "  requests/s {:.0}   (errors {})   server CPU {server_cpu:.2} cores",
+            all.token.len() as f64 / elapsed,
+            all.errors
+        );
+        line(&args.mode, all.token);
+        println!(
+            "  server RSS peak {:.1} MiB",
+            rss_kib(pid, "VmHWM:") as f64 / 1024.0
+        );
+        return;
+    }
 
     // Warm-up: one login per user (TLS sessions, statement caches), not counted.
     let warm: Vec<_> = (0..args.concurrency)

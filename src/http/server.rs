@@ -240,7 +240,6 @@ pub async fn start(
     })
 }
 
-/// Picks up keys rotated by another process.
 /// Delivers back-channel logouts from the outbox: on every poll tick and whenever one is queued.
 async fn deliver_logouts(provider: Arc<Provider>, mut shutdown: watch::Receiver<bool>) {
     let owner = format!("delivery-{}", uuid::Uuid::new_v4());
