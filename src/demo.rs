@@ -16,7 +16,7 @@ use crate::config::{Config, TlsConfig};
 use crate::domain::client::ClientRequest;
 use crate::domain::identity::{User, UserStatus};
 use crate::domain::keys::KeyEncryptionKey;
-use crate::domain::{registry, secrets};
+use crate::domain::{rbac, registry, secrets};
 use crate::pki::{Authority, CardSpec};
 use crate::store::Db;
 
@@ -144,6 +144,17 @@ pub async fn ensure_data(db: &Db, dir: &Path, now: UnixTime) -> anyhow::Result<(
             status: UserStatus::Active,
         };
         registry::create_user(db, &user, "demo", now).await?;
+        rbac::import(db, include_str!("../config/rbac-sample.json"), "demo", now).await?;
+        for (org, position) in [
+            ("RZ9", "Staff Nurse - Example Ward 7"),
+            ("RZ8", "Immunisation Nurse (inter-organisation)"),
+        ] {
+            let id = db
+                .position_by_name(org, position)
+                .await?
+                .context("sample position missing")?;
+            rbac::assign_position(db, DEMO_USER, &id, now - 86400, None, "demo", now).await?;
+        }
     }
     let pem = read(dir, "card-demo.pem")?;
     let der = rustls_pemfile::certs(&mut pem.as_bytes())

@@ -1,5 +1,5 @@
-//! The `careid` command: serve, migrate, keys, clients, version. Every subcommand reads the same
-//! configuration as `serve`, so it acts on the same database as a running server.
+//! The `careid` command: serve, migrate, keys, clients, audit, version. Every subcommand reads the
+//! same configuration as `serve`, so it acts on the same database as a running server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +15,7 @@ use careid::domain::provider::Provider;
 use careid::domain::registry;
 use careid::domain::smartcard::CardTrust;
 use careid::http::server::{self, Listeners};
-use careid::store::Db;
+use careid::store::{AuditVerification, Db};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -53,8 +53,24 @@ enum Command {
         #[command(subcommand)]
         command: ClientsCommand,
     },
+    /// Check the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Import national RBAC data (the format of config/rbac-sample.json).
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Job roles, activities, workgroups, organisations and positions (idempotent).
+    Rbac { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -68,6 +84,13 @@ enum KeysCommand {
         #[arg(long)]
         now: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit trail's hash chain: prints "audit chain intact: N rows" and the chain head,
+    /// or names the first broken row and exits with status 1.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -236,6 +259,36 @@ async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()>
     Ok(())
 }
 
+async fn verify_audit(config: &Config) -> anyhow::Result<()> {
+    let db = database(config).await?;
+    let verification = db.verify_audit_chain().await;
+    db.close().await;
+    match verification? {
+        AuditVerification::Intact {
+            rows,
+            legacy_rows,
+            head,
+        } => {
+            println!("audit chain intact: {rows} rows");
+            if legacy_rows > 0 {
+                println!("{legacy_rows} older rows were written before the chain existed and are not protected by it");
+            }
+            if let Some((seq, hash)) = head {
+                println!("chain head: seq {seq}, row_hash {hash}");
+            }
+            Ok(())
+        }
+        AuditVerification::Broken {
+            row_id: Some(id),
+            reason,
+        } => anyhow::bail!("audit chain broken at row {id}: {reason}"),
+        AuditVerification::Broken {
+            row_id: None,
+            reason,
+        } => anyhow::bail!("audit chain broken before its first row: {reason}"),
+    }
+}
+
 fn client_json(c: &careid::domain::client::Client) -> serde_json::Value {
     let mut v = serde_json::to_value(&c.metadata).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
@@ -300,6 +353,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Clients { command } => clients(&config, command).await,
+        Command::Import {
+            command: ImportCommand::Rbac { file },
+        } => {
+            let db = database(&config).await?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let s = careid::domain::rbac::import(&db, &text, "cli", SystemClock.now()).await?;
+            println!("imported {} organisations, {} job roles, {} activities, {} workgroups, {} positions", s.organisations, s.roles, s.activities, s.workgroups, s.positions);
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => verify_audit(&config).await,
         Command::Version => Ok(()),
     }
 }

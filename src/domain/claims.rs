@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::identity::User;
+use super::rbac::RoleClaim;
 use crate::clock::UnixTime;
 
 /// What an authorization code stands for: everything needed to issue tokens later, bound to the
@@ -27,6 +28,9 @@ pub struct CodeGrant {
     pub aal: i64,
     pub auth_time: UnixTime,
     pub issued_at: UnixTime,
+    /// The `person_roleid` chosen at sign-in (scope `selectedrole` / `changedrole`).
+    #[serde(default)]
+    pub selected_roleid: Option<String>,
 }
 
 impl CodeGrant {
@@ -84,6 +88,9 @@ pub fn id_token(
         "authentication_assurance_level".into(),
         grant.aal.to_string().into(),
     );
+    if let Some(role) = &grant.selected_roleid {
+        c.insert("selected_roleid".into(), role.clone().into());
+    }
     c
 }
 
@@ -111,13 +118,24 @@ pub fn access_token(
         "authentication_assurance_level".into(),
         grant.aal.to_string().into(),
     );
+    if let Some(role) = &grant.selected_roleid {
+        c.insert("selected_roleid".into(), role.clone().into());
+    }
     (c, jti)
 }
 
+/// What userinfo says about a user's roles (filled from current assignments when asked for).
+#[derive(Debug, Default)]
+pub struct RoleInfo {
+    pub roles: Vec<RoleClaim>,
+    pub orgs: Value,
+    pub selected_roleid: Option<String>,
+}
+
 /// Userinfo claims for the granted scopes (§5). `sub` is always present and equals the ID token's.
-/// Role claims stay empty arrays until positions are modelled, never absent: relying parties
+/// Role claims are arrays, never absent (`[]` for a user with no current role): relying parties
 /// crash on a missing `nhsid_nrbac_roles` or `nhsid_user_orgs`.
-pub fn userinfo(user: &User, scopes: &[String]) -> Map<String, Value> {
+pub fn userinfo(user: &User, scopes: &[String], roles: &RoleInfo) -> Map<String, Value> {
     let has = |s: &str| scopes.iter().any(|x| x == s);
     let mut c = Map::new();
     c.insert("sub".into(), user.uuid.clone().into());
@@ -148,10 +166,21 @@ pub fn userinfo(user: &User, scopes: &[String]) -> Map<String, Value> {
         );
     }
     if has("associatedorgs") {
-        c.insert("nhsid_user_orgs".into(), json!([]));
+        let orgs = if roles.orgs.is_array() {
+            roles.orgs.clone()
+        } else {
+            json!([])
+        };
+        c.insert("nhsid_user_orgs".into(), orgs);
     }
     if has("nationalrbacaccess") {
-        c.insert("nhsid_nrbac_roles".into(), json!([]));
+        c.insert(
+            "nhsid_nrbac_roles".into(),
+            serde_json::to_value(&roles.roles).unwrap_or_else(|_| json!([])),
+        );
+    }
+    if let Some(role) = &roles.selected_roleid {
+        c.insert("selected_roleid".into(), role.clone().into());
     }
     c
 }
@@ -196,6 +225,7 @@ mod tests {
             aal: 3,
             auth_time: 990,
             issued_at: 995,
+            selected_roleid: None,
         }
     }
 
@@ -229,7 +259,7 @@ mod tests {
 
     #[test]
     fn userinfo_releases_claims_only_under_their_scope() {
-        let base = userinfo(&user(), &["openid".into()]);
+        let base = userinfo(&user(), &["openid".into()], &RoleInfo::default());
         assert_eq!(base.len(), 1);
         let all: Vec<String> = [
             "openid",
@@ -242,7 +272,7 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let c = userinfo(&user(), &all);
+        let c = userinfo(&user(), &all, &RoleInfo::default());
         assert_eq!(c["uid"], "012345678901");
         assert_eq!(c["nhsid_useruid"], "012345678901");
         assert_eq!(c["initials"], "JA");

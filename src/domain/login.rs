@@ -10,6 +10,7 @@ use super::authorize::{self, AuthorizationRequest, Params, RedirectError, Unsafe
 use super::claims::CodeGrant;
 use super::identity::UserStatus;
 use super::provider::{Provider, ServiceError};
+use super::rbac::{self, RoleClaim};
 use super::secrets;
 use super::session::Session;
 use super::smartcard::CardRejection;
@@ -27,14 +28,32 @@ pub enum AuthorizeOutcome {
     },
     /// The request cannot be answered by a redirect: tell the person.
     Refuse(UnsafeRequest),
+    /// Signed in already; a role must be chosen, or there is none.
+    Continue(Next),
+}
+
+/// What follows a successful authentication.
+#[derive(Debug)]
+pub enum Next {
+    /// Back to the client, with a code (or an OAuth error).
+    Redirect(String),
+    /// The user holds several current roles and must choose one (scope `selectedrole` or
+    /// `changedrole`); the flow id names the stored request.
+    ChooseRole {
+        flow_id: String,
+        roles: Vec<RoleClaim>,
+        orgs: serde_json::Value,
+    },
+    /// Role selection was asked for but the user holds no current role: no tokens.
+    NoRole,
 }
 
 /// What a card sign-in attempt ended with.
 #[derive(Debug)]
 pub enum CardLoginOutcome {
-    /// Signed in: set the session cookie and redirect (with a code or an OAuth error).
+    /// Signed in: set the session cookie, then go on as `next` says.
     SignedIn {
-        location: String,
+        next: Next,
         session_secret: String,
     },
     Rejected(CardRejection),
@@ -139,8 +158,10 @@ impl Provider {
             match (request.prompt.login, fresh, acr) {
                 (false, true, Some(acr)) => {
                     self.db.touch_session(&session.sid, now).await?;
-                    let location = self.issue_code(&request, &session, &acr).await?;
-                    return Ok(AuthorizeOutcome::Redirect(location));
+                    return Ok(match self.complete(&request, &session, &acr).await? {
+                        Next::Redirect(location) => AuthorizeOutcome::Redirect(location),
+                        next => AuthorizeOutcome::Continue(next),
+                    });
                 }
                 (_, true, None) if request.prompt.none => {
                     let e = RedirectError {
@@ -203,6 +224,7 @@ impl Provider {
         request: &AuthorizationRequest,
         session: &Session,
         acr: &str,
+        selected_roleid: Option<String>,
     ) -> Result<String, ServiceError> {
         let now = self.now();
         let code = secrets::random_token();
@@ -219,6 +241,7 @@ impl Provider {
             aal: session.aal,
             auth_time: session.auth_time,
             issued_at: now,
+            selected_roleid,
         };
         self.db
             .insert_code(
@@ -285,18 +308,22 @@ impl Provider {
             json!({ "sid": session.sid, "authenticator": authenticator_id }),
         )
         .await?;
-        let location = match request.acr.satisfied_by(method) {
-            Some(acr) => self.issue_code(&request, &session, acr).await?,
+        let next = match request.acr.satisfied_by(method) {
+            Some(acr) => self.complete(&request, &session, acr).await?,
             None => {
                 let e = RedirectError {
                     error: "unmet_authentication_requirements",
                     description: "the sign-in method does not meet the requested acr_values".into(),
                 };
-                self.error_redirect(&request.redirect_uri, request.state.as_deref(), &e)
+                Next::Redirect(self.error_redirect(
+                    &request.redirect_uri,
+                    request.state.as_deref(),
+                    &e,
+                ))
             }
         };
         Ok(CardLoginOutcome::SignedIn {
-            location,
+            next,
             session_secret,
         })
     }
@@ -419,5 +446,114 @@ impl Provider {
             .await?;
         self.db.revoke_access_tokens_of_user(user_uuid, now).await?;
         Ok(())
+    }
+
+    /// After authentication: role selection when the client asked for it (CIS2 §8), then the code.
+    /// One current role is chosen without asking; a role already chosen in this session is reused
+    /// unless the client sent `changedrole`.
+    async fn complete(
+        &self,
+        request: &AuthorizationRequest,
+        session: &Session,
+        acr: &str,
+    ) -> Result<Next, ServiceError> {
+        if !request.has_scope("selectedrole") && !request.has_scope("changedrole") {
+            return Ok(Next::Redirect(
+                self.issue_code(request, session, acr, None).await?,
+            ));
+        }
+        let roles = rbac::current_roles(&self.db, &session.user_uuid, self.now()).await?;
+        if roles.is_empty() {
+            self.audit(
+                "login.role",
+                "no_current_role",
+                Some(&session.user_uuid),
+                Some(&request.client_id),
+                json!({ "sid": session.sid }),
+            )
+            .await?;
+            return Ok(Next::NoRole);
+        }
+        let chosen = self
+            .db
+            .selected_role(&session.sid)
+            .await?
+            .filter(|id| roles.iter().any(|r| &r.person_roleid == id));
+        let selected = match (chosen, roles.as_slice()) {
+            (Some(id), _) if !request.has_scope("changedrole") => Some(id),
+            (_, [only]) => Some(only.person_roleid.clone()),
+            _ => None,
+        };
+        if let Some(id) = selected {
+            self.db.set_selected_role(&session.sid, &id).await?;
+            return Ok(Next::Redirect(
+                self.issue_code(request, session, acr, Some(id)).await?,
+            ));
+        }
+        let now = self.now();
+        let flow_id = secrets::random_token();
+        self.db
+            .insert_login_flow(
+                &flow_id,
+                request,
+                now,
+                now + self.config.tokens.login_flow_ttl_secs,
+            )
+            .await?;
+        let orgs = rbac::user_orgs(&self.db, &roles).await?;
+        Ok(Next::ChooseRole {
+            flow_id,
+            roles,
+            orgs,
+        })
+    }
+
+    /// The role picker's answer: the chosen role must be one of the user's current roles.
+    pub async fn choose_role(
+        &self,
+        flow_id: &str,
+        person_roleid: &str,
+        session_secret: Option<&str>,
+    ) -> Result<Next, ServiceError> {
+        let now = self.now();
+        let (Some(session), Some(request)) = (
+            self.usable_session(session_secret).await?,
+            self.db.login_flow(flow_id, now).await?,
+        ) else {
+            return Ok(Next::NoRole);
+        };
+        let roles = rbac::current_roles(&self.db, &session.user_uuid, now).await?;
+        if !roles.iter().any(|r| r.person_roleid == person_roleid) {
+            let orgs = rbac::user_orgs(&self.db, &roles).await?;
+            return Ok(Next::ChooseRole {
+                flow_id: flow_id.into(),
+                roles,
+                orgs,
+            });
+        }
+        let Some(acr) = Method::from_amr(&session.amr)
+            .and_then(|m| request.acr.satisfied_by(m))
+            .map(String::from)
+        else {
+            return Ok(Next::NoRole);
+        };
+        if !self.db.take_login_flow(flow_id).await? {
+            return Ok(Next::NoRole);
+        }
+        self.db
+            .set_selected_role(&session.sid, person_roleid)
+            .await?;
+        self.audit(
+            "login.role",
+            "selected",
+            Some(&session.user_uuid),
+            Some(&request.client_id),
+            json!({ "sid": session.sid, "person_roleid": person_roleid }),
+        )
+        .await?;
+        Ok(Next::Redirect(
+            self.issue_code(&request, &session, &acr, Some(person_roleid.into()))
+                .await?,
+        ))
     }
 }

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod login;
 pub mod logout;
 pub mod provider;
+pub mod rbac;
 pub mod registry;
 pub mod resource;
 pub mod secrets;

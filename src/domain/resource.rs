@@ -8,6 +8,7 @@ use super::authorize::Params;
 use super::claims;
 use super::identity::UserStatus;
 use super::provider::{Provider, ServiceError};
+use super::rbac;
 use super::secrets;
 use super::token::{BearerError, TokenError};
 
@@ -38,7 +39,25 @@ impl Provider {
             .split(' ')
             .map(String::from)
             .collect();
-        Ok(claims::userinfo(&user, &scopes))
+        let mut roles = claims::RoleInfo {
+            selected_roleid: claims
+                .get("selected_roleid")
+                .and_then(Value::as_str)
+                .map(String::from),
+            ..Default::default()
+        };
+        if scopes
+            .iter()
+            .any(|s| s == "nationalrbacaccess" || s == "associatedorgs")
+        {
+            roles.roles = rbac::current_roles(&self.db, &user.uuid, self.now())
+                .await
+                .map_err(ServiceError::from)?;
+            roles.orgs = rbac::user_orgs(&self.db, &roles.roles)
+                .await
+                .map_err(ServiceError::from)?;
+        }
+        Ok(claims::userinfo(&user, &scopes, &roles))
     }
 
     /// The claims of an active access token careid issued: valid signature, unexpired, on

@@ -4,11 +4,11 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::Extension;
 use rustls_pki_types::CertificateDer;
 
-use super::error::{internal_page, no_store};
+use super::error::internal_page;
 use super::pages::Page;
 use super::params::{cookie, request_id};
 use super::server::ConnInfo;
@@ -69,8 +69,8 @@ pub async fn card_login(
     };
     let chain = presented_chain(&app, &conn, &headers);
     match app.provider.card_login(flow, chain.as_deref(), cookie(&headers, SESSION_COOKIE)).await {
-        Ok(CardLoginOutcome::SignedIn { location, session_secret }) => {
-            let mut r = no_store(Redirect::to(&location).into_response());
+                Ok(CardLoginOutcome::SignedIn { next, session_secret }) => {
+            let mut r = super::role::render_next(&app, next, &session_secret, "", &rid);
             let c = format!("{SESSION_COOKIE}={session_secret}; Path=/; Secure; HttpOnly; SameSite=Lax");
             if let Ok(v) = HeaderValue::from_str(&c) {
                 r.headers_mut().append(header::SET_COOKIE, v);

@@ -8,6 +8,7 @@ pub mod oidc;
 pub mod ops;
 pub mod pages;
 pub mod params;
+pub mod role;
 pub mod server;
 
 use std::sync::Arc;
@@ -59,6 +60,7 @@ fn oidc_routes() -> Router<AppState> {
         .route("/logout", get(oidc::logout).post(oidc::logout))
         .route("/connect/endSession", get(oidc::logout).post(oidc::logout))
         .route("/card/login", get(card::card_login))
+        .route("/role", get(role::role).post(role::role))
         .route("/introspect", post(oidc::introspect))
         .route("/revoke", post(oidc::revoke))
         .route("/token/revoke", post(oidc::revoke))

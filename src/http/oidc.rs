@@ -111,6 +111,7 @@ pub async fn authorize(
             let minutes = app.provider.config.tokens.login_flow_ttl_secs / 60;
             Page::render(StatusCode::OK, "login.html", minijinja::context! { title => "Sign in", client_name, card_url, login_hint, flow_minutes => minutes })
         }
+                Ok(AuthorizeOutcome::Continue(next)) => super::role::render_next(&app, next, cookie(&headers, SESSION_COOKIE).unwrap_or_default(), "", &rid),
         Ok(AuthorizeOutcome::Refuse(reason)) => Page::error(
             StatusCode::BAD_REQUEST,
             "This sign-in request is not valid",

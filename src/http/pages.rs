@@ -20,6 +20,10 @@ fn environment() -> &'static Environment<'static> {
                 "logout_confirm.html",
                 include_str!("../../templates/logout_confirm.html"),
             ),
+            (
+                "role_select.html",
+                include_str!("../../templates/role_select.html"),
+            ),
         ] {
             env.add_template(name, text).expect("templates are valid");
         }

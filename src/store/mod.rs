@@ -13,6 +13,7 @@ mod codes;
 mod jobs;
 mod keys;
 mod outbox;
+mod rbac;
 mod refresh;
 mod sessions;
 mod tokens;
@@ -26,7 +27,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
-pub use audit::AuditEvent;
+pub use audit::{AuditEvent, AuditVerification, ChainBreak};
 pub use codes::Redeemed;
 pub use jobs::Purged;
 pub use outbox::LogoutDelivery;

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod audit;
 mod authorize_errors;
 mod cli;
 mod client_auth;
@@ -11,4 +12,5 @@ mod instances;
 mod keys;
 mod lifecycle;
 mod login_flow;
+mod roles;
 mod smartcard;

@@ -1,0 +1,328 @@
+//! National RBAC for Care Identities: reference data (job roles, activities, workgroups,
+//! organisations), positions (an organisation's bundles of access profiles), assignments of
+//! positions to people with start and end dates, and the role claims CIS2 relying parties read
+//! (`nhsid_nrbac_roles`, `nhsid_user_orgs`, `selected_roleid`; `../shared/reference/cis2.md` §5.1,
+//! §8). An assignment outside its dates gives no access.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::secrets;
+use crate::clock::UnixTime;
+use crate::store::{AuditEvent, Db, StoreError};
+
+/// A national job role (`R` code) with its `S:G:R` code and quoted three-part name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRole {
+    pub code: String,
+    pub name: String,
+    pub role_code: Option<String>,
+    pub role_name: Option<String>,
+}
+
+/// One access profile of a position: a job role at an organisation, with activities and workgroups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub org_code: String,
+    pub job_role: String,
+    #[serde(default)]
+    pub activities: Vec<String>,
+    #[serde(default)]
+    pub workgroups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub id: String,
+    pub org_code: String,
+    pub name: String,
+    pub esr_position: Option<String>,
+    pub profiles: Vec<Profile>,
+}
+
+/// A person holding one profile of a position: one `person_roleid`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub person_roleid: String,
+    pub user_uuid: String,
+    pub position_id: String,
+    pub profile_index: i64,
+    pub org_code: String,
+    pub starts_at: UnixTime,
+    pub ends_at: Option<UnixTime>,
+}
+
+/// The parts of `rbac.json` careid imports (other sections are documentation).
+#[derive(Debug, Deserialize)]
+pub struct RbacFile {
+    #[serde(default)]
+    organisations: Vec<OrgIn>,
+    #[serde(default)]
+    roles: Vec<RoleIn>,
+    #[serde(default)]
+    activities: Vec<ActivityIn>,
+    #[serde(default)]
+    workgroups: Vec<WorkgroupIn>,
+    #[serde(default)]
+    positions: Vec<PositionIn>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OrgIn {
+    org_code: String,
+    org_name: String,
+}
+#[derive(Debug, Deserialize)]
+struct RoleIn {
+    code: String,
+    name: Option<String>,
+    role_code: Option<String>,
+    role_name: Option<String>,
+}
+#[derive(Debug, Deserialize)]
+struct ActivityIn {
+    code: String,
+    name: Option<String>,
+}
+#[derive(Debug, Deserialize)]
+struct WorkgroupIn {
+    code: String,
+    name: String,
+    org_code: String,
+}
+#[derive(Debug, Deserialize)]
+struct PositionIn {
+    name: String,
+    org_code: String,
+    esr_position: Option<String>,
+    access_profiles: Vec<Profile>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub organisations: usize,
+    pub roles: usize,
+    pub activities: usize,
+    pub workgroups: usize,
+    pub positions: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RbacError {
+    #[error("the RBAC file is not valid: {0}")]
+    File(String),
+    #[error("no such position: {0}")]
+    NoSuchPosition(String),
+    #[error("the assignment would end before it starts")]
+    EmptyWindow,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Loads reference data and positions (idempotent: existing codes are updated in place).
+pub async fn import(
+    db: &Db,
+    json_text: &str,
+    actor: &str,
+    now: UnixTime,
+) -> Result<ImportSummary, RbacError> {
+    let file: RbacFile =
+        serde_json::from_str(json_text).map_err(|e| RbacError::File(e.to_string()))?;
+    let mut summary = ImportSummary::default();
+    for o in &file.organisations {
+        db.upsert_organisation(&o.org_code, &o.org_name).await?;
+        summary.organisations += 1;
+    }
+    for r in &file.roles {
+        let role = JobRole {
+            code: r.code.clone(),
+            name: r.name.clone().unwrap_or_else(|| r.code.clone()),
+            role_code: r.role_code.clone(),
+            role_name: r.role_name.clone(),
+        };
+        db.upsert_job_role(&role).await?;
+        summary.roles += 1;
+    }
+    for a in file.activities.iter().filter(|a| a.name.is_some()) {
+        db.upsert_activity(&a.code, a.name.as_deref().unwrap_or_default())
+            .await?;
+        summary.activities += 1;
+    }
+    for w in &file.workgroups {
+        db.upsert_workgroup(&w.code, &w.name, &w.org_code).await?;
+        summary.workgroups += 1;
+    }
+    for p in &file.positions {
+        let position = Position {
+            id: uuid::Uuid::new_v4().to_string(),
+            org_code: p.org_code.clone(),
+            name: p.name.clone(),
+            esr_position: p.esr_position.clone(),
+            profiles: p.access_profiles.clone(),
+        };
+        db.upsert_position(&position, now).await?;
+        summary.positions += 1;
+    }
+    let detail = json!({ "organisations": summary.organisations, "roles": summary.roles, "activities": summary.activities, "workgroups": summary.workgroups, "positions": summary.positions });
+    db.append_audit(&AuditEvent {
+        at: now,
+        kind: "rbac.imported".into(),
+        outcome: "success".into(),
+        actor: Some(actor.into()),
+        client_id: None,
+        detail,
+    })
+    .await?;
+    Ok(summary)
+}
+
+/// Assigns every profile of a position to a person from `starts_at` until `ends_at` (open-ended
+/// when None); returns the new `person_roleid`s.
+pub async fn assign_position(
+    db: &Db,
+    user_uuid: &str,
+    position_id: &str,
+    starts_at: UnixTime,
+    ends_at: Option<UnixTime>,
+    actor: &str,
+    now: UnixTime,
+) -> Result<Vec<String>, RbacError> {
+    if ends_at.is_some_and(|e| e <= starts_at) {
+        return Err(RbacError::EmptyWindow);
+    }
+    let position = db
+        .position(position_id)
+        .await?
+        .ok_or_else(|| RbacError::NoSuchPosition(position_id.into()))?;
+    let mut ids = Vec::new();
+    for (i, profile) in position.profiles.iter().enumerate() {
+        db.person_orgid(user_uuid, &profile.org_code, &secrets::random_digits(12))
+            .await?;
+        let a = Assignment {
+            person_roleid: secrets::random_digits(12),
+            user_uuid: user_uuid.into(),
+            position_id: position_id.into(),
+            profile_index: i as i64,
+            org_code: profile.org_code.clone(),
+            starts_at,
+            ends_at,
+        };
+        db.insert_assignment(&a, now).await?;
+        ids.push(a.person_roleid);
+    }
+    let detail = json!({ "uuid": user_uuid, "position": position.name, "org_code": position.org_code, "person_roleids": ids, "starts_at": starts_at, "ends_at": ends_at });
+    db.append_audit(&AuditEvent {
+        at: now,
+        kind: "assignment.created".into(),
+        outcome: "success".into(),
+        actor: Some(actor.into()),
+        client_id: None,
+        detail,
+    })
+    .await?;
+    Ok(ids)
+}
+
+/// One entry of `nhsid_nrbac_roles`, in CIS2's field names. Optional arrays are always sent
+/// (`[]` when empty), the one rule kept everywhere.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoleClaim {
+    pub person_orgid: String,
+    pub person_roleid: String,
+    pub org_code: String,
+    pub role_name: String,
+    pub role_code: String,
+    pub activities: Vec<String>,
+    pub activity_codes: Vec<String>,
+    pub workgroups: Vec<String>,
+    pub workgroups_codes: Vec<String>,
+}
+
+/// The role claims of a user's current assignments, in assignment order.
+pub async fn current_roles(
+    db: &Db,
+    user_uuid: &str,
+    now: UnixTime,
+) -> Result<Vec<RoleClaim>, StoreError> {
+    let assignments = db.current_assignments(user_uuid, now).await?;
+    let mut profiles = Vec::new();
+    for (a, person_orgid) in assignments {
+        let Some(position) = db.position(&a.position_id).await? else {
+            continue;
+        };
+        let Some(profile) = position.profiles.get(a.profile_index as usize).cloned() else {
+            continue;
+        };
+        profiles.push((a, person_orgid, profile));
+    }
+    let all = |f: fn(&Profile) -> Vec<String>| {
+        let mut v: Vec<String> = profiles.iter().flat_map(|(_, _, p)| f(p)).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let roles = db.job_roles(&all(|p| vec![p.job_role.clone()])).await?;
+    let activity_names = db
+        .names_of("activity", &all(|p| p.activities.clone()))
+        .await?;
+    let workgroup_names = db
+        .names_of("workgroup", &all(|p| p.workgroups.clone()))
+        .await?;
+    Ok(profiles
+        .into_iter()
+        .map(|(a, person_orgid, p)| {
+            let role = roles.get(&p.job_role);
+            // Job roles whose staff group and sub-group are not known keep just the R code and name.
+            let role_code = role
+                .and_then(|r| r.role_code.clone())
+                .unwrap_or_else(|| p.job_role.clone());
+            let role_name = role.and_then(|r| r.role_name.clone()).unwrap_or_else(|| {
+                format!(
+                    "\"{}\"",
+                    role.map(|r| r.name.as_str()).unwrap_or(&p.job_role)
+                )
+            });
+            let named: Vec<&String> = p
+                .activities
+                .iter()
+                .filter(|c| activity_names.contains_key(*c))
+                .collect();
+            RoleClaim {
+                person_orgid,
+                person_roleid: a.person_roleid,
+                org_code: a.org_code,
+                role_name,
+                role_code,
+                activities: named.iter().map(|c| activity_names[*c].clone()).collect(),
+                activity_codes: named.iter().map(|c| (*c).clone()).collect(),
+                workgroups: p
+                    .workgroups
+                    .iter()
+                    .map(|c| workgroup_names.get(c).cloned().unwrap_or_default())
+                    .collect(),
+                workgroups_codes: p.workgroups.clone(),
+            }
+        })
+        .collect())
+}
+
+/// `nhsid_user_orgs`: one entry per organisation where the user holds a current role.
+pub async fn user_orgs(db: &Db, roles: &[RoleClaim]) -> Result<Value, StoreError> {
+    let mut codes: Vec<String> = roles.iter().map(|r| r.org_code.clone()).collect();
+    codes.dedup();
+    let mut seen = Vec::new();
+    codes.retain(|c| {
+        let new = !seen.contains(c);
+        seen.push(c.clone());
+        new
+    });
+    let names = db.names_of("organisation", &codes).await?;
+    Ok(Value::Array(
+        codes
+            .iter()
+            .map(
+                |c| json!({ "org_code": c, "org_name": names.get(c).cloned().unwrap_or_default() }),
+            )
+            .collect(),
+    ))
+}

@@ -1,0 +1,287 @@
+//! National RBAC reference data (`rbac_roles`, `rbac_activities`, `rbac_workgroups`,
+//! `organisations`), `positions`, `person_orgs` and `role_assignments`.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::{from_json, Db, StoreError};
+use crate::clock::UnixTime;
+use crate::domain::rbac::{Assignment, JobRole, Position, Profile};
+
+/// `$1, $2, …` for an IN list of `n` values.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Db {
+    pub async fn upsert_organisation(&self, code: &str, name: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO organisations (org_code, org_name) VALUES ($1, $2) ON CONFLICT (org_code) DO UPDATE SET org_name = excluded.org_name").bind(code).bind(name).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    pub async fn upsert_job_role(&self, r: &JobRole) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO rbac_roles (code, name, role_code, role_name) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name, role_code = excluded.role_code, role_name = excluded.role_name",
+        )
+        .bind(&r.code)
+        .bind(&r.name)
+        .bind(r.role_code.clone())
+        .bind(r.role_name.clone())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn upsert_activity(&self, code: &str, name: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO rbac_activities (code, name) VALUES ($1, $2) ON CONFLICT (code) DO UPDATE SET name = excluded.name").bind(code).bind(name).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    pub async fn upsert_workgroup(
+        &self,
+        code: &str,
+        name: &str,
+        org_code: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO rbac_workgroups (code, name, org_code) VALUES ($1, $2, $3) ON CONFLICT (code) DO UPDATE SET name = excluded.name, org_code = excluded.org_code")
+            .bind(code)
+            .bind(name)
+            .bind(org_code)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Creates or replaces an organisation's position of that name; returns its id.
+    pub async fn upsert_position(&self, p: &Position, now: UnixTime) -> Result<String, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO positions (id, org_code, name, esr_position, profiles, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (org_code, name) DO UPDATE SET esr_position = excluded.esr_position, profiles = excluded.profiles RETURNING id",
+        )
+        .bind(&p.id)
+        .bind(&p.org_code)
+        .bind(&p.name)
+        .bind(p.esr_position.clone())
+        .bind(serde_json::to_string(&p.profiles)?)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    pub async fn position(&self, id: &str) -> Result<Option<Position>, StoreError> {
+        let row = sqlx::query("SELECT * FROM positions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(Position {
+                id: r.try_get("id")?,
+                org_code: r.try_get("org_code")?,
+                name: r.try_get("name")?,
+                esr_position: r.try_get("esr_position")?,
+                profiles: from_json::<Vec<Profile>>(&r.try_get::<String, _>("profiles")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn position_by_name(
+        &self,
+        org_code: &str,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT id FROM positions WHERE org_code = $1 AND name = $2")
+            .bind(org_code)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok(r.try_get("id")?)).transpose()
+    }
+
+    /// The person's membership id at an organisation, created with `candidate` when missing.
+    pub async fn person_orgid(
+        &self,
+        user_uuid: &str,
+        org_code: &str,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO person_orgs (user_uuid, org_code, person_orgid) VALUES ($1, $2, $3) ON CONFLICT (user_uuid, org_code) DO NOTHING")
+            .bind(user_uuid)
+            .bind(org_code)
+            .bind(candidate)
+            .execute(self.pool())
+            .await?;
+        let row = sqlx::query(
+            "SELECT person_orgid FROM person_orgs WHERE user_uuid = $1 AND org_code = $2",
+        )
+        .bind(user_uuid)
+        .bind(org_code)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("person_orgid")?)
+    }
+
+    pub async fn insert_assignment(&self, a: &Assignment, now: UnixTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO role_assignments (person_roleid, user_uuid, position_id, profile_index, org_code, starts_at, ends_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&a.person_roleid)
+        .bind(&a.user_uuid)
+        .bind(&a.position_id)
+        .bind(a.profile_index)
+        .bind(&a.org_code)
+        .bind(a.starts_at)
+        .bind(a.ends_at)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Assignments that give access at `now`: started, and not ended.
+    pub async fn current_assignments(
+        &self,
+        user_uuid: &str,
+        now: UnixTime,
+    ) -> Result<Vec<(Assignment, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.*, p.person_orgid FROM role_assignments a JOIN person_orgs p ON p.user_uuid = a.user_uuid AND p.org_code = a.org_code \
+             WHERE a.user_uuid = $1 AND a.starts_at <= $2 AND (a.ends_at IS NULL OR a.ends_at > $2) ORDER BY a.created_at, a.person_roleid",
+        )
+        .bind(user_uuid)
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    Assignment {
+                        person_roleid: r.try_get("person_roleid")?,
+                        user_uuid: r.try_get("user_uuid")?,
+                        position_id: r.try_get("position_id")?,
+                        profile_index: r.try_get("profile_index")?,
+                        org_code: r.try_get("org_code")?,
+                        starts_at: r.try_get("starts_at")?,
+                        ends_at: r.try_get("ends_at")?,
+                    },
+                    r.try_get("person_orgid")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Ends an assignment at `at`; false if there is no such open assignment.
+    pub async fn end_assignment(
+        &self,
+        person_roleid: &str,
+        at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE role_assignments SET ends_at = $1 WHERE person_roleid = $2 AND (ends_at IS NULL OR ends_at > $1)").bind(at).bind(person_roleid).execute(self.pool()).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn names(
+        &self,
+        table: &str,
+        codes: &[String],
+    ) -> Result<HashMap<String, (String, Option<String>, Option<String>)>, StoreError> {
+        if codes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = match table {
+            "rbac_roles" => format!("SELECT code, name, role_code, role_name FROM rbac_roles WHERE code IN ({})", placeholders(codes.len())),
+            "rbac_activities" => format!("SELECT code, name, NULL AS role_code, NULL AS role_name FROM rbac_activities WHERE code IN ({})", placeholders(codes.len())),
+            "rbac_workgroups" => format!("SELECT code, name, NULL AS role_code, NULL AS role_name FROM rbac_workgroups WHERE code IN ({})", placeholders(codes.len())),
+            _ => format!("SELECT org_code AS code, org_name AS name, NULL AS role_code, NULL AS role_name FROM organisations WHERE org_code IN ({})", placeholders(codes.len())),
+        };
+        let mut q = sqlx::query(&sql);
+        for c in codes {
+            q = q.bind(c);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("code")?,
+                    (
+                        r.try_get("name")?,
+                        r.try_get("role_code")?,
+                        r.try_get("role_name")?,
+                    ),
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn job_roles(
+        &self,
+        codes: &[String],
+    ) -> Result<HashMap<String, JobRole>, StoreError> {
+        Ok(self
+            .names("rbac_roles", codes)
+            .await?
+            .into_iter()
+            .map(|(code, (name, role_code, role_name))| {
+                (
+                    code.clone(),
+                    JobRole {
+                        code,
+                        name,
+                        role_code,
+                        role_name,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Names by code for activities, workgroups or organisations.
+    pub async fn names_of(
+        &self,
+        kind: &str,
+        codes: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let table = match kind {
+            "activity" => "rbac_activities",
+            "workgroup" => "rbac_workgroups",
+            _ => "organisations",
+        };
+        Ok(self
+            .names(table, codes)
+            .await?
+            .into_iter()
+            .map(|(code, (name, _, _))| (code, name))
+            .collect())
+    }
+
+    pub async fn set_selected_role(
+        &self,
+        sid: &str,
+        person_roleid: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET selected_roleid = $1 WHERE sid = $2")
+            .bind(person_roleid)
+            .bind(sid)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn selected_role(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT selected_roleid FROM sessions WHERE sid = $1")
+            .bind(sid)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>("selected_roleid"))
+            .transpose()?
+            .flatten())
+    }
+}

@@ -1,0 +1,349 @@
+//! The hash-chained audit trail: `careid audit verify` finds a real sign-in's trail intact, and
+//! names the first row that was altered, deleted or slipped in with SQL behind careid's back.
+//! Appends from two servers sharing one database keep one unbroken chain.
+
+use std::process::{Command, Output};
+
+use careid::store::{AuditEvent, Db};
+use sqlx::{AnyConnection, Connection, Row};
+
+use crate::helpers::*;
+
+fn audit_verify(env: &TestEnv) -> Output {
+    audit_verify_at(env.dir.path(), &env.database_url)
+}
+
+fn audit_verify_at(dir: &std::path::Path, database_url: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_careid"))
+        .current_dir(dir)
+        .env("CAREID_DATABASE__URL", database_url)
+        .env(
+            "CAREID_KEYS__ENCRYPTION_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )
+        .args(["audit", "verify"])
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Expects `audit verify` to succeed and returns the number of rows it reports.
+fn intact_rows(env: &TestEnv) -> i64 {
+    let out = audit_verify(env);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    let n = text
+        .strip_prefix("audit chain intact: ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("unexpected report: {text}"));
+    assert!(text.contains("chain head: seq "), "{text}");
+    n.parse().unwrap()
+}
+
+/// Expects `audit verify` to fail (exit 1) and returns its message.
+fn broken(env: &TestEnv) -> String {
+    let out = audit_verify(env);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stderr(&out)
+}
+
+/// A connection of its own, as someone with database access would use behind careid's back.
+async fn raw(env: &TestEnv) -> AnyConnection {
+    sqlx::any::install_default_drivers();
+    AnyConnection::connect(&env.database_url).await.unwrap()
+}
+
+async fn ids(conn: &mut AnyConnection, kind: &str) -> Vec<i64> {
+    sqlx::query("SELECT id FROM audit_events WHERE kind = $1 ORDER BY id")
+        .bind(kind)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<i64, _>("id"))
+        .collect()
+}
+
+async fn all_ids(conn: &mut AnyConnection) -> Vec<i64> {
+    sqlx::query("SELECT id FROM audit_events ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<i64, _>("id"))
+        .collect()
+}
+
+/// A user signs in with a card and the client redeems the code: registry, login and token
+/// events.
+async fn sign_in(env: &TestEnv) {
+    let card = env.user_with_card("900000000001").await;
+    let client = env.confidential_client().await;
+    let code = env.code_for(&client, &card).await;
+    assert_eq!(env.redeem(&client, &code).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_real_sign_in_is_chained_and_an_altered_row_is_named() {
+    let env = TestEnv::start().await;
+    sign_in(&env).await;
+    let total = env.db.count_rows("audit_events").await.unwrap();
+    assert!(total >= 4, "user, card, client, login, token: {total}");
+    assert_eq!(intact_rows(&env), total);
+
+    let mut conn = raw(&env).await;
+    let login = ids(&mut conn, "login.smartcard").await[0];
+    assert!(!ids(&mut conn, "token.issued").await.is_empty());
+    sqlx::query("UPDATE audit_events SET outcome = 'card_revoked' WHERE id = $1")
+        .bind(login)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let message = broken(&env);
+    assert!(
+        message.contains(&format!("audit chain broken at row {login}: row altered")),
+        "{message}"
+    );
+
+    // Put it back and alter the detail instead.
+    sqlx::query("UPDATE audit_events SET outcome = 'success' WHERE id = $1")
+        .bind(login)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(intact_rows(&env), total);
+    let token = ids(&mut conn, "token.issued").await[0];
+    sqlx::query("UPDATE audit_events SET detail = '{}' WHERE id = $1")
+        .bind(token)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let message = broken(&env);
+    assert!(
+        message.contains(&format!("audit chain broken at row {token}: row altered")),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn deleted_and_slipped_in_rows_are_named() {
+    let env = TestEnv::start().await;
+    sign_in(&env).await;
+    let total = env.db.count_rows("audit_events").await.unwrap();
+    assert_eq!(intact_rows(&env), total);
+    let mut conn = raw(&env).await;
+
+    // A row inserted with SQL has no place in the chain.
+    sqlx::query("INSERT INTO audit_events (at, kind, outcome, actor, detail) VALUES ($1, 'login.smartcard', 'success', '900000000001', '{}')")
+        .bind(env.now())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let stray = *all_ids(&mut conn).await.last().unwrap();
+    let message = broken(&env);
+    assert!(
+        message.contains(&format!(
+            "audit chain broken at row {stray}: row inserted out of chain"
+        )),
+        "{message}"
+    );
+    sqlx::query("DELETE FROM audit_events WHERE id = $1")
+        .bind(stray)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(intact_rows(&env), total);
+
+    // Deleting the newest row leaves the head pointing past the end.
+    let rows = all_ids(&mut conn).await;
+    let (last, before_last) = (rows[rows.len() - 1], rows[rows.len() - 2]);
+    sqlx::query("DELETE FROM audit_events WHERE id = $1")
+        .bind(last)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let message = broken(&env);
+    assert!(
+        message.contains(&format!(
+            "audit chain broken at row {before_last}: row deleted"
+        )),
+        "{message}"
+    );
+
+    // Deleting a row in the middle is found at the row after the gap (the first break).
+    let (middle, after_middle) = (rows[1], rows[2]);
+    sqlx::query("DELETE FROM audit_events WHERE id = $1")
+        .bind(middle)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let message = broken(&env);
+    assert!(
+        message.contains(&format!(
+            "audit chain broken at row {after_middle}: row deleted"
+        )),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn two_servers_appending_at_once_keep_one_chain() {
+    let a = TestEnv::start().await;
+    let b = TestEnv::start_with(Options {
+        database_url: Some(a.database_url.clone()),
+        pki: Some(a.pki.clone()),
+        issuer: Some(a.issuer.clone()),
+        ..Default::default()
+    })
+    .await;
+    let client = a.confidential_client().await;
+    let mut cards = Vec::new();
+    for i in 0..6 {
+        cards.push(a.user_with_card(&format!("91000000000{i}")).await);
+    }
+    let (a, b, client) = (
+        std::sync::Arc::new(a),
+        std::sync::Arc::new(b),
+        std::sync::Arc::new(client),
+    );
+
+    let mut tasks = tokio::task::JoinSet::new();
+    // Full sign-ins on both servers at once ...
+    for (i, card) in cards.into_iter().enumerate() {
+        let env = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let client = client.clone();
+        tasks.spawn(async move {
+            let code = env.code_for(&client, &card).await;
+            assert_eq!(env.redeem(&client, &code).await.status(), 200);
+        });
+    }
+    // ... while both servers' stores append directly, through their own connection pools.
+    for i in 0..40 {
+        let env = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.spawn(async move {
+            env.db
+                .append_audit(&AuditEvent {
+                    at: env.now(),
+                    kind: "test.concurrent".into(),
+                    outcome: "success".into(),
+                    actor: Some(format!("writer-{i}")),
+                    client_id: None,
+                    detail: serde_json::json!({ "i": i }),
+                })
+                .await
+                .unwrap();
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+
+    let total = a.db.count_rows("audit_events").await.unwrap();
+    let mut conn = raw(&a).await;
+    assert_eq!(ids(&mut conn, "test.concurrent").await.len(), 40);
+    assert_eq!(ids(&mut conn, "token.issued").await.len(), 6);
+    assert_eq!(intact_rows(&a), total, "every row chained, none twice");
+    let seqs: Vec<i64> = sqlx::query("SELECT seq FROM audit_events ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<i64, _>("seq"))
+        .collect();
+    assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn rows_from_before_the_chain_are_counted_and_new_rows_are_chained() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(dir.path()).await;
+    // A database as careid left it before 0004_audit_chain, with audit rows in it.
+    Db::connect(&url, 1).await.unwrap().close().await;
+    let dialect = if url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let mut before = sqlx::migrate::Migrator::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dialect),
+    )
+    .await
+    .unwrap();
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 4)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(&url).await.unwrap();
+    before.run(&mut conn).await.unwrap();
+    for kind in ["client.registered", "login.smartcard"] {
+        sqlx::query(
+            "INSERT INTO audit_events (at, kind, outcome, detail) VALUES (1, $1, 'success', '{}')",
+        )
+        .bind(kind)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+
+    // `audit verify` applies 0004 and reports the old rows apart.
+    let out = audit_verify_at(dir.path(), &url);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).starts_with("audit chain intact: 0 rows\n2 older rows"),
+        "{}",
+        stdout(&out)
+    );
+
+    let db = Db::connect(&url, 2).await.unwrap();
+    for i in 0..3 {
+        db.append_audit(&AuditEvent {
+            at: 2,
+            kind: "token.issued".into(),
+            outcome: "success".into(),
+            actor: None,
+            client_id: Some("c".into()),
+            detail: serde_json::json!({ "i": i }),
+        })
+        .await
+        .unwrap();
+    }
+    db.close().await;
+    let out = audit_verify_at(dir.path(), &url);
+    assert!(
+        stdout(&out).starts_with("audit chain intact: 3 rows\n2 older rows"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A row slipped in without a hash is not taken for an old one.
+    sqlx::query("INSERT INTO audit_events (at, kind, outcome, detail) VALUES (1, 'login.smartcard', 'success', '{}')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let out = audit_verify_at(dir.path(), &url);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("row inserted out of chain"),
+        "{}",
+        stderr(&out)
+    );
+}
