@@ -171,6 +171,9 @@ async fn prepare(dir: &Path, args: &Args) -> (Setup, Server) {
         registry::create_user(&db, &user, "bench", now)
             .await
             .unwrap();
+        db.record_terms_acceptance(&uuid, &careid::config::TermsConfig::default().version, now)
+            .await
+            .unwrap();
         let card = sub
             .card_cert(&CardSpec::valid(&uuid, "Load_User", now))
             .unwrap();

@@ -29,7 +29,28 @@ pub struct Config {
     pub backchannel: BackchannelConfig,
     pub housekeeping: HousekeepingConfig,
     pub keys: KeysConfig,
+    pub terms: TermsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TermsConfig {
+    /// The current version of the terms and conditions. Users accept each version once, before
+    /// any tokens are issued for them; changing it asks everyone again at their next sign-in.
+    pub version: String,
+    /// Plain-text file with the terms (paragraphs separated by blank lines). Absent: careid's
+    /// built-in summary of the NHS Care Identity terms.
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl Default for TermsConfig {
+    fn default() -> Self {
+        TermsConfig {
+            version: "2026-11".into(),
+            file: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,6 +183,7 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             backchannel: BackchannelConfig::default(),
             housekeeping: HousekeepingConfig::default(),
+            terms: TermsConfig::default(),
             keys: KeysConfig::default(),
             log: LogConfig::default(),
         }
@@ -388,6 +410,20 @@ impl Config {
                 key: "backchannel/housekeeping",
                 reason: "intervals and timeouts must be positive".into(),
             });
+        }
+        if self.terms.version.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "terms.version",
+                reason: "must not be empty".into(),
+            });
+        }
+        if let Some(file) = &self.terms.file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid {
+                    key: "terms.file",
+                    reason: format!("{} does not exist", file.display()),
+                });
+            }
         }
         if self.smartcard.listen.is_some() && self.tls.is_none() {
             return Err(ConfigError::Invalid {

@@ -144,6 +144,14 @@ pub async fn ensure_data(db: &Db, dir: &Path, now: UnixTime) -> anyhow::Result<(
             status: UserStatus::Active,
         };
         registry::create_user(db, &user, "demo", now).await?;
+        // The demo user accepted the terms earlier, so the curl walk-through goes straight
+        // through; remove the row (or change terms.version) to see the terms page.
+        db.record_terms_acceptance(
+            DEMO_USER,
+            &crate::config::TermsConfig::default().version,
+            now,
+        )
+        .await?;
         rbac::import(db, include_str!("../config/rbac-sample.json"), "demo", now).await?;
         for (org, position) in [
             ("RZ9", "Staff Nurse - Example Ward 7"),

@@ -46,6 +46,8 @@ pub enum Next {
     },
     /// Role selection was asked for but the user holds no current role: no tokens.
     NoRole,
+    /// The user has not accepted the current terms and conditions; the flow id names the request.
+    AcceptTerms { flow_id: String },
 }
 
 /// What a card sign-in attempt ended with.
@@ -160,6 +162,18 @@ impl Provider {
                     self.db.touch_session(&session.sid, now).await?;
                     return Ok(match self.complete(&request, &session, &acr).await? {
                         Next::Redirect(location) => AuthorizeOutcome::Redirect(location),
+                        _ if request.prompt.none => {
+                            let e = RedirectError {
+                                error: "interaction_required",
+                                description: "the user must accept the terms or choose a role"
+                                    .into(),
+                            };
+                            AuthorizeOutcome::Redirect(self.error_redirect(
+                                &redirect_uri,
+                                state.as_deref(),
+                                &e,
+                            ))
+                        }
                         next => AuthorizeOutcome::Continue(next),
                     });
                 }
@@ -457,6 +471,24 @@ impl Provider {
         session: &Session,
         acr: &str,
     ) -> Result<Next, ServiceError> {
+        if self
+            .db
+            .terms_accepted(&session.user_uuid, &self.config.terms.version)
+            .await?
+            .is_none()
+        {
+            let now = self.now();
+            let flow_id = secrets::random_token();
+            self.db
+                .insert_login_flow(
+                    &flow_id,
+                    request,
+                    now,
+                    now + self.config.tokens.login_flow_ttl_secs,
+                )
+                .await?;
+            return Ok(Next::AcceptTerms { flow_id });
+        }
         if !request.has_scope("selectedrole") && !request.has_scope("changedrole") {
             return Ok(Next::Redirect(
                 self.issue_code(request, session, acr, None).await?,
@@ -555,5 +587,63 @@ impl Provider {
             self.issue_code(&request, &session, &acr, Some(person_roleid.into()))
                 .await?,
         ))
+    }
+
+    /// The terms page's answer. Accepting records the version and time and carries on with the
+    /// sign-in; declining sends `access_denied` to the client (no tokens).
+    pub async fn answer_terms(
+        &self,
+        flow_id: &str,
+        accept: bool,
+        session_secret: Option<&str>,
+    ) -> Result<Option<Next>, ServiceError> {
+        let now = self.now();
+        let (Some(session), Some(request)) = (
+            self.usable_session(session_secret).await?,
+            self.db.login_flow(flow_id, now).await?,
+        ) else {
+            return Ok(None);
+        };
+        if !self.db.take_login_flow(flow_id).await? {
+            return Ok(None);
+        }
+        let version = self.config.terms.version.clone();
+        if !accept {
+            self.audit(
+                "terms.declined",
+                "declined",
+                Some(&session.user_uuid),
+                Some(&request.client_id),
+                json!({ "version": version }),
+            )
+            .await?;
+            let e = RedirectError {
+                error: "access_denied",
+                description: "the user did not accept the terms and conditions".into(),
+            };
+            return Ok(Some(Next::Redirect(self.error_redirect(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                &e,
+            ))));
+        }
+        self.db
+            .record_terms_acceptance(&session.user_uuid, &version, now)
+            .await?;
+        self.audit(
+            "terms.accepted",
+            "success",
+            Some(&session.user_uuid),
+            Some(&request.client_id),
+            json!({ "version": version }),
+        )
+        .await?;
+        let Some(acr) = Method::from_amr(&session.amr)
+            .and_then(|m| request.acr.satisfied_by(m))
+            .map(String::from)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(self.complete(&request, &session, &acr).await?))
     }
 }

@@ -19,4 +19,5 @@ pub mod resource;
 pub mod secrets;
 pub mod session;
 pub mod smartcard;
+pub mod terms;
 pub mod token;

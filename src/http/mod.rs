@@ -61,6 +61,7 @@ fn oidc_routes() -> Router<AppState> {
         .route("/connect/endSession", get(oidc::logout).post(oidc::logout))
         .route("/card/login", get(card::card_login))
         .route("/role", get(role::role).post(role::role))
+        .route("/terms", post(role::terms))
         .route("/introspect", post(oidc::introspect))
         .route("/revoke", post(oidc::revoke))
         .route("/token/revoke", post(oidc::revoke))

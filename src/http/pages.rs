@@ -16,6 +16,7 @@ fn environment() -> &'static Environment<'static> {
             ("base.html", include_str!("../../templates/base.html")),
             ("login.html", include_str!("../../templates/login.html")),
             ("message.html", include_str!("../../templates/message.html")),
+            ("terms.html", include_str!("../../templates/terms.html")),
             (
                 "logout_confirm.html",
                 include_str!("../../templates/logout_confirm.html"),
@@ -73,5 +74,22 @@ impl Page {
             "message.html",
             minijinja::context! { title => heading, heading => heading, message => message },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_file_is_registered() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                environment().get_template(&name).is_ok(),
+                "templates/{name} is not registered in pages.rs"
+            );
+        }
     }
 }

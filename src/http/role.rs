@@ -1,7 +1,9 @@
-//! The role picker (CIS2 §8): shown after sign-in when the client asked for `selectedrole` or
-//! `changedrole` and the user holds several current roles. Plain HTML, keyboard and
-//! screen-reader friendly (a fieldset of labelled radio buttons), no JavaScript; with more than
-//! five roles a search box filters the list on the server.
+//! The steps between authentication and the code: the terms-and-conditions page (first sign-in
+//! and each new terms version) and the role picker (CIS2 §8: shown when the client asked for
+//! `selectedrole` or `changedrole` and the user holds several current roles). Plain HTML, keyboard
+//! and screen-reader friendly (labelled controls, a fieldset of radio buttons), no JavaScript; with
+//! more than five roles a search box filters the list on the server. Both forms carry a CSRF token
+//! bound to the session and the sign-in request.
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -44,6 +46,12 @@ pub fn render_next(
             "This application needs you to sign in with a role, and your Care Identity has no role that is current today. Ask your Registration Authority or line manager to check your positions.",
             rid,
         ),
+                Next::AcceptTerms { flow_id } => {
+            let terms = crate::domain::terms::current(&app.provider.config.terms);
+            let action = app.provider.config.endpoint("/terms");
+            let csrf = csrf_token(session_secret, &format!("terms:{flow_id}"));
+            Page::render(StatusCode::OK, "terms.html", minijinja::context! { title => "Terms and conditions", version => terms.version, paragraphs => terms.paragraphs, flow => flow_id, csrf, action })
+        }
         Next::ChooseRole { flow_id, roles, orgs } => {
             let org_name = |code: &str| orgs.as_array().and_then(|a| a.iter().find(|o| o["org_code"] == code)).and_then(|o| o["org_name"].as_str()).unwrap_or(code).to_string();
             let q = query.trim().to_lowercase();
@@ -116,6 +124,44 @@ pub async fn role(
             &rid,
         ),
         Ok(next) => render_next(&app, next, secret, get("q").unwrap_or_default(), &rid),
+        Err(e) => internal_page(e, &rid),
+    }
+}
+
+/// POST: the answer to the terms page.
+pub async fn terms(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let rid = request_id(&headers);
+    let expired = || {
+        Page::error(
+            StatusCode::BAD_REQUEST,
+            "This sign-in has expired",
+            "Go back to the application and sign in again.",
+            &rid,
+        )
+    };
+    let Ok(pairs) = params::from_form(&headers, &body) else {
+        return expired();
+    };
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let (Some(flow), Some(secret)) = (get("flow"), cookie(&headers, SESSION_COOKIE)) else {
+        return expired();
+    };
+    let expected = csrf_token(secret, &format!("terms:{flow}"));
+    if !get("csrf_token").is_some_and(|c| secrets::constant_time_eq(c, &expected)) {
+        return Page::error(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Go back to the application and sign in again.",
+            &rid,
+        );
+    }
+    match app
+        .provider
+        .answer_terms(flow, get("decision") == Some("accept"), Some(secret))
+        .await
+    {
+        Ok(Some(next)) => render_next(&app, next, secret, "", &rid),
+        Ok(None) => expired(),
         Err(e) => internal_page(e, &rid),
     }
 }

@@ -16,6 +16,7 @@ mod outbox;
 mod rbac;
 mod refresh;
 mod sessions;
+mod terms;
 mod tokens;
 mod users;
 

@@ -2,69 +2,9 @@
 //! works, and each attack fails with the standard error.
 
 use careid::domain::client::ClientRequest;
-use josekit::jwk::Jwk;
-use josekit::jws::{JwsHeader, JwsSigner, ES256, PS256, RS256, RS512};
-use josekit::jwt::{self, JwtPayload};
 use serde_json::json;
 
 use crate::helpers::*;
-
-/// A relying party's signing key for `private_key_jwt`.
-struct RpKey {
-    public: Jwk,
-    signer: Box<dyn JwsSigner>,
-}
-
-fn rp_key(alg: &str, kid: &str) -> RpKey {
-    let (mut public, signer): (Jwk, Box<dyn JwsSigner>) = match alg {
-        "RS256" | "RS512" => {
-            let kp = RS256.generate_key_pair(2048).unwrap();
-            let pem = kp.to_pem_private_key();
-            let signer: Box<dyn JwsSigner> = if alg == "RS256" {
-                Box::new(RS256.signer_from_pem(&pem).unwrap())
-            } else {
-                Box::new(RS512.signer_from_pem(&pem).unwrap())
-            };
-            (kp.to_jwk_public_key(), signer)
-        }
-        "PS256" => {
-            let kp = PS256.generate_key_pair(2048).unwrap();
-            (
-                kp.to_jwk_public_key(),
-                Box::new(PS256.signer_from_pem(kp.to_pem_private_key()).unwrap()),
-            )
-        }
-        _ => {
-            let kp = ES256.generate_key_pair().unwrap();
-            (
-                kp.to_jwk_public_key(),
-                Box::new(ES256.signer_from_pem(kp.to_pem_private_key()).unwrap()),
-            )
-        }
-    };
-    public.set_key_id(kid);
-    public.set_key_use("sig");
-    public.set_algorithm(alg);
-    RpKey { public, signer }
-}
-
-fn assertion(key: &RpKey, kid: &str, client_id: &str, aud: &str, now: i64, jti: &str) -> String {
-    let mut header = JwsHeader::new();
-    header.set_key_id(kid);
-    header.set_token_type("JWT");
-    let mut payload = JwtPayload::new();
-    for (k, v) in [
-        ("iss", json!(client_id)),
-        ("sub", json!(client_id)),
-        ("aud", json!(aud)),
-        ("iat", json!(now)),
-        ("exp", json!(now + 300)),
-        ("jti", json!(jti)),
-    ] {
-        payload.set_claim(k, Some(v)).unwrap();
-    }
-    jwt::encode_with_signer(&payload, &header, key.signer.as_ref()).unwrap()
-}
 
 /// Builds a token request form around a code.
 type FormFor = Box<dyn Fn(String) -> Vec<(&'static str, String)>>;
@@ -230,17 +170,7 @@ async fn private_key_jwt_keys_can_come_from_a_jwks_uri() {
     let env = TestEnv::start().await;
     let card = env.user_with_card("123412341236").await;
     let key = rp_key("RS256", "remote");
-    let jwks = json!({ "keys": [serde_json::Value::Object(key.public.as_ref().clone())] });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let jwks_uri = format!(
-        "http://127.0.0.1:{}/jwks.json",
-        listener.local_addr().unwrap().port()
-    );
-    let app = axum::Router::new().route(
-        "/jwks.json",
-        axum::routing::get(move || async move { axum::Json(jwks) }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let jwks_uri = serve_jwks(key.jwks()).await;
     let client = env
         .client(ClientRequest {
             client_name: "remote keys".into(),

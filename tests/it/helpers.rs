@@ -252,7 +252,28 @@ impl TestEnv {
         registry::create_user(&self.db, &user, "test", self.now())
             .await
             .unwrap();
+        // Most tests are about something else: their users accepted the current terms earlier.
+        self.db
+            .record_terms_acceptance(
+                uuid,
+                &careid::config::TermsConfig::default().version,
+                self.now(),
+            )
+            .await
+            .unwrap();
         user
+    }
+
+    /// A user with a bound card who has not accepted the terms yet.
+    pub async fn new_user_with_card(&self, uuid: &str) -> Issued {
+        let card = self.user_with_card(uuid).await;
+        self.server
+            .provider
+            .db
+            .forget_terms_acceptances(uuid)
+            .await
+            .unwrap();
+        card
     }
 
     pub fn card(&self, uuid: &str) -> Issued {
@@ -267,6 +288,27 @@ impl TestEnv {
         self.user(uuid).await;
         let card = self.card(uuid);
         registry::bind_smartcard(&self.db, uuid, &card.der, "test", self.now())
+            .await
+            .unwrap();
+        card
+    }
+
+    /// `user` exactly as given (for tests that read particular profile fields), terms accepted as
+    /// for [`TestEnv::user`], with a bound, valid smartcard.
+    pub async fn person_with_card(&self, user: &User) -> Issued {
+        registry::create_user(&self.db, user, "test", self.now())
+            .await
+            .unwrap();
+        self.db
+            .record_terms_acceptance(
+                &user.uuid,
+                &careid::config::TermsConfig::default().version,
+                self.now(),
+            )
+            .await
+            .unwrap();
+        let card = self.card(&user.uuid);
+        registry::bind_smartcard(&self.db, &user.uuid, &card.der, "test", self.now())
             .await
             .unwrap();
         card
@@ -534,4 +576,159 @@ impl Drop for LogoutReceiver {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A relying party's signing key for `private_key_jwt` (its public half goes in the RP's JWKS).
+pub struct RpKey {
+    pub public: josekit::jwk::Jwk,
+    pub signer: Box<dyn josekit::jws::JwsSigner>,
+}
+
+/// A fresh RP key for `alg` (RS256, RS512, PS256 or ES256), published with `kid`, `use: "sig"`
+/// and `alg`.
+pub fn rp_key(alg: &str, kid: &str) -> RpKey {
+    use josekit::jws::{JwsSigner, ES256, PS256, RS256, RS512};
+    let (mut public, signer): (josekit::jwk::Jwk, Box<dyn JwsSigner>) = match alg {
+        "RS256" | "RS512" => {
+            let kp = RS256.generate_key_pair(2048).unwrap();
+            let pem = kp.to_pem_private_key();
+            let signer: Box<dyn JwsSigner> = if alg == "RS256" {
+                Box::new(RS256.signer_from_pem(&pem).unwrap())
+            } else {
+                Box::new(RS512.signer_from_pem(&pem).unwrap())
+            };
+            (kp.to_jwk_public_key(), signer)
+        }
+        "PS256" => {
+            let kp = PS256.generate_key_pair(2048).unwrap();
+            (
+                kp.to_jwk_public_key(),
+                Box::new(PS256.signer_from_pem(kp.to_pem_private_key()).unwrap()),
+            )
+        }
+        _ => {
+            let kp = ES256.generate_key_pair().unwrap();
+            (
+                kp.to_jwk_public_key(),
+                Box::new(ES256.signer_from_pem(kp.to_pem_private_key()).unwrap()),
+            )
+        }
+    };
+    public.set_key_id(kid);
+    public.set_key_use("sig");
+    public.set_algorithm(alg);
+    RpKey { public, signer }
+}
+
+impl RpKey {
+    /// The RFC 7638 SHA-256 thumbprint of an RSA public key: the `kid` the Django and Rails CIS2
+    /// RPs use (cis2.md §3.1).
+    pub fn thumbprint(&self) -> String {
+        use base64::Engine;
+        use sha2::Digest;
+        assert_eq!(
+            self.public.key_type(),
+            "RSA",
+            "thumbprints here are for RSA keys"
+        );
+        let part = |name: &str| {
+            self.public
+                .parameter(name)
+                .and_then(serde_json::Value::as_str)
+                .unwrap()
+                .to_string()
+        };
+        let canonical = format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, part("e"), part("n"));
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(canonical.as_bytes()))
+    }
+
+    /// The same key, published under its thumbprint as `kid`.
+    pub fn with_thumbprint_kid(mut self) -> RpKey {
+        let kid = self.thumbprint();
+        self.public.set_key_id(kid);
+        self
+    }
+
+    pub fn kid(&self) -> String {
+        self.public.key_id().unwrap_or_default().to_string()
+    }
+
+    /// The JWK set the RP publishes.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": [serde_json::Value::Object(self.public.as_ref().clone())] })
+    }
+}
+
+/// The parts of a `private_key_jwt` client assertion that CIS2 RPs vary (cis2.md §3.1).
+pub struct AssertionSpec<'a> {
+    pub kid: Option<&'a str>,
+    pub typ: Option<&'a str>,
+    pub client_id: &'a str,
+    pub aud: &'a str,
+    pub iat: i64,
+    /// `exp` - `iat`: 300 s for most RPs, 180 s for the Rails one.
+    pub lifetime: i64,
+    pub jti: &'a str,
+}
+
+/// Signs a client assertion: `iss` = `sub` = client_id, `aud`, `iat`, `exp`, `jti`.
+pub fn signed_assertion(key: &RpKey, spec: &AssertionSpec) -> String {
+    let mut header = josekit::jws::JwsHeader::new();
+    if let Some(kid) = spec.kid {
+        header.set_key_id(kid);
+    }
+    if let Some(typ) = spec.typ {
+        header.set_token_type(typ);
+    }
+    let mut payload = josekit::jwt::JwtPayload::new();
+    for (k, v) in [
+        ("iss", serde_json::json!(spec.client_id)),
+        ("sub", serde_json::json!(spec.client_id)),
+        ("aud", serde_json::json!(spec.aud)),
+        ("iat", serde_json::json!(spec.iat)),
+        ("exp", serde_json::json!(spec.iat + spec.lifetime)),
+        ("jti", serde_json::json!(spec.jti)),
+    ] {
+        payload.set_claim(k, Some(v)).unwrap();
+    }
+    josekit::jwt::encode_with_signer(&payload, &header, key.signer.as_ref()).unwrap()
+}
+
+/// A client assertion with `kid`, `typ: JWT` and a 300 s lifetime.
+pub fn assertion(
+    key: &RpKey,
+    kid: &str,
+    client_id: &str,
+    aud: &str,
+    now: i64,
+    jti: &str,
+) -> String {
+    signed_assertion(
+        key,
+        &AssertionSpec {
+            kid: Some(kid),
+            typ: Some("JWT"),
+            client_id,
+            aud,
+            iat: now,
+            lifetime: 300,
+            jti,
+        },
+    )
+}
+
+/// Serves `jwks` at a loopback `jwks_uri` (an RP publishing its keys) and returns the URI.
+pub async fn serve_jwks(jwks: serde_json::Value) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!(
+        "http://127.0.0.1:{}/jwks.json",
+        listener.local_addr().unwrap().port()
+    );
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || async move { axum::Json(jwks) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    uri
 }

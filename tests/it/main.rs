@@ -14,3 +14,4 @@ mod lifecycle;
 mod login_flow;
 mod roles;
 mod smartcard;
+mod terms;
