@@ -65,7 +65,7 @@ pub fn render_next(
             Page::render(
                 StatusCode::OK,
                 "role_select.html",
-                minijinja::context! { title => "Choose your role", roles => shown, flow => flow_id, csrf, action, q => query, searchable => roles.len() > 5, client_hint => "The application" },
+                minijinja::context! { title => "Choose your role", roles => shown, flow => flow_id, csrf, action, q => query, searchable => roles.len() > 5 },
             )
         }
     }

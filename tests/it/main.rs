@@ -6,6 +6,9 @@ mod helpers;
 
 mod audit;
 mod authorize_errors;
+mod browser;
+mod cdp;
+mod cis2_rps;
 mod cli;
 mod client_auth;
 mod instances;
