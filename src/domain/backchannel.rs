@@ -106,14 +106,10 @@ impl Provider {
 
     async fn deliver_logout(&self, d: &LogoutDelivery, owner: &str) -> Result<(), ServiceError> {
         let now = self.now();
-        let alg = self
-            .db
-            .client(&d.client_id)
-            .await?
-            .map(|c| c.metadata.id_token_signed_response_alg)
-            .unwrap_or(SigningAlg::RS256);
+        // Always RS256, whatever the client's ID-token algorithm: CIS2 relying parties accept
+        // only RS256 logout tokens (cis2.md §4, §10.1).
         let token = self.keys.sign(
-            alg,
+            SigningAlg::RS256,
             "logout+jwt",
             logout_claims(&self.config.issuer, d, now),
         )?;

@@ -62,7 +62,7 @@ impl Provider {
 
     /// The claims of an active access token careid issued: valid signature, unexpired, on
     /// record and unrevoked, and its user (if any) still active.
-    async fn active_access_claims(
+    pub(crate) async fn active_access_claims(
         &self,
         token: &str,
     ) -> Result<Option<Map<String, Value>>, ServiceError> {

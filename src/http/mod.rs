@@ -2,6 +2,7 @@
 //! tracing, latency metrics, security headers, body limit). Handlers live in the submodules and
 //! stay thin: parse, one provider call, map the result.
 
+pub mod admin;
 pub mod card;
 pub mod error;
 pub mod oidc;
@@ -91,7 +92,8 @@ pub fn router(state: AppState) -> Router {
     };
     let csp = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
     Router::new()
-        .merge(oidc)
+                .merge(oidc)
+        .merge(admin::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -107,6 +107,20 @@ impl Db {
         rows.iter().map(|r| Ok(r.try_get("sid")?)).collect()
     }
 
+    /// Open sessions that an authenticator signed in.
+    pub async fn open_sessions_of_authenticator(
+        &self,
+        authenticator_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sid FROM sessions WHERE authenticator_id = $1 AND ended_at IS NULL",
+        )
+        .bind(authenticator_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("sid")?)).collect()
+    }
+
     /// Ends a session; false if it had already ended.
     pub async fn end_session(
         &self,

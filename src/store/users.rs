@@ -130,4 +130,30 @@ impl Db {
             .await?;
         Ok(())
     }
+
+    /// Identities whose UUID starts with, or whose family or given name contains, `q`.
+    pub async fn search_users(&self, q: &str, limit: i64) -> Result<Vec<User>, StoreError> {
+        let like = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
+        let prefix = format!("{}%", q.replace(['%', '_'], ""));
+        let rows = sqlx::query("SELECT * FROM users WHERE uuid LIKE $1 OR LOWER(family_name) LIKE $2 OR LOWER(given_name) LIKE $2 ORDER BY family_name, given_name, uuid LIMIT $3")
+            .bind(prefix)
+            .bind(like)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    pub async fn authenticators_of(
+        &self,
+        user_uuid: &str,
+    ) -> Result<Vec<Authenticator>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM authenticators WHERE user_uuid = $1 ORDER BY created_at, id",
+        )
+        .bind(user_uuid)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(authenticator_from).collect()
+    }
 }

@@ -1,0 +1,502 @@
+//! The registration-authority (RA) rules behind `/admin/api/v1`: who the caller is (an active
+//! careid access token from an AAL3 sign-in, with a selected role), which RA role that selected
+//! role carries, what each RA role may do (`../shared/reference/nhs-processes.md` §1, CIM
+//! permission table), and separation of duties (§2: nobody raises their own access). Each
+//! operation is audited with the caller as actor.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::identity::{is_valid_uuid, User, UserStatus};
+use super::provider::{Provider, ServiceError};
+use super::rbac::{self, RbacError};
+use super::registry::{self, RegistryError};
+use super::secrets;
+
+/// RA roles careid recognises from the national job role of the caller's selected role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RaRole {
+    /// R5080 (and R5072, the root RA Manager).
+    Manager,
+    /// R5090.
+    Agent,
+    /// Any role carrying activity B1300 "Approve RA Requests".
+    Sponsor,
+}
+
+/// What an RA operation needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    SearchIdentities,
+    CreateIdentity,
+    ChangeStatus,
+    ManageSmartcards,
+    AssignPositions,
+    ReadAudit,
+}
+
+impl Permission {
+    /// The CIM permission table (RAM, RAA; sponsors may not do these through careid yet).
+    pub fn allowed(self, roles: &[RaRole]) -> bool {
+        let manager = roles.contains(&RaRole::Manager);
+        let agent = roles.contains(&RaRole::Agent);
+        match self {
+            Permission::ReadAudit => manager,
+            Permission::SearchIdentities
+            | Permission::CreateIdentity
+            | Permission::ChangeStatus
+            | Permission::ManageSmartcards
+            | Permission::AssignPositions => manager || agent,
+        }
+    }
+}
+
+/// The authenticated RA caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub uuid: String,
+    pub person_roleid: String,
+    pub org_code: String,
+    pub ra_roles: Vec<RaRole>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Internal(#[from] ServiceError),
+}
+
+impl From<crate::store::StoreError> for AdminError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AdminError::Internal(e.into())
+    }
+}
+
+impl From<RegistryError> for AdminError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Store(s) => s.into(),
+            other => AdminError::Invalid(other.to_string()),
+        }
+    }
+}
+
+impl From<RbacError> for AdminError {
+    fn from(e: RbacError) -> Self {
+        match e {
+            RbacError::Store(s) => s.into(),
+            RbacError::NoSuchPosition(p) => AdminError::NotFound(format!("no such position: {p}")),
+            other => AdminError::Invalid(other.to_string()),
+        }
+    }
+}
+
+/// A new identity as an RA records it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewIdentity {
+    pub title: Option<String>,
+    pub given_name: String,
+    pub middle_names: Option<String>,
+    pub family_name: String,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAssignment {
+    pub position_id: String,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+}
+
+fn identity_json(u: &User) -> Value {
+    json!({ "uuid": u.uuid, "title": u.title, "given_name": u.given_name, "middle_names": u.middle_names, "family_name": u.family_name,
+            "email": u.email, "id_assurance_level": u.id_assurance_level, "status": u.status.as_str() })
+}
+
+impl Provider {
+    /// Authenticates an RA caller from a bearer token: active, AAL3 (RA work needs a smartcard or
+    /// equivalent), with a selected role that is still current and carries an RA role.
+    pub async fn admin_caller(&self, token: Option<&str>) -> Result<Caller, AdminError> {
+        let token = token.ok_or_else(|| {
+            AdminError::Unauthenticated("a bearer access token is required".into())
+        })?;
+        let claims = self
+            .active_access_claims(token)
+            .await?
+            .ok_or_else(|| AdminError::Unauthenticated("the access token is not active".into()))?;
+        let uuid = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| is_valid_uuid(s))
+            .ok_or_else(|| AdminError::Forbidden("the token does not belong to a person".into()))?;
+        if claims
+            .get("authentication_assurance_level")
+            .and_then(Value::as_str)
+            != Some("3")
+        {
+            return Err(AdminError::Forbidden(
+                "RA work needs an AAL3 sign-in".into(),
+            ));
+        }
+        let selected = claims
+            .get("selected_roleid")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                AdminError::Forbidden(
+                    "sign in with a selected role (scope selectedrole) to use the admin API".into(),
+                )
+            })?;
+        let roles = rbac::current_roles(&self.db, uuid, self.now()).await?;
+        let role = roles
+            .into_iter()
+            .find(|r| r.person_roleid == selected)
+            .ok_or_else(|| {
+                AdminError::Forbidden("the selected role is no longer current".into())
+            })?;
+        let job = role
+            .role_code
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut ra_roles = Vec::new();
+        if job == "R5080" || job == "R5072" {
+            ra_roles.push(RaRole::Manager);
+        }
+        if job == "R5090" {
+            ra_roles.push(RaRole::Agent);
+        }
+        if role.activity_codes.iter().any(|c| c == "B1300") {
+            ra_roles.push(RaRole::Sponsor);
+        }
+        Ok(Caller {
+            uuid: uuid.into(),
+            person_roleid: role.person_roleid,
+            org_code: role.org_code,
+            ra_roles,
+        })
+    }
+
+    fn require(&self, caller: &Caller, p: Permission) -> Result<(), AdminError> {
+        if p.allowed(&caller.ra_roles) {
+            Ok(())
+        } else {
+            Err(AdminError::Forbidden(format!(
+                "your selected role does not allow this ({p:?})"
+            )))
+        }
+    }
+
+    /// Separation of duties: nobody acts on their own identity in a way that changes their access.
+    fn not_self(caller: &Caller, uuid: &str) -> Result<(), AdminError> {
+        if caller.uuid == uuid {
+            Err(AdminError::Forbidden(
+                "RA staff may not act on their own identity".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn admin_audit(
+        &self,
+        caller: &Caller,
+        kind: &str,
+        detail: Value,
+    ) -> Result<(), AdminError> {
+        let mut detail = detail;
+        detail["ra_role_profile"] = json!(caller.person_roleid);
+        self.audit(kind, "success", Some(&caller.uuid), None, detail)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn admin_get_identity(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::SearchIdentities)?;
+        let user = self
+            .db
+            .user(uuid)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        let roles = rbac::current_roles(&self.db, uuid, self.now()).await?;
+        let mut v = identity_json(&user);
+        v["roles"] = serde_json::to_value(roles).unwrap_or_default();
+        Ok(v)
+    }
+
+    pub async fn admin_search(&self, caller: &Caller, q: &str) -> Result<Value, AdminError> {
+        self.require(caller, Permission::SearchIdentities)?;
+        if q.trim().len() < 2 {
+            return Err(AdminError::Invalid(
+                "search with at least two characters".into(),
+            ));
+        }
+        let found = self.db.search_users(q.trim(), 50).await?;
+        Ok(json!({ "identities": found.iter().map(identity_json).collect::<Vec<_>>() }))
+    }
+
+    pub async fn admin_create_identity(
+        &self,
+        caller: &Caller,
+        new: NewIdentity,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::CreateIdentity)?;
+        if new.given_name.trim().is_empty() || new.family_name.trim().is_empty() {
+            return Err(AdminError::Invalid(
+                "given_name and family_name are required".into(),
+            ));
+        }
+        let now = self.now();
+        for _ in 0..5 {
+            let uuid = secrets::random_digits(12);
+            if self.db.user(&uuid).await?.is_some() {
+                continue;
+            }
+            let user = User {
+                uuid: uuid.clone(),
+                title: new.title.clone(),
+                given_name: new.given_name.trim().into(),
+                middle_names: new.middle_names.clone(),
+                family_name: new.family_name.trim().into(),
+                email: new.email.clone(),
+                id_assurance_level: 0,
+                status: UserStatus::Active,
+            };
+            registry::create_user(&self.db, &user, &caller.uuid, now).await?;
+            self.admin_audit(caller, "admin.identity_created", json!({ "uuid": uuid }))
+                .await?;
+            return Ok(identity_json(&user));
+        }
+        Err(AdminError::Conflict(
+            "could not allocate a free UUID".into(),
+        ))
+    }
+
+    /// Suspends, reinstates or closes an identity. Suspending or closing ends every session and
+    /// token through the lifecycle's single revocation path.
+    pub async fn admin_set_status(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        status: UserStatus,
+        reason: &str,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::ChangeStatus)?;
+        Self::not_self(caller, uuid)?;
+        if reason.trim().is_empty() {
+            return Err(AdminError::Invalid("a reason is required".into()));
+        }
+        let user = self
+            .db
+            .user(uuid)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        if user.status == UserStatus::Closed {
+            return Err(AdminError::Conflict(
+                "a closed identity cannot change status".into(),
+            ));
+        }
+        self.db.set_user_status(uuid, status).await?;
+        if status != UserStatus::Active {
+            self.revoke_user(uuid, status.as_str()).await?;
+        }
+        self.admin_audit(
+            caller,
+            "admin.identity_status",
+            json!({ "uuid": uuid, "status": status.as_str(), "reason": reason }),
+        )
+        .await?;
+        Ok(json!({ "uuid": uuid, "status": status.as_str() }))
+    }
+
+    pub async fn admin_bind_smartcard(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        certificate_pem: &str,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::ManageSmartcards)?;
+        Self::not_self(caller, uuid)?;
+        self.db
+            .user(uuid)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        let der = rustls_pemfile::certs(&mut certificate_pem.as_bytes())
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                AdminError::Invalid("certificate_pem holds no PEM certificate".into())
+            })?;
+        let card =
+            super::smartcard::binding_of(&der).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        if self
+            .db
+            .authenticator_by_certificate(&card.issuer, &card.serial)
+            .await?
+            .is_some()
+        {
+            return Err(AdminError::Conflict(
+                "this certificate is already bound".into(),
+            ));
+        }
+        let a = registry::bind_smartcard(&self.db, uuid, &der, &caller.uuid, self.now()).await?;
+        self.admin_audit(
+            caller,
+            "admin.smartcard_bound",
+            json!({ "uuid": uuid, "authenticator": a.id }),
+        )
+        .await?;
+        Ok(
+            json!({ "id": a.id, "uuid": uuid, "issuer": a.cert_issuer, "serial": a.cert_serial, "status": a.status }),
+        )
+    }
+
+    /// Revokes a bound card; sessions it opened end at once.
+    pub async fn admin_revoke_smartcard(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        authenticator_id: &str,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::ManageSmartcards)?;
+        let found = self
+            .db
+            .authenticators_of(uuid)
+            .await?
+            .into_iter()
+            .any(|a| a.id == authenticator_id);
+        if !found {
+            return Err(AdminError::NotFound(format!(
+                "no authenticator {authenticator_id} for {uuid}"
+            )));
+        }
+        self.db
+            .set_authenticator_status(authenticator_id, "revoked")
+            .await?;
+        for sid in self
+            .db
+            .open_sessions_of_authenticator(authenticator_id)
+            .await?
+        {
+            self.end_session(&sid, "authenticator_revoked").await?;
+        }
+        self.admin_audit(
+            caller,
+            "admin.smartcard_revoked",
+            json!({ "uuid": uuid, "authenticator": authenticator_id }),
+        )
+        .await?;
+        Ok(json!({ "id": authenticator_id, "status": "revoked" }))
+    }
+
+    pub async fn admin_assign(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        a: NewAssignment,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::AssignPositions)?;
+        Self::not_self(caller, uuid)?;
+        self.db
+            .user(uuid)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        let now = self.now();
+        let ids = rbac::assign_position(
+            &self.db,
+            uuid,
+            &a.position_id,
+            a.starts_at.unwrap_or(now),
+            a.ends_at,
+            &caller.uuid,
+            now,
+        )
+        .await?;
+        self.admin_audit(
+            caller,
+            "admin.assignment_created",
+            json!({ "uuid": uuid, "position_id": a.position_id, "person_roleids": ids }),
+        )
+        .await?;
+        Ok(json!({ "person_roleids": ids }))
+    }
+
+    pub async fn admin_end_assignment(
+        &self,
+        caller: &Caller,
+        person_roleid: &str,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::AssignPositions)?;
+        if caller.person_roleid == person_roleid {
+            return Err(AdminError::Forbidden(
+                "RA staff may not end the role they are acting in".into(),
+            ));
+        }
+        if !self.db.end_assignment(person_roleid, self.now()).await? {
+            return Err(AdminError::NotFound(format!(
+                "no current assignment {person_roleid}"
+            )));
+        }
+        self.admin_audit(
+            caller,
+            "admin.assignment_ended",
+            json!({ "person_roleid": person_roleid }),
+        )
+        .await?;
+        Ok(json!({ "person_roleid": person_roleid, "ended_at": self.now() }))
+    }
+
+    pub async fn admin_audit_events(
+        &self,
+        caller: &Caller,
+        limit: i64,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::ReadAudit)?;
+        let events = self.db.recent_audit(limit.clamp(1, 500)).await?;
+        Ok(
+            json!({ "events": events.iter().map(|e| json!({ "at": e.at, "kind": e.kind, "outcome": e.outcome, "actor": e.actor, "client_id": e.client_id, "detail": e.detail })).collect::<Vec<_>>() }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_follow_the_cim_table() {
+        use Permission::*;
+        let m = [RaRole::Manager];
+        let a = [RaRole::Agent];
+        let s = [RaRole::Sponsor];
+        for p in [
+            SearchIdentities,
+            CreateIdentity,
+            ChangeStatus,
+            ManageSmartcards,
+            AssignPositions,
+        ] {
+            assert!(
+                p.allowed(&m) && p.allowed(&a) && !p.allowed(&s) && !p.allowed(&[]),
+                "{p:?}"
+            );
+        }
+        assert!(ReadAudit.allowed(&m) && !ReadAudit.allowed(&a));
+    }
+}

@@ -1,0 +1,486 @@
+//! The registration-authority API: who may do what (RA Manager, RA Agent, others refused with
+//! 403 problem details), separation of duties, and the effects of each operation.
+
+use careid::domain::rbac::{self, Position, Profile};
+use careid::pki::CardSpec;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const SAMPLE: &str = include_str!("../../config/rbac-sample.json");
+
+/// A user with a card holding one position; returns an access token from a sign-in with
+/// `selectedrole` (one role: selected without a page).
+async fn staff_token(env: &TestEnv, uuid: &str, position_id: &str) -> String {
+    let card = env.user_with_card(uuid).await;
+    rbac::assign_position(
+        &env.db,
+        uuid,
+        position_id,
+        env.now() - 60,
+        None,
+        "test",
+        env.now(),
+    )
+    .await
+    .unwrap();
+    let client = env.confidential_client().await;
+    let url = env.authorize_url(
+        &client.client.metadata.client_id,
+        &[("scope", "openid selectedrole")],
+        true,
+    );
+    let SignIn::Redirected(back) = env.browser(Some(&card)).sign_in(&url).await else {
+        panic!("sign-in")
+    };
+    let tokens: Value = env
+        .redeem(&client, &query_param(&back, "code").unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    tokens["access_token"].as_str().unwrap().to_string()
+}
+
+struct Ra {
+    env: TestEnv,
+    manager: String,
+    agent: String,
+    nurse: String,
+    nurse_position: String,
+}
+
+async fn setup() -> Ra {
+    let env = TestEnv::start().await;
+    rbac::import(&env.db, SAMPLE, "test", env.now())
+        .await
+        .unwrap();
+    let ram = env
+        .db
+        .position_by_name("RZ9", "Registration Authority Manager")
+        .await
+        .unwrap()
+        .unwrap();
+    let agent_position = Position {
+        id: "ra-agent".into(),
+        org_code: "RZ9".into(),
+        name: "RA Agent".into(),
+        esr_position: None,
+        profiles: vec![Profile {
+            org_code: "RZ9".into(),
+            job_role: "R5090".into(),
+            activities: vec![],
+            workgroups: vec![],
+        }],
+    };
+    let raa = env
+        .db
+        .upsert_position(&agent_position, env.now())
+        .await
+        .unwrap();
+    let nurse_position = env
+        .db
+        .position_by_name("RZ9", "Staff Nurse - Example Ward 7")
+        .await
+        .unwrap()
+        .unwrap();
+    let manager = staff_token(&env, "950000000001", &ram).await;
+    let agent = staff_token(&env, "950000000002", &raa).await;
+    let nurse = staff_token(&env, "950000000003", &nurse_position).await;
+    Ra {
+        env,
+        manager,
+        agent,
+        nurse,
+        nurse_position,
+    }
+}
+
+async fn call(
+    env: &TestEnv,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value, String) {
+    let url = format!("https://localhost:{}{path}", env.server.main_addr.port());
+    let mut r = if method == "GET" {
+        env.http().get(url)
+    } else {
+        env.http().post(url)
+    };
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, resp.json().await.unwrap_or(Value::Null), ctype)
+}
+
+#[tokio::test]
+async fn an_ra_manager_registers_a_new_starter_end_to_end() {
+    let Ra {
+        env,
+        manager,
+        nurse_position,
+        ..
+    } = setup().await;
+    let (status, created, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        "/admin/api/v1/identities",
+        Some(
+            json!({ "given_name": "Nia", "family_name": "Starter", "email": "nia@example.nhs.uk" }),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let uuid = created["uuid"].as_str().unwrap().to_string();
+    assert!(uuid.len() == 12 && uuid.bytes().all(|b| b.is_ascii_digit()));
+    assert_eq!(created["id_assurance_level"], 0, "not verified yet");
+
+    let card = env
+        .pki
+        .card_sub
+        .card_cert(&CardSpec::valid(&uuid, "Starter_Nia", env.now()))
+        .unwrap();
+    let (status, bound, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        &format!("/admin/api/v1/identities/{uuid}/smartcards"),
+        Some(json!({ "certificate_pem": card.cert_pem })),
+    )
+    .await;
+    assert_eq!(status, 201, "{bound}");
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        &format!("/admin/api/v1/identities/{uuid}/smartcards"),
+        Some(json!({ "certificate_pem": card.cert_pem })),
+    )
+    .await;
+    assert_eq!(status, 409, "a card binds once");
+    let (status, assigned, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        &format!("/admin/api/v1/identities/{uuid}/assignments"),
+        Some(json!({ "position_id": nurse_position })),
+    )
+    .await;
+    assert_eq!(status, 201, "{assigned}");
+
+    // The new starter signs in with the card and gets the role.
+    env.db
+        .record_terms_acceptance(&uuid, "2026-11", env.now())
+        .await
+        .unwrap();
+    let client = env.confidential_client().await;
+    let url = env.authorize_url(
+        &client.client.metadata.client_id,
+        &[("scope", "openid nationalrbacaccess")],
+        true,
+    );
+    let SignIn::Redirected(back) = env.browser(Some(&card)).sign_in(&url).await else {
+        panic!("the new card signs in")
+    };
+    let tokens: Value = env
+        .redeem(&client, &query_param(&back, "code").unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let info: Value = env
+        .http()
+        .get(env.endpoint("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info["nhsid_nrbac_roles"][0]["person_roleid"],
+        assigned["person_roleids"][0]
+    );
+
+    let (_, shown, _) = call(
+        &env,
+        Some(&manager),
+        "GET",
+        &format!("/admin/api/v1/identities/{uuid}"),
+        None,
+    )
+    .await;
+    assert_eq!(shown["roles"].as_array().unwrap().len(), 1);
+    let (_, found, _) = call(
+        &env,
+        Some(&manager),
+        "GET",
+        "/admin/api/v1/identities?q=starter",
+        None,
+    )
+    .await;
+    assert!(found["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["uuid"] == uuid.as_str()));
+    let (status, audit, _) = call(
+        &env,
+        Some(&manager),
+        "GET",
+        "/admin/api/v1/audit?limit=50",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    for kind in [
+        "admin.identity_created",
+        "admin.smartcard_bound",
+        "admin.assignment_created",
+    ] {
+        assert!(
+            audit["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == kind && e["actor"] == "950000000001"),
+            "{kind} audited with the manager as actor"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_operation_refuses_callers_without_the_ra_role_it_needs() {
+    let Ra {
+        env,
+        manager,
+        agent,
+        nurse,
+        nurse_position,
+    } = setup().await;
+    let target = "950000000003";
+    let ops: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", "/admin/api/v1/identities?q=user".into(), None),
+        (
+            "POST",
+            "/admin/api/v1/identities".into(),
+            Some(json!({ "given_name": "A", "family_name": "B" })),
+        ),
+        ("GET", format!("/admin/api/v1/identities/{target}"), None),
+        (
+            "POST",
+            format!("/admin/api/v1/identities/{target}/assignments"),
+            Some(json!({ "position_id": nurse_position })),
+        ),
+        (
+            "POST",
+            format!("/admin/api/v1/identities/{target}/suspend"),
+            Some(json!({ "reason": "test" })),
+        ),
+    ];
+    for (method, path, body) in &ops {
+        let (status, problem, ctype) = call(&env, Some(&nurse), method, path, body.clone()).await;
+        assert_eq!(status, 403, "a nurse may not {method} {path}");
+        assert_eq!(ctype, "application/problem+json");
+        assert_eq!(
+            (problem["status"].clone(), problem["title"].clone()),
+            (json!(403), json!("Not allowed"))
+        );
+        let (status, _, _) = call(&env, None, method, path, body.clone()).await;
+        assert_eq!(status, 401, "no token: {method} {path}");
+    }
+    for (method, path, body) in &ops[..4] {
+        let (status, v, _) = call(&env, Some(&agent), method, path, body.clone()).await;
+        assert!(
+            status == 200 || status == 201,
+            "an RA Agent may {method} {path}: {v}"
+        );
+    }
+    let (status, _, _) = call(&env, Some(&agent), "GET", "/admin/api/v1/audit", None).await;
+    assert_eq!(status, 403, "the audit trail is for RA Managers");
+    let (status, _, _) = call(&env, Some(&manager), "GET", "/admin/api/v1/audit", None).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "GET",
+        "/admin/api/v1/identities/000000000000",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, problem, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        "/admin/api/v1/identities",
+        Some(json!({ "given_name": "A", "surname": "B" })),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["title"].as_str()),
+        (400, Some("Invalid request")),
+        "unknown fields are refused"
+    );
+    let (status, _, _) = call(
+        &env,
+        Some("not-a-token"),
+        "GET",
+        "/admin/api/v1/identities?q=ab",
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn nobody_acts_on_their_own_identity() {
+    let Ra {
+        env,
+        manager,
+        nurse_position,
+        ..
+    } = setup().await;
+    let me = "950000000001";
+    let (status, problem, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        &format!("/admin/api/v1/identities/{me}/assignments"),
+        Some(json!({ "position_id": nurse_position })),
+    )
+    .await;
+    assert_eq!(status, 403, "no self-assignment: {problem}");
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        &format!("/admin/api/v1/identities/{me}/suspend"),
+        Some(json!({ "reason": "test" })),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let card = env
+        .pki
+        .card_sub
+        .card_cert(&CardSpec::valid(me, "Spare", env.now()))
+        .unwrap();
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        &format!("/admin/api/v1/identities/{me}/smartcards"),
+        Some(json!({ "certificate_pem": card.cert_pem })),
+    )
+    .await;
+    assert_eq!(status, 403, "no issuing cards to oneself");
+}
+
+#[tokio::test]
+async fn suspension_ends_the_users_sessions_and_tokens_at_once() {
+    let Ra {
+        env,
+        manager,
+        nurse,
+        ..
+    } = setup().await;
+    assert_eq!(
+        env.http()
+            .get(env.endpoint("/userinfo"))
+            .bearer_auth(&nurse)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        "/admin/api/v1/identities/950000000003/suspend",
+        Some(json!({ "reason": "left the trust" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        env.http()
+            .get(env.endpoint("/userinfo"))
+            .bearer_auth(&nurse)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "the token dies with the suspension"
+    );
+    let sessions = env.db.open_sessions_of_user("950000000003").await.unwrap();
+    assert!(sessions.is_empty(), "every session ended");
+    let (_, shown, _) = call(
+        &env,
+        Some(&manager),
+        "GET",
+        "/admin/api/v1/identities/950000000003",
+        None,
+    )
+    .await;
+    assert_eq!(shown["status"], "suspended");
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        "/admin/api/v1/identities/950000000003/reinstate",
+        Some(json!({ "reason": "returned" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        "/admin/api/v1/identities/950000000003/suspend",
+        Some(json!({ "reason": "" })),
+    )
+    .await;
+    assert_eq!(status, 400, "a reason is required");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_api() {
+    let env = TestEnv::start().await;
+    let doc: Value = env
+        .http()
+        .get(format!(
+            "https://localhost:{}/admin/api/v1/openapi.json",
+            env.server.main_addr.port()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/admin/api/v1/identities",
+        "/admin/api/v1/identities/{uuid}/suspend",
+        "/admin/api/v1/identities/{uuid}/smartcards",
+        "/admin/api/v1/audit",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} documented");
+    }
+}
