@@ -268,6 +268,7 @@ impl Db {
     /// hash the one before it committed, and a rolled-back append leaves no gap.
     pub async fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
         let detail = e.detail.to_string();
+        let _turn = self.audit_turn().lock().await;
         let mut tx = self.pool().begin().await?;
         let head = sqlx::query(
             "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash",

@@ -67,6 +67,10 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Audit appends from this process take turns here, so they queue in memory instead of
+    /// contending for the database's write lock (and, on SQLite, sleeping in its busy handler).
+    /// Appends from other processes are still ordered by the `audit_head` row lock.
+    audit_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Db {
@@ -96,7 +100,11 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            audit_turn: Default::default(),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -115,6 +123,10 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub(crate) fn audit_turn(&self) -> &tokio::sync::Mutex<()> {
+        &self.audit_turn
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
