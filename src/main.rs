@@ -63,8 +63,34 @@ enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// Registration-authority set-up.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create the first RA Manager with a smartcard certificate, once, on an empty database.
+    Bootstrap {
+        #[arg(long)]
+        given_name: String,
+        #[arg(long)]
+        family_name: String,
+        #[arg(long)]
+        email: String,
+        /// ODS code of the organisation the RA Manager works for.
+        #[arg(long)]
+        org_code: String,
+        #[arg(long)]
+        org_name: String,
+        /// PEM file with the RA Manager's smartcard authentication certificate.
+        #[arg(long)]
+        certificate: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -353,6 +379,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Clients { command } => clients(&config, command).await,
+        Command::Admin {
+            command:
+                AdminCommand::Bootstrap {
+                    given_name,
+                    family_name,
+                    email,
+                    org_code,
+                    org_name,
+                    certificate,
+                },
+        } => {
+            let db = database(&config).await?;
+            let pem = std::fs::read_to_string(&certificate)
+                .with_context(|| format!("reading {}", certificate.display()))?;
+            let der = rustls_pemfile::certs(&mut pem.as_bytes())
+                .next()
+                .context("--certificate holds no PEM certificate")??;
+            let b = careid::domain::admin::Bootstrap {
+                given_name,
+                family_name,
+                email,
+                org_code,
+                org_name,
+                certificate_der: der.to_vec(),
+            };
+            let uuid = careid::domain::admin::bootstrap(&db, &b, SystemClock.now()).await?;
+            println!("created RA Manager {uuid}; they accept the terms at their first sign-in");
+            Ok(())
+        }
         Command::Import {
             command: ImportCommand::Rbac { file },
         } => {

@@ -475,6 +475,90 @@ impl Provider {
     }
 }
 
+/// What `careid admin bootstrap` needs to make the first RA Manager.
+#[derive(Debug)]
+pub struct Bootstrap {
+    pub given_name: String,
+    pub family_name: String,
+    pub email: String,
+    pub org_code: String,
+    pub org_name: String,
+    pub certificate_der: Vec<u8>,
+}
+
+/// Creates the first RA Manager — identity, smartcard binding, an "RA Manager" position (R5080
+/// with B1300) at the organisation and its assignment — once, on a database with no identities.
+/// The certificate's subject UUID (when it has one) becomes the identity's UUID.
+pub async fn bootstrap(
+    db: &crate::store::Db,
+    b: &Bootstrap,
+    now: crate::clock::UnixTime,
+) -> Result<String, AdminError> {
+    if db.count_users().await? > 0 {
+        return Err(AdminError::Conflict(
+            "bootstrap runs once, on a database with no Care Identities".into(),
+        ));
+    }
+    if b.email.trim().is_empty() {
+        return Err(AdminError::Invalid(
+            "an RA Manager needs an email address (nhs-processes §1 rule 10)".into(),
+        ));
+    }
+    let card = super::smartcard::binding_of(&b.certificate_der)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let uuid = card
+        .subject_uuid
+        .clone()
+        .unwrap_or_else(|| secrets::random_digits(12));
+    let user = User {
+        uuid: uuid.clone(),
+        title: None,
+        given_name: b.given_name.clone(),
+        middle_names: None,
+        family_name: b.family_name.clone(),
+        email: Some(b.email.clone()),
+        id_assurance_level: 3,
+        status: UserStatus::Active,
+    };
+    registry::create_user(db, &user, "bootstrap", now).await?;
+    registry::bind_smartcard(db, &uuid, &b.certificate_der, "bootstrap", now).await?;
+    db.upsert_organisation(&b.org_code, &b.org_name).await?;
+    db.upsert_job_role(&rbac::JobRole {
+        code: "R5080".into(),
+        name: "Registration Authority Manager".into(),
+        role_code: Some("S0080:G0450:R5080".into()),
+        role_name: Some(
+            "\"Admin & Clerical\":\"Management - A & C\":\"Registration Authority Manager\"".into(),
+        ),
+    })
+    .await?;
+    db.upsert_activity("B1300", "Approve RA Requests").await?;
+    let position = rbac::Position {
+        id: uuid::Uuid::new_v4().to_string(),
+        org_code: b.org_code.clone(),
+        name: "Registration Authority Manager".into(),
+        esr_position: None,
+        profiles: vec![rbac::Profile {
+            org_code: b.org_code.clone(),
+            job_role: "R5080".into(),
+            activities: vec!["B1300".into()],
+            workgroups: vec![],
+        }],
+    };
+    let position_id = db.upsert_position(&position, now).await?;
+    rbac::assign_position(db, &uuid, &position_id, now, None, "bootstrap", now).await?;
+    db.append_audit(&crate::store::AuditEvent {
+        at: now,
+        kind: "admin.bootstrap".into(),
+        outcome: "success".into(),
+        actor: Some("bootstrap".into()),
+        client_id: None,
+        detail: json!({ "uuid": uuid, "org_code": b.org_code }),
+    })
+    .await?;
+    Ok(uuid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,4 +156,11 @@ impl Db {
         .await?;
         rows.iter().map(authenticator_from).collect()
     }
+
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
 }

@@ -484,3 +484,98 @@ async fn the_openapi_document_describes_the_api() {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
     }
 }
+
+#[tokio::test]
+async fn bootstrap_makes_the_first_ra_manager_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(dir.path()).await;
+    let pki = std::sync::Arc::new(Pki::new(careid::clock::Clock::now(
+        &careid::clock::SystemClock,
+    )));
+    let card = pki
+        .card_sub
+        .card_cert(&CardSpec::valid(
+            "960000000001",
+            "First_Manager",
+            careid::clock::Clock::now(&careid::clock::SystemClock),
+        ))
+        .unwrap();
+    std::fs::write(dir.path().join("card.pem"), &card.cert_pem).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_careid"))
+            .current_dir(dir.path())
+            .env("CAREID_DATABASE__URL", &url)
+            .args([
+                "admin",
+                "bootstrap",
+                "--given-name",
+                "Fay",
+                "--family-name",
+                "First",
+                "--email",
+                "fay@example.nhs.uk",
+                "--org-code",
+                "RZ9",
+                "--org-name",
+                "EXAMPLE ACUTE HOSPITALS NHS TRUST",
+                "--certificate",
+                "card.pem",
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("960000000001"),
+        "the UUID comes from the card's subject"
+    );
+    let again = run();
+    assert!(!again.status.success(), "bootstrap runs once");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("once"));
+
+    // The bootstrapped manager signs in with the card and uses the admin API.
+    let env = TestEnv::start_with(Options {
+        database_url: Some(url),
+        pki: Some(pki),
+        ..Default::default()
+    })
+    .await;
+    env.db
+        .record_terms_acceptance("960000000001", "2026-11", env.now())
+        .await
+        .unwrap();
+    let client = env.confidential_client().await;
+    let signin = env.authorize_url(
+        &client.client.metadata.client_id,
+        &[("scope", "openid selectedrole")],
+        true,
+    );
+    let SignIn::Redirected(back) = env.browser(Some(&card)).sign_in(&signin).await else {
+        panic!("the first manager signs in")
+    };
+    let tokens: Value = env
+        .redeem(&client, &query_param(&back, "code").unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (status, audit, _) = call(
+        &env,
+        tokens["access_token"].as_str(),
+        "GET",
+        "/admin/api/v1/audit",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    assert!(audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "admin.bootstrap"));
+}
