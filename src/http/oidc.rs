@@ -122,25 +122,39 @@ pub async fn authorize(
     }
 }
 
+/// A client's form POST (token, introspection, revocation): the form pairs and the
+/// Authorization header. Parameters in the query string are refused: they end up in logs.
+fn client_post<'h>(
+    headers: &'h HeaderMap,
+    query: Option<&str>,
+    body: &Bytes,
+) -> Result<(Option<&'h str>, Pairs), Response> {
+    if query.is_some_and(|q| !q.is_empty()) {
+        return Err(OAuthError(TokenError::InvalidRequest(
+            "parameters must be sent in the request body".into(),
+        ))
+        .into_response());
+    }
+    let pairs = params::from_form(headers, body)
+        .map_err(|e| OAuthError(TokenError::InvalidRequest(e.to_string())).into_response())?;
+    Ok((
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+        pairs,
+    ))
+}
+
 pub async fn token(
     State(app): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    if query.is_some_and(|q| !q.is_empty()) {
-        return OAuthError(TokenError::InvalidRequest(
-            "parameters must be sent in the request body".into(),
-        ))
-        .into_response();
-    }
-    let pairs = match params::from_form(&headers, &body) {
-        Ok(p) => p,
-        Err(e) => return OAuthError(TokenError::InvalidRequest(e.to_string())).into_response(),
+    let (authorization, pairs) = match client_post(&headers, query.as_deref(), &body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
     match app.provider.token(authorization, &pairs).await {
         Ok(response) => no_store(Json(response).into_response()),
         Err(e) => OAuthError(e).into_response(),
@@ -148,14 +162,16 @@ pub async fn token(
 }
 
 /// Token introspection (RFC 7662).
-pub async fn introspect(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let pairs = match params::from_form(&headers, &body) {
-        Ok(p) => p,
-        Err(e) => return OAuthError(TokenError::InvalidRequest(e.to_string())).into_response(),
+pub async fn introspect(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let (authorization, pairs) = match client_post(&headers, query.as_deref(), &body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
     match app.provider.introspect(authorization, &pairs).await {
         Ok(answer) => no_store(Json(answer).into_response()),
         Err(e) => OAuthError(e).into_response(),
@@ -163,14 +179,16 @@ pub async fn introspect(State(app): State<AppState>, headers: HeaderMap, body: B
 }
 
 /// Token revocation (RFC 7009): 200 with an empty body, whether or not the token was valid.
-pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let pairs = match params::from_form(&headers, &body) {
-        Ok(p) => p,
-        Err(e) => return OAuthError(TokenError::InvalidRequest(e.to_string())).into_response(),
+pub async fn revoke(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let (authorization, pairs) = match client_post(&headers, query.as_deref(), &body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
     match app.provider.revoke(authorization, &pairs).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => OAuthError(e).into_response(),

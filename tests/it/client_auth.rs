@@ -512,4 +512,22 @@ async fn malformed_token_requests_get_invalid_request_never_a_server_error() {
         400,
         "access tokens in a query string are refused"
     );
+    for path in ["/token", "/introspect", "/revoke"] {
+        let r = http
+            .post(format!("{}?token=leaked", env.endpoint(path)))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "authorization_code")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            400,
+            "{path}: parameters in the query string are refused"
+        );
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["error"],
+            "invalid_request"
+        );
+    }
 }
