@@ -128,15 +128,14 @@ fn client_post<'h>(
     headers: &'h HeaderMap,
     query: Option<&str>,
     body: &Bytes,
-) -> Result<(Option<&'h str>, Pairs), Response> {
+) -> Result<(Option<&'h str>, Pairs), TokenError> {
     if query.is_some_and(|q| !q.is_empty()) {
-        return Err(OAuthError(TokenError::InvalidRequest(
+        return Err(TokenError::InvalidRequest(
             "parameters must be sent in the request body".into(),
-        ))
-        .into_response());
+        ));
     }
-    let pairs = params::from_form(headers, body)
-        .map_err(|e| OAuthError(TokenError::InvalidRequest(e.to_string())).into_response())?;
+    let pairs =
+        params::from_form(headers, body).map_err(|e| TokenError::InvalidRequest(e.to_string()))?;
     Ok((
         headers
             .get(header::AUTHORIZATION)
@@ -153,7 +152,7 @@ pub async fn token(
 ) -> Response {
     let (authorization, pairs) = match client_post(&headers, query.as_deref(), &body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return OAuthError(e).into_response(),
     };
     match app.provider.token(authorization, &pairs).await {
         Ok(response) => no_store(Json(response).into_response()),
@@ -170,7 +169,7 @@ pub async fn introspect(
 ) -> Response {
     let (authorization, pairs) = match client_post(&headers, query.as_deref(), &body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return OAuthError(e).into_response(),
     };
     match app.provider.introspect(authorization, &pairs).await {
         Ok(answer) => no_store(Json(answer).into_response()),
@@ -187,7 +186,7 @@ pub async fn revoke(
 ) -> Response {
     let (authorization, pairs) = match client_post(&headers, query.as_deref(), &body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return OAuthError(e).into_response(),
     };
     match app.provider.revoke(authorization, &pairs).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
