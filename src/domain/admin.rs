@@ -32,6 +32,7 @@ pub enum Permission {
     ChangeStatus,
     ManageSmartcards,
     AssignPositions,
+    CreatePositions,
     ReadAudit,
 }
 
@@ -41,7 +42,8 @@ impl Permission {
         let manager = roles.contains(&RaRole::Manager);
         let agent = roles.contains(&RaRole::Agent);
         match self {
-            Permission::ReadAudit => manager,
+            // RA Managers (and Advanced RA Agents, not recognised yet) create positions.
+            Permission::ReadAudit | Permission::CreatePositions => manager,
             Permission::SearchIdentities
             | Permission::CreateIdentity
             | Permission::ChangeStatus
@@ -118,6 +120,50 @@ pub struct NewAssignment {
     pub position_id: String,
     pub starts_at: Option<i64>,
     pub ends_at: Option<i64>,
+}
+
+/// An identity document seen face to face. Only its kind and, optionally, the last four
+/// characters of its number are kept (enough to trace it, not to copy it).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// e.g. "passport", "photocard driving licence", "utility bill".
+    pub kind: String,
+    /// Whether the document is photographic.
+    #[serde(default)]
+    pub photographic: bool,
+    pub reference_last4: Option<String>,
+}
+
+/// An RA's record of an identity check (GPG45; nhs-processes §3 rules 17–18).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    pub level: i64,
+    pub documents: Vec<Document>,
+}
+
+/// Personal details to change; absent fields stay as they are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailsChange {
+    pub title: Option<String>,
+    pub given_name: Option<String>,
+    pub middle_names: Option<String>,
+    pub family_name: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPosition {
+    pub org_code: String,
+    pub name: String,
+    pub esr_position: Option<String>,
+    pub profiles: Vec<rbac::Profile>,
+    /// Who agreed the position (IG / Workforce; nhs-processes §2 rule 14), recorded apart from
+    /// the RA who creates it.
+    pub approved_by: String,
 }
 
 fn identity_json(u: &User) -> Value {
@@ -460,6 +506,153 @@ impl Provider {
         )
         .await?;
         Ok(json!({ "person_roleid": person_roleid, "ended_at": self.now() }))
+    }
+
+    /// Records an identity check: the documents seen and the GPG45 level reached. Level 3 needs
+    /// three documents, one of them photographic (public CIM guidance).
+    pub async fn admin_verify_identity(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        v: Verification,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::CreateIdentity)?;
+        Self::not_self(caller, uuid)?;
+        if !(1..=3).contains(&v.level) {
+            return Err(AdminError::Invalid("level must be 1, 2 or 3".into()));
+        }
+        if v.documents.is_empty() || v.documents.iter().any(|d| d.kind.trim().is_empty()) {
+            return Err(AdminError::Invalid("name every document seen".into()));
+        }
+        if v.level == 3 && (v.documents.len() < 3 || !v.documents.iter().any(|d| d.photographic)) {
+            return Err(AdminError::Invalid(
+                "level 3 needs three documents, one of them photographic".into(),
+            ));
+        }
+        if v.documents.iter().any(|d| {
+            d.reference_last4
+                .as_ref()
+                .is_some_and(|r| r.chars().count() > 4)
+        }) {
+            return Err(AdminError::Invalid(
+                "keep at most the last four characters of a document number".into(),
+            ));
+        }
+        self.db
+            .user(uuid)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        self.db.set_id_assurance_level(uuid, v.level).await?;
+        self.admin_audit(
+            caller,
+            "admin.identity_verified",
+            json!({ "uuid": uuid, "level": v.level, "documents": v.documents }),
+        )
+        .await?;
+        Ok(json!({ "uuid": uuid, "id_assurance_level": v.level }))
+    }
+
+    pub async fn admin_update_details(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        change: DetailsChange,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::CreateIdentity)?;
+        Self::not_self(caller, uuid)?;
+        let mut user = self
+            .db
+            .user(uuid)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        let mut changed = Vec::new();
+        let mut set = |field: &'static str, target: &mut String, value: Option<String>| {
+            if let Some(v) = value {
+                if v.trim().is_empty() {
+                    return Err(AdminError::Invalid(format!("{field} cannot be empty")));
+                }
+                *target = v.trim().to_string();
+                changed.push(field);
+            }
+            Ok(())
+        };
+        set("given_name", &mut user.given_name, change.given_name)?;
+        set("family_name", &mut user.family_name, change.family_name)?;
+        for (field, target, value) in [
+            ("title", &mut user.title, change.title),
+            ("middle_names", &mut user.middle_names, change.middle_names),
+            ("email", &mut user.email, change.email),
+        ] {
+            if let Some(v) = value {
+                *target = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+                changed.push(field);
+            }
+        }
+        if changed.is_empty() {
+            return Err(AdminError::Invalid("nothing to change".into()));
+        }
+        self.db.update_user_details(&user).await?;
+        self.admin_audit(
+            caller,
+            "admin.identity_updated",
+            json!({ "uuid": uuid, "fields": changed }),
+        )
+        .await?;
+        Ok(identity_json(&user))
+    }
+
+    pub async fn admin_create_position(
+        &self,
+        caller: &Caller,
+        p: NewPosition,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::CreatePositions)?;
+        if p.name.trim().is_empty() || p.profiles.is_empty() || p.approved_by.trim().is_empty() {
+            return Err(AdminError::Invalid(
+                "a position needs a name, at least one access profile and who approved it".into(),
+            ));
+        }
+        let mut orgs: Vec<String> = p
+            .profiles
+            .iter()
+            .map(|x| x.org_code.clone())
+            .chain([p.org_code.clone()])
+            .collect();
+        orgs.sort();
+        orgs.dedup();
+        let known = self.db.names_of("organisation", &orgs).await?;
+        if let Some(o) = orgs.iter().find(|o| !known.contains_key(*o)) {
+            return Err(AdminError::Invalid(format!("unknown organisation {o}")));
+        }
+        let jobs: Vec<String> = p.profiles.iter().map(|x| x.job_role.clone()).collect();
+        let known = self.db.job_roles(&jobs).await?;
+        if let Some(j) = jobs.iter().find(|j| !known.contains_key(*j)) {
+            return Err(AdminError::Invalid(format!(
+                "unknown national job role {j}"
+            )));
+        }
+        if self
+            .db
+            .position_by_name(&p.org_code, p.name.trim())
+            .await?
+            .is_some()
+        {
+            return Err(AdminError::Conflict(
+                "the organisation already has a position of that name".into(),
+            ));
+        }
+        let position = rbac::Position {
+            id: uuid::Uuid::new_v4().to_string(),
+            org_code: p.org_code,
+            name: p.name.trim().into(),
+            esr_position: p.esr_position,
+            profiles: p.profiles,
+        };
+        let id = self.db.upsert_position(&position, self.now()).await?;
+        self.admin_audit(caller, "admin.position_created", json!({ "position_id": id, "org_code": position.org_code, "name": position.name, "approved_by": p.approved_by })).await?;
+        Ok(
+            json!({ "id": id, "org_code": position.org_code, "name": position.name, "profiles": position.profiles }),
+        )
     }
 
     pub async fn admin_audit_events(

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::AppState;
-use crate::domain::admin::{AdminError, Caller, NewAssignment, NewIdentity};
+use crate::domain::admin::{
+    AdminError, Caller, DetailsChange, NewAssignment, NewIdentity, NewPosition, Verification,
+};
 use crate::domain::identity::UserStatus;
 
 /// An admin-API failure as RFC 9457 problem details.
@@ -277,6 +279,56 @@ async fn audit(
     )
 }
 
+async fn verify(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+    bytes: Bytes,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    let v: Verification = body(&headers, &bytes)?;
+    ok(
+        StatusCode::OK,
+        app.provider
+            .admin_verify_identity(&c, &uuid, v)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
+async fn update(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+    bytes: Bytes,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    let change: DetailsChange = body(&headers, &bytes)?;
+    ok(
+        StatusCode::OK,
+        app.provider
+            .admin_update_details(&c, &uuid, change)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
+async fn create_position(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    let p: NewPosition = body(&headers, &bytes)?;
+    ok(
+        StatusCode::CREATED,
+        app.provider
+            .admin_create_position(&c, p)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -293,7 +345,9 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/api/v1/openapi.json", get(openapi))
         .route("/admin/api/v1/identities", get(search).post(create))
-        .route("/admin/api/v1/identities/{uuid}", get(show))
+        .route("/admin/api/v1/identities/{uuid}", get(show).patch(update))
+        .route("/admin/api/v1/identities/{uuid}/verify", post(verify))
+        .route("/admin/api/v1/positions", post(create_position))
         .route("/admin/api/v1/identities/{uuid}/suspend", post(suspend))
         .route("/admin/api/v1/identities/{uuid}/reinstate", post(reinstate))
         .route("/admin/api/v1/identities/{uuid}/close", post(close))

@@ -163,4 +163,26 @@ impl Db {
             .await?;
         Ok(row.try_get("n")?)
     }
+
+    pub async fn set_id_assurance_level(&self, uuid: &str, level: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET id_assurance_level = $1 WHERE uuid = $2")
+            .bind(level)
+            .bind(uuid)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn update_user_details(&self, u: &User) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET title = $1, given_name = $2, middle_names = $3, family_name = $4, email = $5 WHERE uuid = $6")
+            .bind(u.title.clone())
+            .bind(&u.given_name)
+            .bind(u.middle_names.clone())
+            .bind(&u.family_name)
+            .bind(u.email.clone())
+            .bind(&u.uuid)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
 }

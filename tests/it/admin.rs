@@ -104,10 +104,10 @@ async fn call(
     body: Option<Value>,
 ) -> (u16, Value, String) {
     let url = format!("https://localhost:{}{path}", env.server.main_addr.port());
-    let mut r = if method == "GET" {
-        env.http().get(url)
-    } else {
-        env.http().post(url)
+    let mut r = match method {
+        "GET" => env.http().get(url),
+        "PATCH" => env.http().patch(url),
+        _ => env.http().post(url),
     };
     if let Some(t) = token {
         r = r.bearer_auth(t);
@@ -578,4 +578,150 @@ async fn bootstrap_makes_the_first_ra_manager_once() {
         .unwrap()
         .iter()
         .any(|e| e["kind"] == "admin.bootstrap"));
+}
+
+#[tokio::test]
+async fn identity_checks_details_and_positions_follow_the_rules() {
+    let Ra {
+        env,
+        manager,
+        agent,
+        ..
+    } = setup().await;
+    let (_, created, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        "/admin/api/v1/identities",
+        Some(json!({ "given_name": "Oli", "family_name": "Locum" })),
+    )
+    .await;
+    let uuid = created["uuid"].as_str().unwrap().to_string();
+    let docs = json!([
+        { "kind": "passport", "photographic": true, "reference_last4": "1234" },
+        { "kind": "utility bill" },
+        { "kind": "birth certificate" }
+    ]);
+    let path = format!("/admin/api/v1/identities/{uuid}/verify");
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        &path,
+        Some(json!({ "level": 3, "documents": [{ "kind": "passport", "photographic": true }] })),
+    )
+    .await;
+    assert_eq!(status, 400, "level 3 needs three documents");
+    let (status, _, _) = call(&env, Some(&agent), "POST", &path, Some(json!({ "level": 3, "documents": [{ "kind": "passport", "reference_last4": "123456789" }, { "kind": "a" }, { "kind": "b" }] }))).await;
+    assert_eq!(
+        status, 400,
+        "no full document numbers, and one must be photographic"
+    );
+    let (status, v, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        &path,
+        Some(json!({ "level": 3, "documents": docs })),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        "/admin/api/v1/identities/950000000002/verify",
+        Some(json!({ "level": 3, "documents": docs })),
+    )
+    .await;
+    assert_eq!(status, 403, "nobody checks their own identity");
+
+    let (status, changed, _) = call(
+        &env,
+        Some(&agent),
+        "PATCH",
+        &format!("/admin/api/v1/identities/{uuid}"),
+        Some(json!({ "family_name": "Locum-Smith", "email": "oli@example.nhs.uk" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    let (_, shown, _) = call(
+        &env,
+        Some(&manager),
+        "GET",
+        &format!("/admin/api/v1/identities/{uuid}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            shown["family_name"].clone(),
+            shown["id_assurance_level"].clone()
+        ),
+        (json!("Locum-Smith"), json!(3))
+    );
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "PATCH",
+        &format!("/admin/api/v1/identities/{uuid}"),
+        Some(json!({ "given_name": " " })),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let position = json!({ "org_code": "RZ9", "name": "Ward 9 Locum Nurse", "approved_by": "IG Steering Group 2026-11-20",
+                           "profiles": [{ "org_code": "RZ9", "job_role": "R8001", "activities": ["B0820"], "workgroups": [] }] });
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        "/admin/api/v1/positions",
+        Some(position.clone()),
+    )
+    .await;
+    assert_eq!(status, 403, "RA Agents do not create positions");
+    let (status, created_position, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        "/admin/api/v1/positions",
+        Some(position.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{created_position}");
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        "/admin/api/v1/positions",
+        Some(position),
+    )
+    .await;
+    assert_eq!(status, 409, "one position of a name per organisation");
+    let (status, _, _) = call(&env, Some(&manager), "POST", "/admin/api/v1/positions", Some(json!({ "org_code": "RZ9", "name": "Bad", "approved_by": "IG", "profiles": [{ "org_code": "RZ9", "job_role": "R0000" }] }))).await;
+    assert_eq!(status, 400, "unknown job roles are refused");
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        &format!("/admin/api/v1/identities/{uuid}/assignments"),
+        Some(json!({ "position_id": created_position["id"] })),
+    )
+    .await;
+    assert_eq!(status, 201, "the new position can be assigned");
+    let (_, audit, _) = call(&env, Some(&manager), "GET", "/admin/api/v1/audit", None).await;
+    let kinds: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "admin.identity_verified",
+        "admin.identity_updated",
+        "admin.position_created",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} audited");
+    }
 }
