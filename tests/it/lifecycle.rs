@@ -501,11 +501,19 @@ async fn logout_reaches_each_relying_party_over_the_back_channel_with_retry() {
         Some(env.now()),
         "a freshly signed token for the retry"
     );
-    let deliveries = env
-        .db
-        .logouts_of_session(sid.as_str().unwrap())
-        .await
-        .unwrap();
+    // The outbox row is marked delivered once careid has read the RP's answer: wait for that.
+    let mut deliveries = Vec::new();
+    for _ in 0..100 {
+        deliveries = env
+            .db
+            .logouts_of_session(sid.as_str().unwrap())
+            .await
+            .unwrap();
+        if deliveries.len() == 2 && deliveries.iter().all(|d| d.delivered_at.is_some()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(deliveries.len(), 2, "one per RP with a back-channel URI");
     assert!(deliveries.iter().all(|d| d.delivered_at.is_some()));
     assert!(deliveries.iter().any(|d| d.attempts == 2));
@@ -549,13 +557,26 @@ async fn a_final_refusal_is_not_retried_and_is_audited() {
     }
     let d = &env.db.logouts_of_session(&sid).await.unwrap()[0];
     assert!(d.failed_at.is_some() && d.attempts == 1, "{d:?}");
-    assert!(env
-        .db
-        .recent_audit(20)
-        .await
-        .unwrap()
-        .iter()
-        .any(|e| e.kind == "logout.backchannel" && e.outcome == "failed"));
+    // The audit record follows the outbox update; wait for it rather than race it.
+    let mut audited = false;
+    for _ in 0..100 {
+        let events = env.db.recent_audit(20).await.unwrap();
+        if events
+            .iter()
+            .any(|e| e.kind == "logout.backchannel" && e.outcome == "failed")
+        {
+            audited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(audited, "a final refusal is audited");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        env.db.logouts_of_session(&sid).await.unwrap()[0].attempts,
+        1,
+        "and never retried"
+    );
 }
 
 #[tokio::test]
