@@ -68,6 +68,8 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Print a report as JSON: active-users-by-org, positions-in-use or authenticators-by-type.
+    Report { name: String },
     /// Print the version.
     Version,
 }
@@ -406,6 +408,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let uuid = careid::domain::admin::bootstrap(&db, &b, SystemClock.now()).await?;
             println!("created RA Manager {uuid}; they accept the terms at their first sign-in");
+            Ok(())
+        }
+        Command::Report { name } => {
+            let db = database(&config).await?;
+            let report = careid::domain::reports::run(&db, &name, SystemClock.now())
+                .await?
+                .with_context(|| {
+                    format!(
+                        "no report {name}; reports: {}",
+                        careid::domain::reports::REPORTS.join(", ")
+                    )
+                })?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
         Command::Import {

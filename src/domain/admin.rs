@@ -655,6 +655,18 @@ impl Provider {
         )
     }
 
+    pub async fn admin_report(&self, caller: &Caller, name: &str) -> Result<Value, AdminError> {
+        self.require(caller, Permission::ReadAudit)?;
+        super::reports::run(&self.db, name, self.now())
+            .await?
+            .ok_or_else(|| {
+                AdminError::NotFound(format!(
+                    "no report {name}; reports: {}",
+                    super::reports::REPORTS.join(", ")
+                ))
+            })
+    }
+
     pub async fn admin_audit_events(
         &self,
         caller: &Caller,

@@ -16,6 +16,7 @@ pub mod logout;
 pub mod provider;
 pub mod rbac;
 pub mod registry;
+pub mod reports;
 pub mod resource;
 pub mod secrets;
 pub mod session;

@@ -329,6 +329,21 @@ async fn create_position(
     )
 }
 
+async fn report(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    ok(
+        StatusCode::OK,
+        app.provider
+            .admin_report(&c, &name)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -348,6 +363,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/api/v1/identities/{uuid}", get(show).patch(update))
         .route("/admin/api/v1/identities/{uuid}/verify", post(verify))
         .route("/admin/api/v1/positions", post(create_position))
+        .route("/admin/api/v1/reports/{name}", get(report))
         .route("/admin/api/v1/identities/{uuid}/suspend", post(suspend))
         .route("/admin/api/v1/identities/{uuid}/reinstate", post(reinstate))
         .route("/admin/api/v1/identities/{uuid}/close", post(close))

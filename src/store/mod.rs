@@ -15,6 +15,7 @@ mod keys;
 mod outbox;
 mod rbac;
 mod refresh;
+mod reports;
 mod sessions;
 mod terms;
 mod tokens;

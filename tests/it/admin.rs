@@ -725,3 +725,92 @@ async fn identity_checks_details_and_positions_follow_the_rules() {
         assert!(kinds.contains(&kind), "{kind} audited");
     }
 }
+
+#[tokio::test]
+async fn reports_count_current_users_positions_and_authenticators() {
+    let Ra {
+        env,
+        manager,
+        agent,
+        ..
+    } = setup().await;
+    let (status, report, _) = call(
+        &env,
+        Some(&manager),
+        "GET",
+        "/admin/api/v1/reports/active-users-by-org",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    let rows = report["rows"].as_array().unwrap();
+    let at = |org: &str| {
+        rows.iter()
+            .find(|r| r["org_code"] == org)
+            .map(|r| r["active_users"].as_i64().unwrap())
+    };
+    assert_eq!(
+        at("RZ9"),
+        Some(2),
+        "the RA Manager and the RA Agent at RZ9: {report}"
+    );
+    assert_eq!(
+        at("RZ9EX"),
+        Some(1),
+        "the nurse's profile is at the RZ9EX site"
+    );
+    let (_, positions, _) = call(
+        &env,
+        Some(&manager),
+        "GET",
+        "/admin/api/v1/reports/positions-in-use",
+        None,
+    )
+    .await;
+    assert_eq!(positions["rows"].as_array().unwrap().len(), 3);
+    let (_, cards, _) = call(
+        &env,
+        Some(&manager),
+        "GET",
+        "/admin/api/v1/reports/authenticators-by-type",
+        None,
+    )
+    .await;
+    assert_eq!(
+        cards["rows"],
+        json!([{ "kind": "smartcard", "status": "active", "count": 3 }])
+    );
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "GET",
+        "/admin/api/v1/reports/positions-in-use",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "reports are for RA Managers");
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "GET",
+        "/admin/api/v1/reports/nonsense",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // The same report from the command line, on the same database.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_careid"))
+        .current_dir(env.dir.path())
+        .env("CAREID_DATABASE__URL", &env.database_url)
+        .args(["report", "authenticators-by-type"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["rows"], cards["rows"]);
+}

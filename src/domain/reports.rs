@@ -1,0 +1,26 @@
+//! Reports for RA Managers and operators: active users by organisation, positions in use and
+//! authenticators by type. (Temporary access cards are not built, so there is no TAC report yet.)
+
+use serde_json::{json, Value};
+
+use crate::clock::UnixTime;
+use crate::store::{Db, StoreError};
+
+pub const REPORTS: [&str; 3] = [
+    "active-users-by-org",
+    "positions-in-use",
+    "authenticators-by-type",
+];
+
+/// The named report at `now`, or None for an unknown name.
+pub async fn run(db: &Db, name: &str, now: UnixTime) -> Result<Option<Value>, StoreError> {
+    let rows = match name {
+        "active-users-by-org" => db.report_active_users_by_org(now).await?,
+        "positions-in-use" => db.report_positions_in_use(now).await?,
+        "authenticators-by-type" => db.report_authenticators_by_type().await?,
+        _ => return Ok(None),
+    };
+    Ok(Some(
+        json!({ "report": name, "generated_at": now, "rows": rows }),
+    ))
+}
