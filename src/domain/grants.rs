@@ -54,13 +54,14 @@ impl Provider {
     /// Stores the next refresh token of a family and returns it (shown once).
     pub(crate) async fn store_refresh_token(
         &self,
+        client: &Client,
         grant: &CodeGrant,
         family: &Family,
     ) -> Result<String, ServiceError> {
         let now = self.now();
-        let client = self.db.client(&grant.client_id).await?;
         let idle = client
-            .and_then(|c| c.metadata.refresh_token_idle_ttl)
+            .metadata
+            .refresh_token_idle_ttl
             .unwrap_or(self.config.tokens.refresh_idle_ttl_secs);
         let token = secrets::random_token();
         let record = RefreshRecord {

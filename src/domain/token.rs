@@ -342,7 +342,7 @@ impl Provider {
             })
             .await?;
         let refresh_token = match family {
-            Some(f) => Some(self.store_refresh_token(grant, &f).await?),
+            Some(f) => Some(self.store_refresh_token(client, grant, &f).await?),
             None => None,
         };
         metrics::counter!("careid_tokens_issued_total", "grant_type" => grant_type).increment(1);
