@@ -245,9 +245,14 @@ pub async fn current_roles(
     now: UnixTime,
 ) -> Result<Vec<RoleClaim>, StoreError> {
     let assignments = db.current_assignments(user_uuid, now).await?;
+    let ids: Vec<String> = assignments
+        .iter()
+        .map(|(a, _)| a.position_id.clone())
+        .collect();
+    let positions = db.positions(&ids).await?;
     let mut profiles = Vec::new();
     for (a, person_orgid) in assignments {
-        let Some(position) = db.position(&a.position_id).await? else {
+        let Some(position) = positions.get(&a.position_id) else {
             continue;
         };
         let Some(profile) = position.profiles.get(a.profile_index as usize).cloned() else {
@@ -308,14 +313,13 @@ pub async fn current_roles(
 
 /// `nhsid_user_orgs`: one entry per organisation where the user holds a current role.
 pub async fn user_orgs(db: &Db, roles: &[RoleClaim]) -> Result<Value, StoreError> {
-    let mut codes: Vec<String> = roles.iter().map(|r| r.org_code.clone()).collect();
-    codes.dedup();
-    let mut seen = Vec::new();
-    codes.retain(|c| {
-        let new = !seen.contains(c);
-        seen.push(c.clone());
-        new
-    });
+    // Each organisation once, in the order of the roles.
+    let mut codes: Vec<String> = Vec::new();
+    for r in roles {
+        if !codes.contains(&r.org_code) {
+            codes.push(r.org_code.clone());
+        }
+    }
     let names = db.names_of("organisation", &codes).await?;
     Ok(Value::Array(
         codes

@@ -75,20 +75,36 @@ impl Db {
     }
 
     pub async fn position(&self, id: &str) -> Result<Option<Position>, StoreError> {
-        let row = sqlx::query("SELECT * FROM positions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| {
-            Ok(Position {
-                id: r.try_get("id")?,
-                org_code: r.try_get("org_code")?,
-                name: r.try_get("name")?,
-                esr_position: r.try_get("esr_position")?,
-                profiles: from_json::<Vec<Profile>>(&r.try_get::<String, _>("profiles")?)?,
+        Ok(self.positions(&[id.to_string()]).await?.remove(id))
+    }
+
+    /// Several positions in one query, by id.
+    pub async fn positions(&self, ids: &[String]) -> Result<HashMap<String, Position>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT * FROM positions WHERE id IN ({})",
+            placeholders(ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| {
+                let p = Position {
+                    id: r.try_get("id")?,
+                    org_code: r.try_get("org_code")?,
+                    name: r.try_get("name")?,
+                    esr_position: r.try_get("esr_position")?,
+                    profiles: from_json::<Vec<Profile>>(&r.try_get::<String, _>("profiles")?)?,
+                };
+                Ok((p.id.clone(), p))
             })
-        })
-        .transpose()
+            .collect()
     }
 
     pub async fn position_by_name(
