@@ -541,36 +541,37 @@ impl Provider {
     }
 
     /// The role picker's answer: the chosen role must be one of the user's current roles.
+    /// None when the sign-in (session or request) has expired.
     pub async fn choose_role(
         &self,
         flow_id: &str,
         person_roleid: &str,
         session_secret: Option<&str>,
-    ) -> Result<Next, ServiceError> {
+    ) -> Result<Option<Next>, ServiceError> {
         let now = self.now();
         let (Some(session), Some(request)) = (
             self.usable_session(session_secret).await?,
             self.db.login_flow(flow_id, now).await?,
         ) else {
-            return Ok(Next::NoRole);
+            return Ok(None);
         };
         let roles = rbac::current_roles(&self.db, &session.user_uuid, now).await?;
         if !roles.iter().any(|r| r.person_roleid == person_roleid) {
             let orgs = rbac::user_orgs(&self.db, &roles).await?;
-            return Ok(Next::ChooseRole {
+            return Ok(Some(Next::ChooseRole {
                 flow_id: flow_id.into(),
                 roles,
                 orgs,
-            });
+            }));
         }
         let Some(acr) = Method::from_amr(&session.amr)
             .and_then(|m| request.acr.satisfied_by(m))
             .map(String::from)
         else {
-            return Ok(Next::NoRole);
+            return Ok(None);
         };
         if !self.db.take_login_flow(flow_id).await? {
-            return Ok(Next::NoRole);
+            return Ok(None);
         }
         self.db
             .set_selected_role(&session.sid, person_roleid)
@@ -583,10 +584,10 @@ impl Provider {
             json!({ "sid": session.sid, "person_roleid": person_roleid }),
         )
         .await?;
-        Ok(Next::Redirect(
+        Ok(Some(Next::Redirect(
             self.issue_code(&request, &session, &acr, Some(person_roleid.into()))
                 .await?,
-        ))
+        )))
     }
 
     /// The terms page's answer. Accepting records the version and time and carries on with the

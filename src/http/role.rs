@@ -117,13 +117,13 @@ pub async fn role(
         ""
     };
     match app.provider.choose_role(flow, chosen, Some(secret)).await {
-        Ok(Next::NoRole) => Page::error(
+        Ok(None) => Page::error(
             StatusCode::BAD_REQUEST,
             "This sign-in has expired",
             "Go back to the application and sign in again.",
             &rid,
         ),
-        Ok(next) => render_next(&app, next, secret, get("q").unwrap_or_default(), &rid),
+        Ok(Some(next)) => render_next(&app, next, secret, get("q").unwrap_or_default(), &rid),
         Err(e) => internal_page(e, &rid),
     }
 }
