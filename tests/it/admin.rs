@@ -25,20 +25,9 @@ async fn staff_token(env: &TestEnv, uuid: &str, position_id: &str) -> String {
     .await
     .unwrap();
     let client = env.confidential_client().await;
-    let url = env.authorize_url(
-        &client.client.metadata.client_id,
-        &[("scope", "openid selectedrole")],
-        true,
-    );
-    let SignIn::Redirected(back) = env.browser(Some(&card)).sign_in(&url).await else {
-        panic!("sign-in")
-    };
-    let tokens: Value = env
-        .redeem(&client, &query_param(&back, "code").unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens = env
+        .tokens_in(&env.browser(Some(&card)), &client, "openid selectedrole")
+        .await;
     tokens["access_token"].as_str().unwrap().to_string()
 }
 
@@ -187,20 +176,13 @@ async fn an_ra_manager_registers_a_new_starter_end_to_end() {
         .await
         .unwrap();
     let client = env.confidential_client().await;
-    let url = env.authorize_url(
-        &client.client.metadata.client_id,
-        &[("scope", "openid nationalrbacaccess")],
-        true,
-    );
-    let SignIn::Redirected(back) = env.browser(Some(&card)).sign_in(&url).await else {
-        panic!("the new card signs in")
-    };
-    let tokens: Value = env
-        .redeem(&client, &query_param(&back, "code").unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens = env
+        .tokens_in(
+            &env.browser(Some(&card)),
+            &client,
+            "openid nationalrbacaccess",
+        )
+        .await;
     let info: Value = env
         .http()
         .get(env.endpoint("/userinfo"))
@@ -550,20 +532,9 @@ async fn bootstrap_makes_the_first_ra_manager_once() {
         .await
         .unwrap();
     let client = env.confidential_client().await;
-    let signin = env.authorize_url(
-        &client.client.metadata.client_id,
-        &[("scope", "openid selectedrole")],
-        true,
-    );
-    let SignIn::Redirected(back) = env.browser(Some(&card)).sign_in(&signin).await else {
-        panic!("the first manager signs in")
-    };
-    let tokens: Value = env
-        .redeem(&client, &query_param(&back, "code").unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens = env
+        .tokens_in(&env.browser(Some(&card)), &client, "openid selectedrole")
+        .await;
     let (status, audit, _) = call(
         &env,
         tokens["access_token"].as_str(),

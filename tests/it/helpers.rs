@@ -407,6 +407,26 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// Signs in to `client` with `scope` in `browser` (whose card is presented) and redeems the
+    /// code with the standard verifier: the token response.
+    pub async fn tokens_in(
+        &self,
+        browser: &Browser,
+        client: &NewClient,
+        scope: &str,
+    ) -> serde_json::Value {
+        let url = self.authorize_url(&client.client.metadata.client_id, &[("scope", scope)], true);
+        let location = match browser.sign_in(&url).await {
+            SignIn::Redirected(location) => location,
+            SignIn::Page(status, body) => panic!("sign-in failed: {status} {body}"),
+        };
+        self.redeem(client, &query_param(&location, "code").expect("a code"))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The whole front channel for a user with `card`: returns the code.
     pub async fn code_for(&self, client: &NewClient, card: &Issued) -> String {
         let url = self.authorize_url(&client.client.metadata.client_id, &[], true);

@@ -48,18 +48,7 @@ async fn sign_in(
     scope: &str,
 ) -> (Value, Browser) {
     let browser = env.browser(Some(card));
-    let SignIn::Redirected(back) = browser
-        .sign_in(&env.authorize_url(&client.client.metadata.client_id, &[("scope", scope)], true))
-        .await
-    else {
-        panic!("sign-in")
-    };
-    let tokens = env
-        .redeem(client, &query_param(&back, "code").unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens = env.tokens_in(&browser, client, scope).await;
     (tokens, browser)
 }
 

@@ -37,16 +37,12 @@ const NURSE: (&str, &str) = ("RZ9", "Staff Nurse - Example Ward 7");
 const IMMS: (&str, &str) = ("RZ8", "Immunisation Nurse (inter-organisation)");
 
 async fn tokens_for(env: &TestEnv, card: &careid::pki::Issued, scope: &str) -> Value {
-    let client = env.confidential_client().await;
-    let url = env.authorize_url(&client.client.metadata.client_id, &[("scope", scope)], true);
-    let SignIn::Redirected(back) = env.browser(Some(card)).sign_in(&url).await else {
-        panic!("expected a redirect")
-    };
-    env.redeem(&client, &query_param(&back, "code").unwrap())
-        .await
-        .json()
-        .await
-        .unwrap()
+    env.tokens_in(
+        &env.browser(Some(card)),
+        &env.confidential_client().await,
+        scope,
+    )
+    .await
 }
 
 async fn userinfo(env: &TestEnv, access: &str) -> Value {
