@@ -30,6 +30,7 @@ pub struct Config {
     pub housekeeping: HousekeepingConfig,
     pub keys: KeysConfig,
     pub terms: TermsConfig,
+    pub webauthn: WebauthnConfig,
     pub log: LogConfig,
 }
 
@@ -49,6 +50,53 @@ impl Default for TermsConfig {
         TermsConfig {
             version: "2026-11".into(),
             file: None,
+        }
+    }
+}
+
+/// WebAuthn (security keys, passkeys, platform authenticators) and its assurance policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebauthnConfig {
+    /// The relying-party id credentials are scoped to. Absent: the issuer's host name. Once
+    /// credentials are registered it must not change, or none of them can sign in.
+    pub rp_id: Option<String>,
+    /// The name authenticators show the user while registering.
+    pub rp_name: String,
+    /// Origins allowed to run the WebAuthn ceremonies. Absent: the issuer's origin only.
+    pub origins: Vec<String>,
+    /// PEM files of attestation root certificates trusted for AAL3 (each file may hold several).
+    /// An authenticator whose attestation chains to one of them, that is not backup-eligible
+    /// (not a synced passkey), reaches AAL3; every other authenticator is at most AAL2.
+    pub aal3_attestation_roots: Vec<PathBuf>,
+    /// If not empty, only these AAGUIDs (authenticator models) reach AAL3, even under a trusted root.
+    pub aal3_aaguids: Vec<String>,
+    /// A FIDO Metadata Service (MDS3) BLOB on disk: its authenticators' attestation roots are
+    /// trusted for AAL3 (per AAGUID), except models with a compromise or revocation report.
+    pub metadata_blob: Option<PathBuf>,
+    /// The root certificate (PEM) that signs the metadata BLOB; required with `metadata_blob`.
+    pub metadata_blob_root: Option<PathBuf>,
+    /// How long a started registration or sign-in ceremony stays valid.
+    pub ceremony_ttl_secs: i64,
+    /// How long an RA's binding invitation stays valid.
+    pub invitation_ttl_secs: i64,
+    /// How recent a session's authentication must be to register another authenticator.
+    pub self_service_max_age_secs: i64,
+}
+
+impl Default for WebauthnConfig {
+    fn default() -> Self {
+        WebauthnConfig {
+            rp_id: None,
+            rp_name: "careid".into(),
+            origins: Vec::new(),
+            aal3_attestation_roots: Vec::new(),
+            aal3_aaguids: Vec::new(),
+            metadata_blob: None,
+            metadata_blob_root: None,
+            ceremony_ttl_secs: 300,
+            invitation_ttl_secs: 3600,
+            self_service_max_age_secs: 900,
         }
     }
 }
@@ -184,6 +232,7 @@ impl Default for Config {
             backchannel: BackchannelConfig::default(),
             housekeeping: HousekeepingConfig::default(),
             terms: TermsConfig::default(),
+            webauthn: WebauthnConfig::default(),
             keys: KeysConfig::default(),
             log: LogConfig::default(),
         }
@@ -390,6 +439,18 @@ impl Config {
                 self.housekeeping.keep_expired_secs,
             ),
             ("session.idle_timeout_secs", self.session.idle_timeout_secs),
+            (
+                "webauthn.ceremony_ttl_secs",
+                self.webauthn.ceremony_ttl_secs,
+            ),
+            (
+                "webauthn.invitation_ttl_secs",
+                self.webauthn.invitation_ttl_secs,
+            ),
+            (
+                "webauthn.self_service_max_age_secs",
+                self.webauthn.self_service_max_age_secs,
+            ),
             (
                 "session.absolute_timeout_secs",
                 self.session.absolute_timeout_secs,

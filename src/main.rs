@@ -346,7 +346,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: KeysCommand::Rotate { now },
         } => {
             let db = database(&config).await?;
-            let provider = Provider::new(db, Arc::new(SystemClock), config, CardTrust::default());
+            let provider = Provider::new(
+                db,
+                Arc::new(SystemClock),
+                config,
+                CardTrust::default(),
+                Default::default(),
+            );
             provider.load_keys().await?;
             let activation = if now {
                 Activation::Immediately

@@ -31,6 +31,7 @@ pub enum Permission {
     CreateIdentity,
     ChangeStatus,
     ManageSmartcards,
+    ManageAuthenticators,
     AssignPositions,
     CreatePositions,
     ReadAudit,
@@ -48,6 +49,7 @@ impl Permission {
             | Permission::CreateIdentity
             | Permission::ChangeStatus
             | Permission::ManageSmartcards
+            | Permission::ManageAuthenticators
             | Permission::AssignPositions => manager || agent,
         }
     }
@@ -235,7 +237,7 @@ impl Provider {
         })
     }
 
-    fn require(&self, caller: &Caller, p: Permission) -> Result<(), AdminError> {
+    pub(crate) fn require(&self, caller: &Caller, p: Permission) -> Result<(), AdminError> {
         if p.allowed(&caller.ra_roles) {
             Ok(())
         } else {
@@ -246,7 +248,7 @@ impl Provider {
     }
 
     /// Separation of duties: nobody acts on their own identity in a way that changes their access.
-    fn not_self(caller: &Caller, uuid: &str) -> Result<(), AdminError> {
+    pub(crate) fn not_self(caller: &Caller, uuid: &str) -> Result<(), AdminError> {
         if caller.uuid == uuid {
             Err(AdminError::Forbidden(
                 "RA staff may not act on their own identity".into(),
@@ -256,7 +258,7 @@ impl Provider {
         }
     }
 
-    async fn admin_audit(
+    pub(crate) async fn admin_audit(
         &self,
         caller: &Caller,
         kind: &str,
@@ -413,25 +415,25 @@ impl Provider {
         )
     }
 
-    /// Revokes a bound card; sessions it opened end at once.
-    pub async fn admin_revoke_smartcard(
+    /// Revokes a bound authenticator (card, security key or passkey); sessions it opened end at once.
+    pub async fn admin_revoke_authenticator(
         &self,
         caller: &Caller,
         uuid: &str,
         authenticator_id: &str,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::ManageSmartcards)?;
+        self.require(caller, Permission::ManageAuthenticators)?;
         let found = self
             .db
             .authenticators_of(uuid)
             .await?
             .into_iter()
-            .any(|a| a.id == authenticator_id);
-        if !found {
+            .find(|a| a.id == authenticator_id);
+        let Some(found) = found else {
             return Err(AdminError::NotFound(format!(
                 "no authenticator {authenticator_id} for {uuid}"
             )));
-        }
+        };
         self.db
             .set_authenticator_status(authenticator_id, "revoked")
             .await?;
@@ -444,8 +446,12 @@ impl Provider {
         }
         self.admin_audit(
             caller,
-            "admin.smartcard_revoked",
-            json!({ "uuid": uuid, "authenticator": authenticator_id }),
+            if found.kind == "smartcard" {
+                "admin.smartcard_revoked"
+            } else {
+                "admin.authenticator_revoked"
+            },
+            json!({ "uuid": uuid, "authenticator": authenticator_id, "kind": found.kind }),
         )
         .await?;
         Ok(json!({ "id": authenticator_id, "status": "revoked" }))

@@ -5,7 +5,7 @@
 use rustls_pki_types::CertificateDer;
 use serde_json::json;
 
-use super::assurance::Method;
+use super::assurance::{Method, MethodKind};
 use super::authorize::{self, AuthorizationRequest, Params, RedirectError, UnsafeRequest};
 use super::claims::CodeGrant;
 use super::identity::UserStatus;
@@ -25,6 +25,8 @@ pub enum AuthorizeOutcome {
         flow_id: String,
         client_name: String,
         login_hint: Option<String>,
+        /// The lowest AAL the requested `acr_values` accept: the page says what will do.
+        minimum_aal: u8,
     },
     /// The request cannot be answered by a redirect: tell the person.
     Refuse(UnsafeRequest),
@@ -152,7 +154,7 @@ impl Provider {
         if let Some(session) =
             session.filter(|s| hint_sub.as_deref().is_none_or(|h| h == s.user_uuid))
         {
-            let method = Method::from_amr(&session.amr);
+            let method = Method::from_session(&session.amr, session.aal);
             let acr = method
                 .and_then(|m| request.acr.satisfied_by(m))
                 .map(String::from);
@@ -216,6 +218,7 @@ impl Provider {
         Ok(AuthorizeOutcome::SignIn {
             flow_id,
             client_name: client.metadata.client_name,
+            minimum_aal: request.acr.minimum_aal(),
             login_hint: request.login_hint,
         })
     }
@@ -304,26 +307,61 @@ impl Provider {
             }
         };
         let (user_uuid, authenticator_id) = user_and_card;
-        if !self.db.take_login_flow(flow_id).await? {
-            return Ok(CardLoginOutcome::FlowExpired);
+        match self
+            .sign_in_verified(
+                flow_id,
+                &request,
+                &user_uuid,
+                &authenticator_id,
+                Method::Smartcard,
+                previous_secret,
+            )
+            .await?
+        {
+            Some((next, session_secret)) => Ok(CardLoginOutcome::SignedIn {
+                next,
+                session_secret,
+            }),
+            None => Ok(CardLoginOutcome::FlowExpired),
         }
-        self.db.touch_authenticator(&authenticator_id, now).await?;
-        let method = Method::Smartcard;
+    }
+
+    /// A verified authentication for a pending sign-in, whatever the method: takes the flow
+    /// (once; `None` if it was taken meanwhile), opens or refreshes the session, audits, and
+    /// goes on to role selection and the code, or to `unmet_authentication_requirements`.
+    pub(crate) async fn sign_in_verified(
+        &self,
+        flow_id: &str,
+        request: &AuthorizationRequest,
+        user_uuid: &str,
+        authenticator_id: &str,
+        method: Method,
+        previous_secret: Option<&str>,
+    ) -> Result<Option<(Next, String)>, ServiceError> {
+        let now = self.now();
+        if !self.db.take_login_flow(flow_id).await? {
+            return Ok(None);
+        }
+        self.db.touch_authenticator(authenticator_id, now).await?;
         let (session, session_secret) = self
-            .open_session(previous_secret, &user_uuid, &authenticator_id, method)
+            .open_session(previous_secret, user_uuid, authenticator_id, method)
             .await?;
-        metrics::counter!("careid_logins_total", "method" => "smartcard", "outcome" => "success")
+        let label = match method.kind() {
+            MethodKind::Smartcard => "smartcard",
+            MethodKind::Fido2 => "webauthn",
+        };
+        metrics::counter!("careid_logins_total", "method" => label, "outcome" => "success")
             .increment(1);
         self.audit(
-            "login.smartcard",
+            &format!("login.{label}"),
             "success",
-            Some(&user_uuid),
+            Some(user_uuid),
             Some(&request.client_id),
-            json!({ "sid": session.sid, "authenticator": authenticator_id }),
+            json!({ "sid": session.sid, "authenticator": authenticator_id, "aal": method.aal() }),
         )
         .await?;
         let next = match request.acr.satisfied_by(method) {
-            Some(acr) => self.complete(&request, &session, acr).await?,
+            Some(acr) => self.complete(request, &session, acr).await?,
             None => {
                 let e = RedirectError {
                     error: "unmet_authentication_requirements",
@@ -336,10 +374,7 @@ impl Provider {
                 ))
             }
         };
-        Ok(CardLoginOutcome::SignedIn {
-            next,
-            session_secret,
-        })
+        Ok(Some((next, session_secret)))
     }
 
     /// Certificate → (user UUID, authenticator id), or why not.
@@ -564,7 +599,7 @@ impl Provider {
                 orgs,
             }));
         }
-        let Some(acr) = Method::from_amr(&session.amr)
+        let Some(acr) = Method::from_session(&session.amr, session.aal)
             .and_then(|m| request.acr.satisfied_by(m))
             .map(String::from)
         else {
@@ -639,7 +674,7 @@ impl Provider {
             json!({ "version": version }),
         )
         .await?;
-        let Some(acr) = Method::from_amr(&session.amr)
+        let Some(acr) = Method::from_session(&session.amr, session.aal)
             .and_then(|m| request.acr.satisfied_by(m))
             .map(String::from)
         else {

@@ -23,3 +23,4 @@ pub mod session;
 pub mod smartcard;
 pub mod terms;
 pub mod token;
+pub mod webauthn;

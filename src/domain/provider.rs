@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 use super::client::{Client, SigningAlg};
 use super::keys::{self, KeyError, KeyRing};
 use super::smartcard::CardTrust;
+use super::webauthn::policy::AttestationPolicy;
+use super::webauthn::relying_party::RelyingParty;
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
 use crate::store::{AuditEvent, Db, StoreError};
@@ -30,6 +32,8 @@ pub struct Provider {
     pub keys: KeyRing,
     pub config: Config,
     pub card_trust: CardTrust,
+    /// WebAuthn relying party and attestation policy.
+    pub relying_party: RelyingParty,
     client_keys: ClientKeyCache,
     /// Outgoing calls to relying parties (back-channel logout).
     pub(crate) outbound: reqwest::Client,
@@ -38,14 +42,22 @@ pub struct Provider {
 }
 
 impl Provider {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, config: Config, card_trust: CardTrust) -> Provider {
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        config: Config,
+        card_trust: CardTrust,
+        attestation: AttestationPolicy,
+    ) -> Provider {
         let config_timeout = config.backchannel.request_timeout_secs;
+        let relying_party = RelyingParty::new(&config, attestation);
         Provider {
             db,
             clock,
             keys: KeyRing::default(),
             config,
             card_trust,
+            relying_party,
             client_keys: ClientKeyCache::default(),
             outbound: reqwest::Client::builder()
                 .timeout(Duration::from_secs(config_timeout))

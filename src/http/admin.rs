@@ -211,7 +211,7 @@ async fn bind_card(
     )
 }
 
-async fn revoke_card(
+async fn revoke_authenticator(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path((uuid, id)): Path<(String, String)>,
@@ -220,7 +220,37 @@ async fn revoke_card(
     ok(
         StatusCode::OK,
         app.provider
-            .admin_revoke_smartcard(&c, &uuid, &id)
+            .admin_revoke_authenticator(&c, &uuid, &id)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
+async fn list_authenticators(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    ok(
+        StatusCode::OK,
+        app.provider
+            .admin_list_authenticators(&c, &uuid)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
+async fn invite_authenticator(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    ok(
+        StatusCode::CREATED,
+        app.provider
+            .admin_invite_authenticator(&c, &uuid)
             .await
             .map_err(Problem)?,
     )
@@ -373,7 +403,19 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/admin/api/v1/identities/{uuid}/smartcards/{id}/revoke",
-            post(revoke_card),
+            post(revoke_authenticator),
+        )
+        .route(
+            "/admin/api/v1/identities/{uuid}/authenticators",
+            get(list_authenticators),
+        )
+        .route(
+            "/admin/api/v1/identities/{uuid}/authenticators/{id}/revoke",
+            post(revoke_authenticator),
+        )
+        .route(
+            "/admin/api/v1/identities/{uuid}/authenticator-invitations",
+            post(invite_authenticator),
         )
         .route("/admin/api/v1/identities/{uuid}/assignments", post(assign))
         .route(

@@ -11,6 +11,7 @@ pub mod pages;
 pub mod params;
 pub mod role;
 pub mod server;
+pub mod webauthn;
 
 use std::sync::Arc;
 
@@ -66,6 +67,24 @@ fn oidc_routes() -> Router<AppState> {
         .route("/introspect", post(oidc::introspect))
         .route("/revoke", post(oidc::revoke))
         .route("/token/revoke", post(oidc::revoke))
+        .route(
+            "/webauthn/authenticate/options",
+            post(webauthn::sign_in_options),
+        )
+        .route("/webauthn/authenticate", post(webauthn::sign_in))
+        .route(
+            "/webauthn/register",
+            get(webauthn::register_page).post(webauthn::register),
+        )
+        .route(
+            "/webauthn/register/options",
+            post(webauthn::register_options),
+        )
+        .route("/account/authenticators", get(webauthn::account))
+        .route(
+            "/account/authenticators/{id}/{action}",
+            post(webauthn::account_change),
+        )
 }
 
 /// A caller's `x-request-id` is kept (so a proxy's id links the logs) only when it is short and
@@ -90,7 +109,7 @@ pub fn router(state: AppState) -> Router {
     } else {
         Router::new().nest(&path, oidc_routes())
     };
-    let csp = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+    let csp = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
     Router::new()
                 .merge(oidc)
         .merge(admin::routes())
@@ -98,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/static/careid.css", get(ops::stylesheet))
+        .route("/static/webauthn.js", get(webauthn::script))
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::record_latency))
         .layer(RequestBodyLimitLayer::new(params::MAX_BODY))

@@ -106,10 +106,15 @@ pub async fn authorize(
     };
     match app.provider.authorize(&pairs, cookie(&headers, SESSION_COOKIE)).await {
         Ok(AuthorizeOutcome::Redirect(location)) => no_store(Redirect::to(&location).into_response()),
-        Ok(AuthorizeOutcome::SignIn { flow_id, client_name, login_hint }) => {
-            let card_url = format!("{}{}/card/login?flow={}", app.card_base(), app.provider.config.issuer_path(), flow_id);
-            let minutes = app.provider.config.tokens.login_flow_ttl_secs / 60;
-            Page::render(StatusCode::OK, "login.html", minijinja::context! { title => "Sign in", client_name, card_url, login_hint, flow_minutes => minutes })
+        Ok(AuthorizeOutcome::SignIn { flow_id, client_name, login_hint, minimum_aal }) => {
+            let c = &app.provider.config;
+            let card_url = format!("{}{}/card/login?flow={}", app.card_base(), c.issuer_path(), flow_id);
+            let minutes = c.tokens.login_flow_ttl_secs / 60;
+            Page::render(StatusCode::OK, "login.html", minijinja::context! {
+                title => "Sign in", client_name, card_url, login_hint, flow_minutes => minutes, flow => flow_id, minimum_aal,
+                webauthn_options => c.endpoint("/webauthn/authenticate/options"),
+                webauthn_finish => c.endpoint("/webauthn/authenticate"),
+            })
         }
                 Ok(AuthorizeOutcome::Continue(next)) => super::role::render_next(&app, next, cookie(&headers, SESSION_COOKIE).unwrap_or_default(), "", &rid),
         Ok(AuthorizeOutcome::Refuse(reason)) => Page::error(

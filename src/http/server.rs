@@ -30,6 +30,7 @@ use crate::clock::Clock;
 use crate::config::{Config, TlsConfig};
 use crate::domain::provider::Provider;
 use crate::domain::smartcard::CardTrust;
+use crate::domain::webauthn::policy::AttestationPolicy;
 use crate::store::Db;
 
 /// What the connection knows about its peer, available to handlers as an extension.
@@ -207,7 +208,14 @@ pub async fn start(
         (Some(t), true) => Some(tls_acceptor(t, Some(&trust))?),
         _ => None,
     };
-    let provider = Arc::new(Provider::new(db, clock, config, trust));
+    let attestation = AttestationPolicy::load(&config.webauthn, clock.now())
+        .context("webauthn attestation policy")?;
+    tracing::info!(
+        anchors = attestation.anchor_count(),
+        "WebAuthn: AAL3 needs a trusted attestation; {} trust anchors loaded",
+        attestation.anchor_count()
+    );
+    let provider = Arc::new(Provider::new(db, clock, config, trust, attestation));
     provider.load_keys().await.context("signing keys")?;
     let app = router(AppState {
         provider: provider.clone(),

@@ -16,6 +16,8 @@ pub struct Purged {
     pub refresh_tokens: u64,
     pub sessions: u64,
     pub logout_outbox: u64,
+    pub webauthn_ceremonies: u64,
+    pub webauthn_invitations: u64,
 }
 
 impl Db {
@@ -67,6 +69,10 @@ impl Db {
                 "DELETE FROM logout_outbox WHERE delivered_at < $1 OR failed_at < $1",
             )
             .await?,
+            webauthn_ceremonies: run("DELETE FROM webauthn_ceremonies WHERE expires_at < $1")
+                .await?,
+            webauthn_invitations: run("DELETE FROM webauthn_invitations WHERE expires_at < $1")
+                .await?,
         })
     }
 

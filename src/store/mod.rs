@@ -20,6 +20,7 @@ mod sessions;
 mod terms;
 mod tokens;
 mod users;
+mod webauthn;
 
 use std::path::Path;
 use std::str::FromStr;

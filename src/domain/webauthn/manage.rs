@@ -1,0 +1,199 @@
+//! Managing WebAuthn credentials: RA invitations, listing and revocation (admin API), and the
+//! signed-in user's own list, rename and remove (account page). Every change is audited.
+
+use serde_json::{json, Value};
+
+use super::ceremonies::clean_name;
+use super::StoredCredential;
+use crate::domain::admin::{AdminError, Caller, Permission};
+use crate::domain::identity::{Authenticator, User, UserStatus};
+use crate::domain::provider::{Provider, ServiceError};
+use crate::domain::secrets;
+use crate::domain::session::Session;
+
+/// Why a change to one's own authenticators was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountRefusal {
+    #[error("you are not signed in to careid in this browser")]
+    NotSignedIn,
+    #[error("you have no authenticator with that id")]
+    NoSuchAuthenticator,
+    #[error("names are 1 to 64 characters")]
+    BadName,
+    #[error("this is your last working authenticator; register another before removing it")]
+    LastAuthenticator,
+}
+
+/// What the account page shows.
+#[derive(Debug)]
+pub struct Account {
+    pub user: User,
+    pub session: Session,
+    pub cards: Vec<Authenticator>,
+    pub credentials: Vec<StoredCredential>,
+}
+
+impl Provider {
+    /// RA: a single-use invitation to bind an authenticator to this identity.
+    pub async fn admin_invite_authenticator(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::ManageAuthenticators)?;
+        Self::not_self(caller, uuid)?;
+        let user = self
+            .db
+            .user(uuid)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        if user.status != UserStatus::Active {
+            return Err(AdminError::Conflict(format!(
+                "Care Identity {uuid} is {}",
+                user.status.as_str()
+            )));
+        }
+        let now = self.now();
+        let code = secrets::random_token();
+        let invitation = super::Invitation {
+            user_uuid: uuid.to_string(),
+            created_by: caller.uuid.clone(),
+            created_at: now,
+            expires_at: now + self.config.webauthn.invitation_ttl_secs,
+        };
+        self.db
+            .insert_invitation(&secrets::digest(&code), &invitation)
+            .await?;
+        self.admin_audit(
+            caller,
+            "admin.authenticator_invited",
+            json!({ "uuid": uuid, "expires_at": invitation.expires_at }),
+        )
+        .await?;
+        let url = crate::domain::login::with_query(
+            &self.config.endpoint("/webauthn/register"),
+            &[("invitation", &code)],
+        );
+        Ok(
+            json!({ "uuid": uuid, "invitation": code, "url": url, "expires_at": invitation.expires_at }),
+        )
+    }
+
+    /// RA: every authenticator of an identity (cards and WebAuthn), in any status.
+    pub async fn admin_list_authenticators(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::SearchIdentities)?;
+        if self.db.user(uuid).await?.is_none() {
+            return Err(AdminError::NotFound(format!("no Care Identity {uuid}")));
+        }
+        let credentials = self.db.webauthn_credentials_of(uuid).await?;
+        let mut list: Vec<Value> = self
+            .db
+            .authenticators_of(uuid)
+            .await?
+            .iter()
+            .filter(|a| a.kind == "smartcard")
+            .map(|a| json!({ "id": a.id, "kind": a.kind, "status": a.status, "issuer": a.cert_issuer, "serial": a.cert_serial, "aal": 3, "created_at": a.created_at, "last_used_at": a.last_used_at }))
+            .collect();
+        list.extend(credentials.iter().map(StoredCredential::describe));
+        Ok(json!({ "uuid": uuid, "authenticators": list }))
+    }
+
+    /// The signed-in user's identity and authenticators, if the session is usable.
+    pub async fn account(
+        &self,
+        session_secret: Option<&str>,
+    ) -> Result<Option<Account>, ServiceError> {
+        let Some(session) = self.usable_session(session_secret).await? else {
+            return Ok(None);
+        };
+        let Some(user) = self.db.user(&session.user_uuid).await? else {
+            return Ok(None);
+        };
+        let cards = self
+            .db
+            .authenticators_of(&user.uuid)
+            .await?
+            .into_iter()
+            .filter(|a| a.kind == "smartcard")
+            .collect();
+        let credentials = self.db.webauthn_credentials_of(&user.uuid).await?;
+        Ok(Some(Account {
+            user,
+            session,
+            cards,
+            credentials,
+        }))
+    }
+
+    pub async fn rename_own_authenticator(
+        &self,
+        session_secret: Option<&str>,
+        id: &str,
+        name: &str,
+    ) -> Result<Result<(), AccountRefusal>, ServiceError> {
+        let Some(account) = self.account(session_secret).await? else {
+            return Ok(Err(AccountRefusal::NotSignedIn));
+        };
+        let Some(name) = clean_name(name) else {
+            return Ok(Err(AccountRefusal::BadName));
+        };
+        if !account.credentials.iter().any(|c| c.authenticator.id == id) {
+            return Ok(Err(AccountRefusal::NoSuchAuthenticator));
+        }
+        self.db.rename_webauthn_credential(id, &name).await?;
+        self.audit(
+            "webauthn.renamed",
+            "success",
+            Some(&account.user.uuid),
+            None,
+            json!({ "authenticator": id, "name": name }),
+        )
+        .await?;
+        Ok(Ok(()))
+    }
+
+    /// Removes (revokes) one of the user's own WebAuthn credentials; never the last working
+    /// authenticator. Sessions it opened end.
+    pub async fn remove_own_authenticator(
+        &self,
+        session_secret: Option<&str>,
+        id: &str,
+    ) -> Result<Result<(), AccountRefusal>, ServiceError> {
+        let Some(account) = self.account(session_secret).await? else {
+            return Ok(Err(AccountRefusal::NotSignedIn));
+        };
+        let Some(target) = account
+            .credentials
+            .iter()
+            .find(|c| c.authenticator.id == id && c.authenticator.is_active())
+        else {
+            return Ok(Err(AccountRefusal::NoSuchAuthenticator));
+        };
+        let working = account.cards.iter().filter(|a| a.is_active()).count()
+            + account
+                .credentials
+                .iter()
+                .filter(|c| c.authenticator.is_active())
+                .count();
+        if working <= 1 {
+            return Ok(Err(AccountRefusal::LastAuthenticator));
+        }
+        self.db.set_authenticator_status(id, "removed").await?;
+        self.audit(
+            "webauthn.removed",
+            "success",
+            Some(&account.user.uuid),
+            None,
+            json!({ "authenticator": id, "name": target.name }),
+        )
+        .await?;
+        for sid in self.db.open_sessions_of_authenticator(id).await? {
+            self.end_session(&sid, "authenticator_removed").await?;
+        }
+        Ok(Ok(()))
+    }
+}

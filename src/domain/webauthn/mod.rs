@@ -1,0 +1,170 @@
+//! WebAuthn sign-in: FIDO2 security keys, passkeys and platform authenticators (Windows Hello,
+//! Touch ID), bound to a Care Identity.
+//!
+//! - [`relying_party`] builds the ceremony options for each kind of authenticator and verifies
+//!   the browser's answers (webauthn-rs-core, with the invariants webauthn-rs keeps: user
+//!   verification always required, server-side single-use challenges, counter checks).
+//! - [`policy`] decides the AAL an authenticator reaches from its attestation (configured trust
+//!   anchors, optionally a FIDO metadata BLOB) and whether it is synced.
+//! - [`ceremonies`] runs registration (by RA invitation or self-service) and sign-in.
+//! - [`manage`] lists, renames, removes and revokes credentials, and issues invitations.
+
+pub mod ceremonies;
+pub mod manage;
+pub mod metadata;
+pub mod policy;
+pub mod relying_party;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+use crate::domain::identity::Authenticator;
+
+/// What the user asked to register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A roaming FIDO2 key (USB/NFC/BLE), not discoverable, user verification by PIN or biometric.
+    SecurityKey,
+    /// A discoverable credential (usernameless sign-in); may be synced between devices.
+    Passkey,
+    /// This device's built-in authenticator (Windows Hello, Touch ID), discoverable.
+    Platform,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::SecurityKey, Kind::Passkey, Kind::Platform];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::SecurityKey => "security_key",
+            Kind::Passkey => "passkey",
+            Kind::Platform => "platform",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// What people call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::SecurityKey => "Security key",
+            Kind::Passkey => "Passkey",
+            Kind::Platform => "This device (Windows Hello, Touch ID)",
+        }
+    }
+}
+
+/// A registered WebAuthn credential with its `authenticators` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCredential {
+    pub authenticator: Authenticator,
+    /// base64url, as browsers report it.
+    pub credential_id: String,
+    /// webauthn-rs-core's `Credential` as JSON: public key, counter, flags.
+    pub credential: String,
+    pub name: String,
+    pub aaguid: String,
+    pub attestation_format: String,
+    pub attestation_trusted: bool,
+    pub transports: Vec<String>,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub discoverable: bool,
+    pub aal: i64,
+    pub sign_count: i64,
+}
+
+impl StoredCredential {
+    /// The public description (admin API, account page): never the key material.
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.authenticator.id,
+            "kind": self.authenticator.kind,
+            "name": self.name,
+            "status": self.authenticator.status,
+            "aal": self.aal,
+            "aaguid": self.aaguid,
+            "attestation_format": self.attestation_format,
+            "attestation_trusted": self.attestation_trusted,
+            "transports": self.transports,
+            "backup_eligible": self.backup_eligible,
+            "backed_up": self.backup_state,
+            "discoverable": self.discoverable,
+            "created_at": self.authenticator.created_at,
+            "last_used_at": self.authenticator.last_used_at,
+        })
+    }
+}
+
+/// A started ceremony, kept server-side until the browser answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ceremony {
+    /// `register` or `authenticate`.
+    pub purpose: String,
+    pub user_uuid: Option<String>,
+    /// Kind and name (registration), flow (sign-in), invitation digest (RA binding).
+    pub detail: serde_json::Value,
+    /// webauthn-rs-core's `RegistrationState` or `AuthenticationState` as JSON.
+    pub state: String,
+}
+
+/// An RA's single-use invitation to bind an authenticator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invitation {
+    pub user_uuid: String,
+    pub created_by: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// Why a WebAuthn ceremony was refused. Each is shown to the person and audited.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasskeyRejection {
+    #[error("this sign-in or registration has expired or was already used; start again")]
+    CeremonyExpired,
+    #[error("the invitation code is not valid, has expired or was already used")]
+    InvitationInvalid,
+    #[error("register another authenticator only after signing in with a smartcard or an AAL3 security key, within the last few minutes")]
+    NotAllowedToRegister,
+    #[error("no security key or passkey is registered for this Care Identity")]
+    NoCredentials,
+    #[error("this authenticator is not registered with careid")]
+    UnknownCredential,
+    #[error("this authenticator has been revoked")]
+    Revoked,
+    #[error("this authenticator is blocked: its signature counter went backwards, which suggests it was cloned")]
+    CounterRegression,
+    #[error("this Care Identity is not active")]
+    UserNotActive,
+    #[error("the authenticator did not identify you; use a passkey, or enter your UUID first")]
+    NoUserHandle,
+    #[error("this authenticator is already registered")]
+    AlreadyRegistered,
+    #[error("the authenticator's answer could not be verified: {0}")]
+    Invalid(String),
+    #[error("this application needs assurance level {needed}; this authenticator reaches level {reached}. Use a smartcard or a security key registered at AAL3")]
+    InsufficientAssurance { needed: u8, reached: u8 },
+}
+
+impl PasskeyRejection {
+    /// Stable code for audit records and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PasskeyRejection::CeremonyExpired => "ceremony_expired",
+            PasskeyRejection::InvitationInvalid => "invitation_invalid",
+            PasskeyRejection::NotAllowedToRegister => "not_allowed_to_register",
+            PasskeyRejection::NoCredentials => "no_credentials",
+            PasskeyRejection::UnknownCredential => "unknown_credential",
+            PasskeyRejection::Revoked => "revoked",
+            PasskeyRejection::CounterRegression => "counter_regression",
+            PasskeyRejection::UserNotActive => "user_not_active",
+            PasskeyRejection::NoUserHandle => "no_user_handle",
+            PasskeyRejection::AlreadyRegistered => "already_registered",
+            PasskeyRejection::Invalid(_) => "invalid",
+            PasskeyRejection::InsufficientAssurance { .. } => "insufficient_assurance",
+        }
+    }
+}
