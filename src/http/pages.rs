@@ -1,5 +1,5 @@
-//! Server-rendered pages (minijinja templates compiled into the binary). Pages are plain HTML:
-//! no JavaScript, a skip link, headings and labels for screen readers, and text that tells a
+//! Server-rendered pages (minijinja templates compiled into the binary). Pages are plain HTML,
+//! with JavaScript (`static/webauthn.js`) only for the WebAuthn calls, a skip link, headings and labels for screen readers, and text that tells a
 //! person what happened and what to do next.
 
 use std::sync::OnceLock;
@@ -25,6 +25,11 @@ fn environment() -> &'static Environment<'static> {
                 "role_select.html",
                 include_str!("../../templates/role_select.html"),
             ),
+            (
+                "webauthn_register.html",
+                include_str!("../../templates/webauthn_register.html"),
+            ),
+            ("account.html", include_str!("../../templates/account.html")),
         ] {
             env.add_template(name, text).expect("templates are valid");
         }

@@ -63,6 +63,8 @@ pub struct Options {
     pub pki: Option<Arc<Pki>>,
     /// Use this issuer instead of the server's own URL (several instances behind one name).
     pub issuer: Option<String>,
+    /// PEM roots trusted for AAL3 WebAuthn attestation (`webauthn.aal3_attestation_roots`).
+    pub attestation_roots_pem: Option<String>,
 }
 
 pub struct TestEnv {
@@ -205,6 +207,9 @@ impl TestEnv {
         config.backchannel.poll_interval_ms = 50;
         config.backchannel.request_timeout_secs = 10;
         config.keys.encryption_key = Some(test_encryption_key());
+        if let Some(pem) = &opts.attestation_roots_pem {
+            config.webauthn.aal3_attestation_roots = vec![write(dir.path(), "fido-roots.pem", pem)];
+        }
         config.validate().unwrap();
         let server = server::start(
             config,

@@ -19,3 +19,4 @@ mod login_flow;
 mod roles;
 mod smartcard;
 mod terms;
+mod webauthn;
