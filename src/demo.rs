@@ -206,8 +206,28 @@ pub async fn ensure_data(db: &Db, dir: &Path, now: UnixTime) -> anyhow::Result<(
     Ok((m.client_id.clone(), secret))
 }
 
+/// A fresh invitation (each start) for the demo user to register a security key or passkey.
+pub async fn passkey_invitation(db: &Db, now: UnixTime, ttl: i64) -> anyhow::Result<String> {
+    let code = secrets::random_token();
+    let invitation = crate::domain::webauthn::Invitation {
+        user_uuid: DEMO_USER.into(),
+        created_by: "demo".into(),
+        created_at: now,
+        expires_at: now + ttl,
+    };
+    db.insert_invitation(&secrets::digest(&code), &invitation)
+        .await?;
+    Ok(code)
+}
+
 /// What to try, printed at start.
-pub fn instructions(config: &Config, dir: &Path, client_id: &str, p12_password: &str) -> String {
+pub fn instructions(
+    config: &Config,
+    dir: &Path,
+    client_id: &str,
+    p12_password: &str,
+    invitation: &str,
+) -> String {
     let d = dir.display();
     format!(
         "\ncareid demo is running.\n\
@@ -216,7 +236,10 @@ pub fn instructions(config: &Config, dir: &Path, client_id: &str, p12_password: 
          \x20   card-demo.p12       demo smartcard certificate for a browser (password: {p12_password})\n\
          \x20   card-demo.pem/.key  the same for curl (--cert/--key)\n    client.json         demo client ({client_id}) and its secret\n\
          \n  Sign in as the demo user with curl (see README, \"Demo walk-through\"):\n\
-         \x20   curl --cacert {d}/ca.pem -i '{issuer}/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcallback&scope=openid%20profile&state=xyz&code_challenge=EZxLzDDAIsO7xAOurWBSZa4qsw3DAUsVchkRQHjO5jw&code_challenge_method=S256'\n",
-        issuer = config.issuer
+         \x20   curl --cacert {d}/ca.pem -i '{issuer}/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcallback&scope=openid%20profile&state=xyz&code_challenge=EZxLzDDAIsO7xAOurWBSZa4qsw3DAUsVchkRQHjO5jw&code_challenge_method=S256'\n\
+         \n  Register a passkey or security key for the demo user (browser trusting ca.pem; link valid {minutes} min):\n\
+         \x20   {issuer}/webauthn/register?invitation={invitation}\n",
+        issuer = config.issuer,
+        minutes = config.webauthn.invitation_ttl_secs / 60
     )
 }

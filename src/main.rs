@@ -205,8 +205,16 @@ async fn serve(mut config: Config, demo_mode: bool) -> anyhow::Result<()> {
         }
         let db = database(&config).await?;
         let (client_id, _) = demo::ensure_data(&db, &dir, clock.now()).await?;
+        let invitation =
+            demo::passkey_invitation(&db, clock.now(), config.webauthn.invitation_ttl_secs).await?;
         db.close().await;
-        banner = Some(demo::instructions(&config, &dir, &client_id, &password));
+        banner = Some(demo::instructions(
+            &config,
+            &dir,
+            &client_id,
+            &password,
+            &invitation,
+        ));
     } else if config.keys.encryption_key.is_none() {
         return Err(KeyError::NoEncryptionKey.into());
     }

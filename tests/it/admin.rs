@@ -461,6 +461,9 @@ async fn the_openapi_document_describes_the_api() {
         "/admin/api/v1/identities",
         "/admin/api/v1/identities/{uuid}/suspend",
         "/admin/api/v1/identities/{uuid}/smartcards",
+        "/admin/api/v1/identities/{uuid}/authenticators",
+        "/admin/api/v1/identities/{uuid}/authenticators/{id}/revoke",
+        "/admin/api/v1/identities/{uuid}/authenticator-invitations",
         "/admin/api/v1/audit",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
@@ -784,4 +787,97 @@ async fn reports_count_current_users_positions_and_authenticators() {
     );
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["rows"], cards["rows"]);
+}
+
+#[tokio::test]
+async fn ra_staff_invite_list_and_revoke_authenticators_for_others_only() {
+    let Ra {
+        env, agent, nurse, ..
+    } = setup().await;
+    let invite = "/admin/api/v1/identities/950000000003/authenticator-invitations";
+    // A nurse is not RA staff; an agent may not invite themselves.
+    let (status, problem, ctype) = call(&env, Some(&nurse), "POST", invite, None).await;
+    assert_eq!(
+        (status, ctype.as_str()),
+        (403, "application/problem+json"),
+        "{problem}"
+    );
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        "/admin/api/v1/identities/950000000002/authenticator-invitations",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        "/admin/api/v1/identities/959999999999/authenticator-invitations",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let (status, created, _) = call(&env, Some(&agent), "POST", invite, None).await;
+    assert_eq!(status, 201, "{created}");
+    let url = created["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&env.endpoint("/webauthn/register?invitation=")),
+        "{url}"
+    );
+    assert_eq!(created["expires_at"], env.now() + 3600);
+    // The link opens the registration page with the code filled in.
+    let page = env
+        .http()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(created["invitation"].as_str().unwrap()));
+
+    let list = "/admin/api/v1/identities/950000000003/authenticators";
+    let (status, listed, _) = call(&env, Some(&agent), "GET", list, None).await;
+    assert_eq!(status, 200);
+    let card = listed["authenticators"][0].clone();
+    assert_eq!(
+        (card["kind"].as_str(), card["status"].as_str()),
+        (Some("smartcard"), Some("active"))
+    );
+    let (status, _, _) = call(&env, Some(&nurse), "GET", list, None).await;
+    assert_eq!(status, 403);
+
+    let revoke = format!("{list}/{}/revoke", card["id"].as_str().unwrap());
+    let (status, revoked, _) = call(&env, Some(&agent), "POST", &revoke, None).await;
+    assert_eq!((status, revoked["status"].as_str()), (200, Some("revoked")));
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        &format!("{list}/no-such-id/revoke"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let events: Vec<String> = env
+        .db
+        .recent_audit(20)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
+    assert!(
+        events.contains(&"admin.authenticator_invited".to_string()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"admin.smartcard_revoked".to_string()),
+        "{events:?}"
+    );
 }

@@ -190,3 +190,104 @@ fn today(now: i64) -> String {
         .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::Authority;
+
+    const NOW: i64 = 1_790_000_000;
+    const KEY_MODEL: &str = "ee882879-721c-4913-9775-3dfcce97072a";
+    const REVOKED_MODEL: &str = "149a2021-8ef6-4133-96b8-81f8d5b7f1f5";
+
+    /// A BLOB signed by `signer` (a certificate issued by the metadata root) with `payload`.
+    fn blob(signer_cert_der: &[u8], signer_key_pem: &str, payload: &serde_json::Value) -> String {
+        let mut header = josekit::jws::JwsHeader::new();
+        header.set_x509_certificate_chain(&vec![signer_cert_der.to_vec()]);
+        let signer = josekit::jws::ES256.signer_from_pem(signer_key_pem).unwrap();
+        josekit::jws::serialize_compact(payload.to_string().as_bytes(), &header, &signer).unwrap()
+    }
+
+    fn payload(attestation_root_der: &[u8]) -> serde_json::Value {
+        serde_json::json!({
+            "no": 7, "nextUpdate": "2026-12-01",
+            "entries": [
+                { "aaguid": KEY_MODEL,
+                  "metadataStatement": { "description": "Example FIDO2 key",
+                      "attestationRootCertificates": [STANDARD.encode(attestation_root_der)] },
+                  "statusReports": [{ "status": "FIDO_CERTIFIED_L2" }] },
+                { "aaguid": REVOKED_MODEL,
+                  "metadataStatement": { "description": "Broken key", "attestationRootCertificates": [] },
+                  "statusReports": [{ "status": "FIDO_CERTIFIED_L1" }, { "status": "ATTESTATION_KEY_COMPROMISE" }] },
+                { "aaid": "4e4e#4005", "statusReports": [] }
+            ]
+        })
+    }
+
+    fn files(dir: &Path, blob: &str, root_pem: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let b = dir.join("blob.jwt");
+        let r = dir.join("root.pem");
+        std::fs::write(&b, blob).unwrap();
+        std::fs::write(&r, root_pem).unwrap();
+        (b, r)
+    }
+
+    #[test]
+    fn a_blob_signed_under_the_root_gives_models_and_their_status() {
+        let mds_root = Authority::root("FIDO", "Metadata root", NOW).unwrap();
+        let signer = mds_root.server_cert(&["mds.example"], NOW).unwrap();
+        let vendor_root = Authority::root("Vendor", "Attestation root", NOW).unwrap();
+        let text = blob(
+            &signer.der,
+            &signer.key_pem,
+            &payload(&vendor_root.cert.der().to_vec()),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (b, r) = files(dir.path(), &text, &mds_root.pem());
+        let entries = read_blob(&b, &r, NOW).unwrap();
+        assert_eq!(
+            entries.len(),
+            2,
+            "the U2F (aaid) entry is not a FIDO2 model"
+        );
+        assert_eq!(entries[0].aaguid.to_string(), KEY_MODEL);
+        assert_eq!(
+            entries[0].attestation_roots,
+            vec![vendor_root.cert.der().to_vec()]
+        );
+        assert!(!entries[0].distrusted);
+        assert_eq!(entries[1].aaguid.to_string(), REVOKED_MODEL);
+        assert!(entries[1].distrusted);
+    }
+
+    #[test]
+    fn a_blob_from_another_signer_or_altered_is_refused() {
+        let mds_root = Authority::root("FIDO", "Metadata root", NOW).unwrap();
+        let impostor_root = Authority::root("Evil", "Metadata root", NOW).unwrap();
+        let impostor = impostor_root.server_cert(&["mds.example"], NOW).unwrap();
+        let vendor_root = Authority::root("Vendor", "Attestation root", NOW).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let text = blob(
+            &impostor.der,
+            &impostor.key_pem,
+            &payload(&vendor_root.cert.der().to_vec()),
+        );
+        let (b, r) = files(dir.path(), &text, &mds_root.pem());
+        let e = read_blob(&b, &r, NOW).unwrap_err().to_string();
+        assert!(e.contains("does not chain"), "{e}");
+
+        let signer = mds_root.server_cert(&["mds.example"], NOW).unwrap();
+        let text = blob(
+            &signer.der,
+            &signer.key_pem,
+            &payload(&vendor_root.cert.der().to_vec()),
+        );
+        let mut parts: Vec<String> = text.split('.').map(String::from).collect();
+        let mut altered = payload(&impostor_root.cert.der().to_vec());
+        altered["no"] = serde_json::json!(8);
+        parts[1] = URL_SAFE_NO_PAD.encode(altered.to_string());
+        let (b, r) = files(dir.path(), &parts.join("."), &mds_root.pem());
+        let e = read_blob(&b, &r, NOW).unwrap_err().to_string();
+        assert!(e.contains("signature does not verify"), "{e}");
+    }
+}
