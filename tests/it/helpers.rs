@@ -65,6 +65,8 @@ pub struct Options {
     pub issuer: Option<String>,
     /// PEM roots trusted for AAL3 WebAuthn attestation (`webauthn.aal3_attestation_roots`).
     pub attestation_roots_pem: Option<String>,
+    /// A FIDO metadata BLOB and the PEM root that signs it (`webauthn.metadata_blob[_root]`).
+    pub metadata_blob: Option<(String, String)>,
 }
 
 pub struct TestEnv {
@@ -209,6 +211,10 @@ impl TestEnv {
         config.keys.encryption_key = Some(test_encryption_key());
         if let Some(pem) = &opts.attestation_roots_pem {
             config.webauthn.aal3_attestation_roots = vec![write(dir.path(), "fido-roots.pem", pem)];
+        }
+        if let Some((blob, root)) = &opts.metadata_blob {
+            config.webauthn.metadata_blob = Some(write(dir.path(), "fido-mds.jwt", blob));
+            config.webauthn.metadata_blob_root = Some(write(dir.path(), "fido-mds-root.pem", root));
         }
         config.validate().unwrap();
         let server = server::start(
