@@ -240,7 +240,7 @@ mod tests {
         let text = blob(
             &signer.der,
             &signer.key_pem,
-            &payload(&vendor_root.cert.der().to_vec()),
+            &payload(vendor_root.cert.der()),
         );
         let dir = tempfile::tempdir().unwrap();
         let (b, r) = files(dir.path(), &text, &mds_root.pem());
@@ -270,7 +270,7 @@ mod tests {
         let text = blob(
             &impostor.der,
             &impostor.key_pem,
-            &payload(&vendor_root.cert.der().to_vec()),
+            &payload(vendor_root.cert.der()),
         );
         let (b, r) = files(dir.path(), &text, &mds_root.pem());
         let e = read_blob(&b, &r, NOW).unwrap_err().to_string();
@@ -280,10 +280,10 @@ mod tests {
         let text = blob(
             &signer.der,
             &signer.key_pem,
-            &payload(&vendor_root.cert.der().to_vec()),
+            &payload(vendor_root.cert.der()),
         );
         let mut parts: Vec<String> = text.split('.').map(String::from).collect();
-        let mut altered = payload(&impostor_root.cert.der().to_vec());
+        let mut altered = payload(impostor_root.cert.der());
         altered["no"] = serde_json::json!(8);
         parts[1] = URL_SAFE_NO_PAD.encode(altered.to_string());
         let (b, r) = files(dir.path(), &parts.join("."), &mds_root.pem());
