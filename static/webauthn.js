@@ -85,9 +85,9 @@
 
   function CareidError(message) { this.name = 'CareidError'; this.message = message; }
 
-  function postJson(url, body) {
+  function postJson(url, body, signal) {
     return fetch(url, {
-      method: 'POST', credentials: 'same-origin',
+      method: 'POST', credentials: 'same-origin', signal: signal,
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(body)
     }).then(function (r) {
@@ -119,10 +119,11 @@
     var button = document.getElementById('webauthn-signin-button');
     var url = section.dataset.optionsUrl;
     var flow = section.dataset.flow;
-    var conditional = null;
+    // Passkey autofill runs until the button is used; the button aborts it first.
+    var conditional = new AbortController();
     button.addEventListener('click', function () {
       if (!supported()) { return; }
-      if (conditional) { conditional.abort(); conditional = null; }
+      conditional.abort();
       var username = document.getElementById('webauthn-username').value.trim();
       status('Follow your browser\'s instructions…');
       postJson(url, { flow: flow, username: username || null })
@@ -131,20 +132,19 @@
         .catch(function (e) { status(explain(e)); });
     });
     // Passkey autofill: offered in the username field where the browser supports it.
-    if (supported() && PublicKeyCredential.isConditionalMediationAvailable) {
+    if (window.PublicKeyCredential && PublicKeyCredential.isConditionalMediationAvailable) {
+      var signal = conditional.signal;
       PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
-        if (!available) { return; }
-        conditional = new AbortController();
-        var signal = conditional.signal;
-        postJson(url, { flow: flow, conditional: true })
+        if (!available || signal.aborted) { return; }
+        return postJson(url, { flow: flow, conditional: true }, signal)
           .then(function (o) {
+            if (signal.aborted) { return null; }
             var options = requestOptions(o);
             options.signal = signal;
             return navigator.credentials.get(options);
           })
-          .then(function (c) { if (c) { status('Checking…'); submitWith(form, assertionJson(c)); } })
-          .catch(function (e) { if (e && e.name !== 'AbortError') { status(explain(e)); } });
-      });
+          .then(function (c) { if (c && !signal.aborted) { status('Checking…'); submitWith(form, assertionJson(c)); } });
+      }).catch(function (e) { if (!signal.aborted && e && e.name !== 'AbortError') { status(explain(e)); } });
     }
   }
 

@@ -763,3 +763,13 @@ pub async fn serve_jwks(jwks: serde_json::Value) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await });
     uri
 }
+
+/// An RA Manager calling the domain directly (tests that need an invitation, not the RA API).
+pub fn ra_manager() -> careid::domain::admin::Caller {
+    careid::domain::admin::Caller {
+        uuid: "999999999999".into(),
+        person_roleid: "ra-test".into(),
+        org_code: "RZ9".into(),
+        ra_roles: vec![careid::domain::admin::RaRole::Manager],
+    }
+}

@@ -16,6 +16,7 @@ mod instances;
 mod keys;
 mod lifecycle;
 mod login_flow;
+mod passkeys_browser;
 mod roles;
 mod smartcard;
 mod terms;

@@ -40,7 +40,7 @@ async fn an_attested_security_key_registered_by_invitation_signs_in_at_aal3() {
     let listed = env
         .server
         .provider
-        .admin_list_authenticators(&ra(), "961000000001")
+        .admin_list_authenticators(&ra_manager(), "961000000001")
         .await
         .unwrap();
     let key_entry = listed["authenticators"]
@@ -165,7 +165,7 @@ async fn passkey_and_platform_kinds_without_trusted_attestation_are_aal2() {
     let listed = env
         .server
         .provider
-        .admin_list_authenticators(&ra(), "961000000003")
+        .admin_list_authenticators(&ra_manager(), "961000000003")
         .await
         .unwrap();
     let kinds: Vec<(String, i64, bool)> = listed["authenticators"]

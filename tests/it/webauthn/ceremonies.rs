@@ -115,7 +115,7 @@ async fn revoked_credentials_and_suspended_users_cannot_sign_in() {
 
     env.server
         .provider
-        .admin_set_status(&ra(), "961000000005", UserStatus::Suspended, "test")
+        .admin_set_status(&ra_manager(), "961000000005", UserStatus::Suspended, "test")
         .await
         .unwrap();
     let r = sign_in(
@@ -144,7 +144,7 @@ async fn revoked_credentials_and_suspended_users_cannot_sign_in() {
         .clone();
     env.server
         .provider
-        .admin_revoke_authenticator(&ra(), "961000000005", &id)
+        .admin_revoke_authenticator(&ra_manager(), "961000000005", &id)
         .await
         .unwrap();
     // A revoked credential is not offered, so sign-in by UUID finds none.

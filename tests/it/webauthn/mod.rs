@@ -11,7 +11,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use careid::domain::admin::{Caller, RaRole};
 use careid::domain::client::NewClient;
 use careid::domain::identity::UserStatus;
 use careid::pki::Issued;
@@ -28,15 +27,6 @@ use crate::helpers::*;
 mod assurance;
 mod ceremonies;
 mod management;
-
-pub(super) fn ra() -> Caller {
-    Caller {
-        uuid: "999999999999".into(),
-        person_roleid: "ra-test".into(),
-        org_code: "RZ9".into(),
-        ra_roles: vec![RaRole::Manager],
-    }
-}
 
 /// A server trusting `roots` (PEM) for AAL3 attestation, a user with a card, and a client.
 pub(super) async fn setup(roots: Option<String>, uuid: &str) -> (TestEnv, NewClient) {
@@ -67,7 +57,7 @@ pub(super) async fn invite(env: &TestEnv, uuid: &str) -> String {
     let v = env
         .server
         .provider
-        .admin_invite_authenticator(&ra(), uuid)
+        .admin_invite_authenticator(&ra_manager(), uuid)
         .await
         .unwrap();
     v["invitation"].as_str().unwrap().to_string()
