@@ -6,7 +6,8 @@
 //! - `sign-in`: whole WebAuthn sign-ins against an in-process careid server (HTTPS, SQLite in a
 //!   temporary directory): GET /authorize → POST /webauthn/authenticate/options → the soft key
 //!   signs → POST /webauthn/authenticate → 303 with a code. Each virtual user has its own key and
-//!   starts each sign-in without a session, so every iteration is a full authentication.
+//!   one keep-alive connection, and sends no session cookie, so every iteration is a full
+//!   authentication (the code is not redeemed: token issuance is measured by `login_load`).
 //!
 //! Run: `cargo bench --bench webauthn_assertions -- [--mode verify|sign-in] [--threads 2]
 //! [--concurrency 8] [--seconds 10]`. Results go in docs/performance.md.
@@ -233,13 +234,25 @@ async fn start_server(users: usize) -> (Server, Vec<String>) {
     )
 }
 
-fn http(server: &Server) -> reqwest::Client {
+fn http(server: &Server, cookies: bool) -> reqwest::Client {
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem.as_bytes()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
+        .cookie_store(cookies)
         .build()
         .unwrap()
+}
+
+/// `name=value` of the ceremony cookie the options response set.
+fn ceremony_cookie(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-careid_webauthn="))
+        .and_then(|v| v.split(';').next())
+        .expect("ceremony cookie")
+        .to_string()
 }
 
 /// One virtual user: registers its key once, then signs in until `until`; sign-in latencies.
@@ -252,7 +265,7 @@ async fn virtual_user(
     let origin = Url::parse(&server.issuer).unwrap();
     let (token, _) = SoftToken::new(true).unwrap();
     let mut key = WebauthnAuthenticator::new(token);
-    let browser = http(&server);
+    let browser = http(&server, true);
     let options: webauthn_rs_core::proto::CreationChallengeResponse = browser
         .post(format!("{}/webauthn/register/options", server.issuer))
         .json(&serde_json::json!({ "invitation": invitation, "kind": "security_key" }))
@@ -276,32 +289,27 @@ async fn virtual_user(
         server.client_id,
         form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
     );
+    // One keep-alive connection per virtual user, as a browser's; no cookie jar, so no session
+    // carries over and every iteration is a full authentication.
+    let browser = http(&server, false);
     let mut latencies = Vec::new();
     while Instant::now() < until {
-        let browser = http(&server);
         let started = Instant::now();
-        let page = browser
-            .get(&authorize)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = browser.get(&authorize).send().await.unwrap().text().await.unwrap();
         let at = page.find("data-flow=\"").expect("sign-in page") + 11;
         let flow = &page[at..at + page[at..].find('"').unwrap()];
-        let options: RequestChallengeResponse = browser
+        let r = browser
             .post(format!("{}/webauthn/authenticate/options", server.issuer))
             .json(&serde_json::json!({ "flow": flow, "username": uuid }))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
+        let cookie = ceremony_cookie(&r);
+        let options: RequestChallengeResponse = r.json().await.unwrap();
         let answer = key.do_authentication(origin.clone(), options).unwrap();
         let r = browser
             .post(format!("{}/webauthn/authenticate", server.issuer))
+            .header("cookie", cookie)
             .form(&[("credential", serde_json::to_string(&answer).unwrap())])
             .send()
             .await

@@ -13,7 +13,7 @@ impl Db {
             .bind(if client.active { "active" } else { "disabled" })
             .bind(serde_json::to_string(&client.metadata)?)
             .bind(client.metadata.client_id_issued_at)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -62,7 +62,7 @@ impl Db {
         let done = sqlx::query("UPDATE clients SET status = $1 WHERE client_id = $2")
             .bind(if active { "active" } else { "disabled" })
             .bind(client_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -28,7 +28,7 @@ impl Db {
             .bind(&grant.client_id)
             .bind(serde_json::to_string(grant)?)
             .bind(expires_at)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -42,7 +42,7 @@ impl Db {
         let row = sqlx::query("UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL RETURNING grant_json")
             .bind(now)
             .bind(code_hash)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.writer())
             .await?;
         if let Some(r) = row {
             return Ok(Redeemed::Fresh(Box::new(from_json(

@@ -30,13 +30,13 @@ impl Db {
         now: UnixTime,
         until: UnixTime,
     ) -> Result<bool, StoreError> {
-        sqlx::query("INSERT INTO job_leases (job, holder, held_until) VALUES ($1, '', 0) ON CONFLICT DO NOTHING").bind(job).execute(self.pool()).await?;
+        sqlx::query("INSERT INTO job_leases (job, holder, held_until) VALUES ($1, '', 0) ON CONFLICT DO NOTHING").bind(job).execute(self.writer()).await?;
         let done = sqlx::query("UPDATE job_leases SET holder = $1, held_until = $2 WHERE job = $3 AND (held_until < $4 OR holder = $1)")
             .bind(holder)
             .bind(until)
             .bind(job)
             .bind(now)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -49,7 +49,7 @@ impl Db {
             Ok::<u64, StoreError>(
                 sqlx::query(sql)
                     .bind(before)
-                    .execute(self.pool())
+                    .execute(self.writer())
                     .await?
                     .rows_affected(),
             )

@@ -26,7 +26,7 @@ impl Db {
         .bind(k.created_at)
         .bind(k.activate_at)
         .bind(k.retire_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -69,7 +69,7 @@ impl Db {
         )
         .bind(retire_at)
         .bind(kid)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -89,7 +89,7 @@ impl Db {
         .bind(now)
         .bind(alg.as_str())
         .bind(except_kid)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -109,7 +109,7 @@ impl Db {
         .bind(sealed)
         .bind(kid)
         .bind(old)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -50,6 +50,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot prepare database location: {0}")]
     Io(#[from] std::io::Error),
+    #[error("audit records written with this one failed: {0}")]
+    AuditBatch(String),
 }
 
 impl From<serde_json::Error> for StoreError {
@@ -57,6 +59,11 @@ impl From<serde_json::Error> for StoreError {
         StoreError::Corrupt(e.to_string())
     }
 }
+
+/// Write connections on SQLite. Measured (docs/performance.md): one connection queues every
+/// write behind the previous one's thread hand-offs; two overlap that work and only contend at
+/// commit, giving the lowest login p99 of 1, 2 and 8 (the whole pool).
+const SQLITE_WRITERS: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -68,11 +75,20 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// Where writes go. SQLite allows one writer at a time; with every pooled connection
+    /// writing, the losers sleep in SQLite's busy handler (1–100 ms steps), which is what made
+    /// tail latency. So on SQLite writes share [`SQLITE_WRITERS`] connections and queue for them
+    /// in the process instead; reads keep the pool (WAL readers never wait for the writer). On
+    /// PostgreSQL this is the pool itself.
+    writer: AnyPool,
     backend: Backend,
     /// Audit appends from this process take turns here, so they queue in memory instead of
     /// contending for the database's write lock (and, on SQLite, sleeping in its busy handler).
     /// Appends from other processes are still ordered by the `audit_head` row lock.
     audit_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Events waiting for their turn: whoever holds the turn writes all of them in one
+    /// transaction (group commit), so concurrent requests share one chain update.
+    audit_queue: std::sync::Arc<std::sync::Mutex<Vec<audit::Pending>>>,
 }
 
 impl Db {
@@ -90,22 +106,31 @@ impl Db {
             Backend::Postgres => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;").await?;
-                    }
-                    Ok(())
+        let pool_options = move |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;").await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
+        };
+        let pool = pool_options(max_connections)
+            .connect_with(options.clone())
             .await?;
+        let writer = match backend {
+            Backend::Sqlite => pool_options(SQLITE_WRITERS).connect_with(options).await?,
+            Backend::Postgres => pool.clone(),
+        };
         Ok(Db {
             pool,
+            writer,
             backend,
             audit_turn: Default::default(),
+            audit_queue: Default::default(),
         })
     }
 
@@ -127,16 +152,26 @@ impl Db {
         self.backend
     }
 
-    pub(crate) fn audit_turn(&self) -> &tokio::sync::Mutex<()> {
-        &self.audit_turn
+    pub(crate) async fn audit_turn_owned(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.audit_turn.clone().lock_owned().await
+    }
+
+    pub(crate) fn audit_queue(&self) -> &std::sync::Mutex<Vec<audit::Pending>> {
+        &self.audit_queue
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
+    /// For INSERT, UPDATE, DELETE and write transactions (see [`Db::writer`]'s field).
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

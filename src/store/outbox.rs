@@ -51,7 +51,7 @@ impl Db {
             .bind(&d.uri)
             .bind(now)
             .bind(now)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -72,7 +72,7 @@ impl Db {
         .bind(now + lease)
         .bind(owner)
         .bind(now)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         row.as_ref().map(delivery_from).transpose()
     }
@@ -83,7 +83,7 @@ impl Db {
         owner: &str,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE logout_outbox SET delivered_at = $1, locked_until = NULL, last_error = NULL WHERE id = $2 AND lock_owner = $3").bind(now).bind(id).bind(owner).execute(self.pool()).await?;
+        sqlx::query("UPDATE logout_outbox SET delivered_at = $1, locked_until = NULL, last_error = NULL WHERE id = $2 AND lock_owner = $3").bind(now).bind(id).bind(owner).execute(self.writer()).await?;
         Ok(())
     }
 
@@ -94,7 +94,7 @@ impl Db {
         now: UnixTime,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE logout_outbox SET failed_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3 AND lock_owner = $4").bind(now).bind(error).bind(id).bind(owner).execute(self.pool()).await?;
+        sqlx::query("UPDATE logout_outbox SET failed_at = $1, locked_until = NULL, last_error = $2 WHERE id = $3 AND lock_owner = $4").bind(now).bind(error).bind(id).bind(owner).execute(self.writer()).await?;
         Ok(())
     }
 
@@ -110,7 +110,7 @@ impl Db {
             .bind(error)
             .bind(id)
             .bind(owner)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

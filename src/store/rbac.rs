@@ -19,7 +19,7 @@ fn placeholders(n: usize) -> String {
 
 impl Db {
     pub async fn upsert_organisation(&self, code: &str, name: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO organisations (org_code, org_name) VALUES ($1, $2) ON CONFLICT (org_code) DO UPDATE SET org_name = excluded.org_name").bind(code).bind(name).execute(self.pool()).await?;
+        sqlx::query("INSERT INTO organisations (org_code, org_name) VALUES ($1, $2) ON CONFLICT (org_code) DO UPDATE SET org_name = excluded.org_name").bind(code).bind(name).execute(self.writer()).await?;
         Ok(())
     }
 
@@ -32,13 +32,13 @@ impl Db {
         .bind(&r.name)
         .bind(r.role_code.clone())
         .bind(r.role_name.clone())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
 
     pub async fn upsert_activity(&self, code: &str, name: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO rbac_activities (code, name) VALUES ($1, $2) ON CONFLICT (code) DO UPDATE SET name = excluded.name").bind(code).bind(name).execute(self.pool()).await?;
+        sqlx::query("INSERT INTO rbac_activities (code, name) VALUES ($1, $2) ON CONFLICT (code) DO UPDATE SET name = excluded.name").bind(code).bind(name).execute(self.writer()).await?;
         Ok(())
     }
 
@@ -52,7 +52,7 @@ impl Db {
             .bind(code)
             .bind(name)
             .bind(org_code)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -69,7 +69,7 @@ impl Db {
         .bind(p.esr_position.clone())
         .bind(serde_json::to_string(&p.profiles)?)
         .bind(now)
-        .fetch_one(self.pool())
+        .fetch_one(self.writer())
         .await?;
         Ok(row.try_get("id")?)
     }
@@ -131,7 +131,7 @@ impl Db {
             .bind(user_uuid)
             .bind(org_code)
             .bind(candidate)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         let row = sqlx::query(
             "SELECT person_orgid FROM person_orgs WHERE user_uuid = $1 AND org_code = $2",
@@ -156,7 +156,7 @@ impl Db {
         .bind(a.starts_at)
         .bind(a.ends_at)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -199,7 +199,7 @@ impl Db {
         person_roleid: &str,
         at: UnixTime,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE role_assignments SET ends_at = $1 WHERE person_roleid = $2 AND (ends_at IS NULL OR ends_at > $1)").bind(at).bind(person_roleid).execute(self.pool()).await?;
+        let done = sqlx::query("UPDATE role_assignments SET ends_at = $1 WHERE person_roleid = $2 AND (ends_at IS NULL OR ends_at > $1)").bind(at).bind(person_roleid).execute(self.writer()).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -285,7 +285,7 @@ impl Db {
         sqlx::query("UPDATE sessions SET selected_roleid = $1 WHERE sid = $2")
             .bind(person_roleid)
             .bind(sid)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

@@ -59,7 +59,7 @@ impl Db {
         .bind(r.issued_at)
         .bind(r.expires_at)
         .bind(r.family_expires_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -84,7 +84,7 @@ impl Db {
         let done = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL")
             .bind(now)
             .bind(token_hash)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -99,7 +99,7 @@ impl Db {
         )
         .bind(now)
         .bind(family_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -110,7 +110,7 @@ impl Db {
         sid: &str,
         now: UnixTime,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE sid = $2 AND offline = 0 AND revoked_at IS NULL").bind(now).bind(sid).execute(self.pool()).await?;
+        let done = sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE sid = $2 AND offline = 0 AND revoked_at IS NULL").bind(now).bind(sid).execute(self.writer()).await?;
         Ok(done.rows_affected())
     }
 
@@ -124,7 +124,7 @@ impl Db {
         )
         .bind(now)
         .bind(user_uuid)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }

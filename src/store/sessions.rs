@@ -40,7 +40,7 @@ impl Db {
         .bind(s.created_at)
         .bind(s.last_seen_at)
         .bind(s.absolute_expiry)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -68,7 +68,7 @@ impl Db {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE sid = $2 AND ended_at IS NULL")
             .bind(now)
             .bind(sid)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -92,7 +92,7 @@ impl Db {
         .bind(s.last_seen_at)
         .bind(s.absolute_expiry)
         .bind(sid)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -132,7 +132,7 @@ impl Db {
             .bind(now)
             .bind(reason)
             .bind(sid)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -150,7 +150,7 @@ impl Db {
             .bind(serde_json::to_string(request)?)
             .bind(now)
             .bind(expires_at)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -174,7 +174,7 @@ impl Db {
     pub async fn take_login_flow(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM login_flows WHERE id = $1")
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -27,7 +27,7 @@ impl Db {
         version: &str,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO terms_acceptances (user_uuid, version, accepted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").bind(user_uuid).bind(version).bind(now).execute(self.pool()).await?;
+        sqlx::query("INSERT INTO terms_acceptances (user_uuid, version, accepted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").bind(user_uuid).bind(version).bind(now).execute(self.writer()).await?;
         Ok(())
     }
 
@@ -36,7 +36,7 @@ impl Db {
         Ok(
             sqlx::query("DELETE FROM terms_acceptances WHERE user_uuid = $1")
                 .bind(user_uuid)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?
                 .rows_affected(),
         )

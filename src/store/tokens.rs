@@ -34,7 +34,7 @@ impl Db {
         .bind(t.issued_at)
         .bind(t.expires_at)
         .bind(t.family_id.clone())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -62,7 +62,7 @@ impl Db {
         )
         .bind(now)
         .bind(code_hash)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -98,7 +98,7 @@ impl Db {
         )
         .bind(now)
         .bind(jti)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -114,7 +114,7 @@ impl Db {
         )
         .bind(now)
         .bind(family_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -130,7 +130,7 @@ impl Db {
         )
         .bind(now)
         .bind(user_uuid)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -155,7 +155,7 @@ impl Db {
         )
         .bind(now)
         .bind(sid)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -171,7 +171,7 @@ impl Db {
             .bind(client_id)
             .bind(jti)
             .bind(expires_at)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }

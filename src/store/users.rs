@@ -50,7 +50,7 @@ impl Db {
         .bind(user.id_assurance_level)
         .bind(user.status.as_str())
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -71,7 +71,7 @@ impl Db {
         let done = sqlx::query("UPDATE users SET status = $1 WHERE uuid = $2")
             .bind(status.as_str())
             .bind(uuid)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -89,7 +89,7 @@ impl Db {
         .bind(&a.status)
         .bind(a.created_at)
         .bind(a.last_used_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -117,7 +117,7 @@ impl Db {
         let done = sqlx::query("UPDATE authenticators SET status = $1 WHERE id = $2")
             .bind(status)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -126,7 +126,7 @@ impl Db {
         sqlx::query("UPDATE authenticators SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -168,7 +168,7 @@ impl Db {
         let done = sqlx::query("UPDATE users SET id_assurance_level = $1 WHERE uuid = $2")
             .bind(level)
             .bind(uuid)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -181,7 +181,7 @@ impl Db {
             .bind(&u.family_name)
             .bind(u.email.clone())
             .bind(&u.uuid)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

@@ -45,7 +45,7 @@ impl Db {
     /// Stores a new credential and its authenticator row together.
     pub async fn insert_webauthn_credential(&self, c: &StoredCredential) -> Result<(), StoreError> {
         let a = &c.authenticator;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         sqlx::query(
             "INSERT INTO authenticators (id, user_uuid, kind, cert_issuer, cert_serial, status, created_at, last_used_at) \
              VALUES ($1, $2, $3, NULL, NULL, $4, $5, $6)",
@@ -125,7 +125,7 @@ impl Db {
         backup_state: bool,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let done = sqlx::query(
             "UPDATE webauthn_credentials SET credential = $1, sign_count = $2, backup_state = $3 \
              WHERE authenticator_id = $4 AND (sign_count < $2 OR (sign_count = 0 AND $2 = 0))",
@@ -154,7 +154,7 @@ impl Db {
             sqlx::query("UPDATE webauthn_credentials SET name = $1 WHERE authenticator_id = $2")
                 .bind(name)
                 .bind(authenticator_id)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -175,7 +175,7 @@ impl Db {
         .bind(c.detail.to_string())
         .bind(&c.state)
         .bind(expires_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -198,7 +198,7 @@ impl Db {
         };
         let taken = sqlx::query("DELETE FROM webauthn_ceremonies WHERE handle_hash = $1")
             .bind(handle_hash)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         if taken.rows_affected() != 1 {
             return Ok(None);
@@ -226,7 +226,7 @@ impl Db {
         .bind(&i.created_by)
         .bind(i.created_at)
         .bind(i.expires_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -263,7 +263,7 @@ impl Db {
         )
         .bind(now)
         .bind(code_hash)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
