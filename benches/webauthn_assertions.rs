@@ -295,7 +295,14 @@ async fn virtual_user(
     let mut latencies = Vec::new();
     while Instant::now() < until {
         let started = Instant::now();
-        let page = browser.get(&authorize).send().await.unwrap().text().await.unwrap();
+        let page = browser
+            .get(&authorize)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let at = page.find("data-flow=\"").expect("sign-in page") + 11;
         let flow = &page[at..at + page[at..].find('"').unwrap()];
         let r = browser

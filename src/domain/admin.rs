@@ -13,44 +13,69 @@ use super::rbac::{self, RbacError};
 use super::registry::{self, RegistryError};
 use super::secrets;
 
-/// RA roles careid recognises from the national job role of the caller's selected role.
+/// RA roles: from the national job role of the caller's selected role (Manager, Agent), its
+/// activities (Sponsor), or an RA Manager's grant at that role's organisation (the others; see
+/// `domain/ra.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum RaRole {
     /// R5080 (and R5072, the root RA Manager).
     Manager,
+    /// Granted: everything an RA Manager may do except assigning RA roles.
+    AdvancedAgent,
     /// R5090.
     Agent,
+    /// Granted: checks identity documents and creates user profiles.
+    IdChecker,
+    /// Granted: unlocks smartcards and helps renew certificates (card-side); in careid, finds
+    /// identities.
+    LocalSmartcardAdmin,
     /// Any role carrying activity B1300 "Approve RA Requests".
     Sponsor,
 }
+
+/// National job roles whose assignment makes someone RA staff: only RA Managers assign them.
+pub const RA_JOB_ROLES: [&str; 3] = ["R5072", "R5080", "R5090"];
 
 /// What an RA operation needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
     SearchIdentities,
     CreateIdentity,
+    VerifyIdentity,
     ChangeStatus,
     ManageSmartcards,
     ManageAuthenticators,
+    IssueTac,
     AssignPositions,
     CreatePositions,
     ReadAudit,
+    AssignRaRoles,
 }
 
 impl Permission {
-    /// The CIM permission table (RAM, RAA; sponsors may not do these through careid yet).
+    /// The CIM permission table (`../shared/reference/nhs-processes.md` §1). Sponsors may not do
+    /// these through careid yet.
     pub fn allowed(self, roles: &[RaRole]) -> bool {
-        let manager = roles.contains(&RaRole::Manager);
-        let agent = roles.contains(&RaRole::Agent);
+        use RaRole::*;
+        let any = |allowed: &[RaRole]| roles.iter().any(|r| allowed.contains(r));
         match self {
-            // RA Managers (and Advanced RA Agents, not recognised yet) create positions.
-            Permission::ReadAudit | Permission::CreatePositions => manager,
-            Permission::SearchIdentities
-            | Permission::CreateIdentity
-            | Permission::ChangeStatus
+            Permission::AssignRaRoles => any(&[Manager]),
+            Permission::ReadAudit | Permission::CreatePositions => any(&[Manager, AdvancedAgent]),
+            Permission::ChangeStatus
             | Permission::ManageSmartcards
             | Permission::ManageAuthenticators
-            | Permission::AssignPositions => manager || agent,
+            | Permission::IssueTac
+            | Permission::AssignPositions => any(&[Manager, AdvancedAgent, Agent]),
+            Permission::CreateIdentity | Permission::VerifyIdentity => {
+                any(&[Manager, AdvancedAgent, Agent, IdChecker])
+            }
+            Permission::SearchIdentities => any(&[
+                Manager,
+                AdvancedAgent,
+                Agent,
+                IdChecker,
+                LocalSmartcardAdmin,
+            ]),
         }
     }
 }
@@ -229,6 +254,7 @@ impl Provider {
         if role.activity_codes.iter().any(|c| c == "B1300") {
             ra_roles.push(RaRole::Sponsor);
         }
+        ra_roles.extend(self.granted_ra_roles(uuid, &role.org_code).await?);
         Ok(Caller {
             uuid: uuid.into(),
             person_roleid: role.person_roleid,
@@ -469,6 +495,18 @@ impl Provider {
             .user(uuid)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        let position = self
+            .db
+            .position(&a.position_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no position {}", a.position_id)))?;
+        if position
+            .profiles
+            .iter()
+            .any(|p| RA_JOB_ROLES.contains(&p.job_role.as_str()))
+        {
+            self.require(caller, Permission::AssignRaRoles)?;
+        }
         let now = self.now();
         let ids = rbac::assign_position(
             &self.db,
@@ -522,7 +560,7 @@ impl Provider {
         uuid: &str,
         v: Verification,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::CreateIdentity)?;
+        self.require(caller, Permission::VerifyIdentity)?;
         Self::not_self(caller, uuid)?;
         if !(1..=3).contains(&v.level) {
             return Err(AdminError::Invalid("level must be 1, 2 or 3".into()));
@@ -777,21 +815,49 @@ mod tests {
     #[test]
     fn permissions_follow_the_cim_table() {
         use Permission::*;
-        let m = [RaRole::Manager];
-        let a = [RaRole::Agent];
-        let s = [RaRole::Sponsor];
+        use RaRole::*;
+        let who = |p: Permission| -> Vec<RaRole> {
+            [
+                Manager,
+                AdvancedAgent,
+                Agent,
+                IdChecker,
+                LocalSmartcardAdmin,
+                Sponsor,
+            ]
+            .into_iter()
+            .filter(|r| p.allowed(&[*r]))
+            .collect()
+        };
+        assert_eq!(who(AssignRaRoles), vec![Manager]);
+        assert_eq!(who(CreatePositions), vec![Manager, AdvancedAgent]);
+        assert_eq!(who(ReadAudit), vec![Manager, AdvancedAgent]);
         for p in [
-            SearchIdentities,
-            CreateIdentity,
             ChangeStatus,
             ManageSmartcards,
+            ManageAuthenticators,
+            IssueTac,
             AssignPositions,
         ] {
-            assert!(
-                p.allowed(&m) && p.allowed(&a) && !p.allowed(&s) && !p.allowed(&[]),
+            assert_eq!(who(p), vec![Manager, AdvancedAgent, Agent], "{p:?}");
+        }
+        for p in [CreateIdentity, VerifyIdentity] {
+            assert_eq!(
+                who(p),
+                vec![Manager, AdvancedAgent, Agent, IdChecker],
                 "{p:?}"
             );
         }
-        assert!(ReadAudit.allowed(&m) && !ReadAudit.allowed(&a));
+        assert_eq!(
+            who(SearchIdentities),
+            vec![
+                Manager,
+                AdvancedAgent,
+                Agent,
+                IdChecker,
+                LocalSmartcardAdmin
+            ]
+        );
+        assert!(!SearchIdentities.allowed(&[]));
     }
 }

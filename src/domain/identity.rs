@@ -96,10 +96,17 @@ pub struct Authenticator {
     pub status: String,
     pub created_at: UnixTime,
     pub last_used_at: Option<UnixTime>,
+    /// Temporary access cards stop working at this time.
+    pub expires_at: Option<UnixTime>,
 }
 
 impl Authenticator {
     pub fn is_active(&self) -> bool {
         self.status == AuthenticatorStatus::Active.as_str()
+    }
+
+    /// Active and, for a temporary access card, not past its expiry.
+    pub fn is_usable(&self, now: UnixTime) -> bool {
+        self.is_active() && self.expires_at.is_none_or(|t| now < t)
     }
 }

@@ -396,14 +396,19 @@ impl Provider {
         if !authenticator.is_active() {
             return Ok(Err(CardRejection::AuthenticatorRevoked));
         }
+        if !authenticator.is_usable(self.now()) {
+            return Ok(Err(CardRejection::TacExpired));
+        }
         let user = self.db.user(&authenticator.user_uuid).await?;
         if user.as_ref().is_none_or(|u| u.status != UserStatus::Active) {
             return Ok(Err(CardRejection::UserNotActive));
         }
-        if card
-            .subject_uuid
-            .as_deref()
-            .is_some_and(|u| u != authenticator.user_uuid)
+        // A temporary access card's certificate names the TAC, not the person it is issued to.
+        if authenticator.kind != "tac"
+            && card
+                .subject_uuid
+                .as_deref()
+                .is_some_and(|u| u != authenticator.user_uuid)
         {
             return Ok(Err(CardRejection::UuidMismatch));
         }

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod login;
 pub mod logout;
 pub mod provider;
+pub mod ra;
 pub mod rbac;
 pub mod registry;
 pub mod reports;

@@ -115,6 +115,7 @@ pub async fn bind_smartcard(
         status: AuthenticatorStatus::Active.as_str().into(),
         created_at: now,
         last_used_at: None,
+        expires_at: None,
     };
     db.insert_authenticator(&authenticator).await?;
     audit(db, now, "authenticator.bound", actor, None, json!({ "uuid": user_uuid, "kind": "smartcard", "issuer": card.issuer, "serial": card.serial })).await?;

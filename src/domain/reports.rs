@@ -1,15 +1,16 @@
-//! Reports for RA Managers and operators: active users by organisation, positions in use and
-//! authenticators by type. (Temporary access cards are not built, so there is no TAC report yet.)
+//! Reports for RA Managers and operators: active users by organisation, positions in use,
+//! authenticators by type, and temporary access cards issued (open, overdue, per RA member).
 
 use serde_json::{json, Value};
 
 use crate::clock::UnixTime;
 use crate::store::{Db, StoreError};
 
-pub const REPORTS: [&str; 3] = [
+pub const REPORTS: [&str; 4] = [
     "active-users-by-org",
     "positions-in-use",
     "authenticators-by-type",
+    "tacs-issued",
 ];
 
 /// The named report at `now`, or None for an unknown name.
@@ -18,6 +19,7 @@ pub async fn run(db: &Db, name: &str, now: UnixTime) -> Result<Option<Value>, St
         "active-users-by-org" => db.report_active_users_by_org(now).await?,
         "positions-in-use" => db.report_positions_in_use(now).await?,
         "authenticators-by-type" => db.report_authenticators_by_type().await?,
+        "tacs-issued" => db.report_tacs(now).await?,
         _ => return Ok(None),
     };
     Ok(Some(

@@ -52,6 +52,8 @@ pub enum CardRejection {
     NotBound,
     #[error("this card has been revoked")]
     AuthenticatorRevoked,
+    #[error("this temporary access card has expired; return it to your Registration Authority")]
+    TacExpired,
     #[error("the Care Identity for this card is not active")]
     UserNotActive,
     #[error("the certificate names a different Care Identity than the card is registered to")]
@@ -71,6 +73,7 @@ impl CardRejection {
             CardRejection::UnsuitableKeyUsage => "key_usage",
             CardRejection::Invalid(_) => "invalid",
             CardRejection::NotBound => "not_bound",
+            CardRejection::TacExpired => "tac_expired",
             CardRejection::AuthenticatorRevoked => "authenticator_revoked",
             CardRejection::UserNotActive => "user_not_active",
             CardRejection::UuidMismatch => "uuid_mismatch",

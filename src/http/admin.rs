@@ -226,6 +226,70 @@ async fn revoke_authenticator(
     )
 }
 
+async fn grant_ra_role(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+    bytes: Bytes,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    let g = body(&headers, &bytes)?;
+    ok(
+        StatusCode::CREATED,
+        app.provider
+            .admin_grant_ra_role(&c, &uuid, g)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
+async fn end_ra_role(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    ok(
+        StatusCode::OK,
+        app.provider
+            .admin_end_ra_role(&c, &id)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
+async fn issue_tac(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+    bytes: Bytes,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    let t = body(&headers, &bytes)?;
+    ok(
+        StatusCode::CREATED,
+        app.provider
+            .admin_issue_tac(&c, &uuid, t)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
+async fn return_tac(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    ok(
+        StatusCode::OK,
+        app.provider
+            .admin_return_tac(&c, &id)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
 async fn list_authenticators(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -417,6 +481,13 @@ pub fn routes() -> Router<AppState> {
             "/admin/api/v1/identities/{uuid}/authenticator-invitations",
             post(invite_authenticator),
         )
+        .route(
+            "/admin/api/v1/identities/{uuid}/ra-roles",
+            post(grant_ra_role),
+        )
+        .route("/admin/api/v1/ra-roles/{id}/end", post(end_ra_role))
+        .route("/admin/api/v1/identities/{uuid}/tacs", post(issue_tac))
+        .route("/admin/api/v1/tacs/{id}/return", post(return_tac))
         .route("/admin/api/v1/identities/{uuid}/assignments", post(assign))
         .route(
             "/admin/api/v1/assignments/{person_roleid}/end",

@@ -262,10 +262,7 @@ impl ChainVerifier {
 const VERIFY_BATCH: i64 = 1000;
 
 /// An event waiting to be appended, and who to tell when it is.
-pub(crate) type Pending = (
-    AuditEvent,
-    tokio::sync::oneshot::Sender<Result<(), String>>,
-);
+pub(crate) type Pending = (AuditEvent, tokio::sync::oneshot::Sender<Result<(), String>>);
 
 impl Db {
     /// Appends an event to the chain. The transaction's first statement updates `audit_head`,
@@ -288,7 +285,8 @@ impl Db {
         // its turn stays queued and goes with the next batch.
         let db = self.clone();
         tokio::spawn(async move {
-            let batch = std::mem::take(&mut *db.audit_queue().lock().unwrap_or_else(|p| p.into_inner()));
+            let batch =
+                std::mem::take(&mut *db.audit_queue().lock().unwrap_or_else(|p| p.into_inner()));
             let events: Vec<&AuditEvent> = batch.iter().map(|(e, _)| e).collect();
             let shared = db
                 .append_audit_batch(&events)

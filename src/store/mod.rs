@@ -13,6 +13,7 @@ mod codes;
 mod jobs;
 mod keys;
 mod outbox;
+mod ra;
 mod rbac;
 mod refresh;
 mod reports;

@@ -32,6 +32,7 @@ fn authenticator_from(r: &AnyRow) -> Result<Authenticator, StoreError> {
         status: r.try_get("status")?,
         created_at: r.try_get("created_at")?,
         last_used_at: r.try_get("last_used_at")?,
+        expires_at: r.try_get("expires_at")?,
     })
 }
 

@@ -9,7 +9,7 @@ use crate::clock::UnixTime;
 use crate::domain::identity::Authenticator;
 use crate::domain::webauthn::{Ceremony, Invitation, StoredCredential};
 
-const CREDENTIAL_COLUMNS: &str = "a.id, a.user_uuid, a.kind, a.cert_issuer, a.cert_serial, a.status, a.created_at, a.last_used_at, \
+const CREDENTIAL_COLUMNS: &str = "a.id, a.user_uuid, a.kind, a.cert_issuer, a.cert_serial, a.status, a.created_at, a.last_used_at, a.expires_at, \
      w.credential_id, w.credential, w.name, w.aaguid, w.attestation_format, w.attestation_trusted, w.transports, \
      w.backup_eligible, w.backup_state, w.discoverable, w.aal, w.sign_count";
 
@@ -25,6 +25,7 @@ fn credential_from(r: &AnyRow) -> Result<StoredCredential, StoreError> {
             status: r.try_get("status")?,
             created_at: r.try_get("created_at")?,
             last_used_at: r.try_get("last_used_at")?,
+            expires_at: r.try_get("expires_at")?,
         },
         credential_id: r.try_get("credential_id")?,
         credential: r.try_get("credential")?,

@@ -189,6 +189,7 @@ async fn a_card_naming_another_identity_is_refused() {
             status: "active".into(),
             created_at: env.now(),
             last_used_at: None,
+            expires_at: None,
         })
         .await
         .unwrap();

@@ -243,6 +243,7 @@ impl Provider {
                 status: "active".into(),
                 created_at: self.now(),
                 last_used_at: None,
+                expires_at: None,
             },
             credential_id: credential_id_text(credential.cred_id.as_ref()),
             credential: serde_json::to_string(credential)

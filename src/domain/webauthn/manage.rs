@@ -95,8 +95,8 @@ impl Provider {
             .authenticators_of(uuid)
             .await?
             .iter()
-            .filter(|a| a.kind == "smartcard")
-            .map(|a| json!({ "id": a.id, "kind": a.kind, "status": a.status, "issuer": a.cert_issuer, "serial": a.cert_serial, "aal": 3, "created_at": a.created_at, "last_used_at": a.last_used_at }))
+            .filter(|a| a.kind == "smartcard" || a.kind == "tac")
+            .map(|a| json!({ "id": a.id, "kind": a.kind, "status": a.status, "issuer": a.cert_issuer, "serial": a.cert_serial, "aal": 3, "created_at": a.created_at, "last_used_at": a.last_used_at, "expires_at": a.expires_at }))
             .collect();
         list.extend(credentials.iter().map(StoredCredential::describe));
         Ok(json!({ "uuid": uuid, "authenticators": list }))

@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const SAMPLE: &str = include_str!("../../config/rbac-sample.json");
+mod ra_roles_and_tacs;
+
+const SAMPLE: &str = include_str!("../../../config/rbac-sample.json");
 
 /// A user with a card holding one position; returns an access token from a sign-in with
 /// `selectedrole` (one role: selected without a page).

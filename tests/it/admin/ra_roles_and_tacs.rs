@@ -1,0 +1,313 @@
+//! RA roles granted by RA Managers (Advanced RA Agent, ID Checker, Local Smartcard
+//! Administrator) and what they allow; RA job roles assigned only by RA Managers; temporary
+//! access cards: issued for at most 72 hours to a verified identity, signing in until expiry,
+//! locked on return, logged and reported.
+
+use careid::domain::admin::{AdminError, Caller, RaRole};
+
+use super::*;
+
+#[tokio::test]
+async fn only_ra_managers_grant_ra_roles_and_grants_change_what_the_holder_may_do() {
+    let Ra {
+        env,
+        manager,
+        agent,
+        ..
+    } = setup().await;
+    // A ward clerk at RZ9 itself (grants count where the holder's selected role is).
+    let clerk_position = Position {
+        id: "rz9-clerk".into(),
+        org_code: "RZ9".into(),
+        name: "Ward clerk".into(),
+        esr_position: None,
+        profiles: vec![Profile {
+            org_code: "RZ9".into(),
+            job_role: "R8001".into(),
+            activities: vec![],
+            workgroups: vec![],
+        }],
+    };
+    let id = env
+        .db
+        .upsert_position(&clerk_position, env.now())
+        .await
+        .unwrap();
+    let nurse = staff_token(&env, "950000000004", &id).await;
+    let grant = "/admin/api/v1/identities/950000000004/ra-roles";
+    let body = json!({ "role": "id_checker", "evidence": "Board minutes 2026-11-01 item 4" });
+    // An RA Agent may not put people into RA roles; nobody grants themselves one.
+    let (status, problem, _) = call(&env, Some(&agent), "POST", grant, Some(body.clone())).await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        "/admin/api/v1/identities/950000000001/ra-roles",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        grant,
+        Some(json!({ "role": "root" })),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // Before the grant the nurse may not create identities; after it, as an ID Checker, they may,
+    // but still may not bind smartcards.
+    let create = json!({ "given_name": "Ida", "family_name": "Checked" });
+    let (status, _, _) = call(
+        &env,
+        Some(&nurse),
+        "POST",
+        "/admin/api/v1/identities",
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, granted, _) = call(&env, Some(&manager), "POST", grant, Some(body)).await;
+    assert_eq!(status, 201, "{granted}");
+    assert_eq!(granted["org_code"], "RZ9");
+    let (status, created, _) = call(
+        &env,
+        Some(&nurse),
+        "POST",
+        "/admin/api/v1/identities",
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let card = env.card(created["uuid"].as_str().unwrap());
+    let (status, _, _) = call(
+        &env,
+        Some(&nurse),
+        "POST",
+        &format!(
+            "/admin/api/v1/identities/{}/smartcards",
+            created["uuid"].as_str().unwrap()
+        ),
+        Some(json!({ "certificate_pem": card.cert_pem })),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Ended: the role is gone at once.
+    let end = format!(
+        "/admin/api/v1/ra-roles/{}/end",
+        granted["id"].as_str().unwrap()
+    );
+    let (status, _, _) = call(&env, Some(&agent), "POST", &end, None).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = call(&env, Some(&manager), "POST", &end, None).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = call(
+        &env,
+        Some(&nurse),
+        "POST",
+        "/admin/api/v1/identities",
+        Some(create),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let events: Vec<String> = env
+        .db
+        .recent_audit(50)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
+    assert!(events.contains(&"admin.ra_role_granted".to_string()));
+    assert!(events.contains(&"admin.ra_role_ended".to_string()));
+}
+
+#[tokio::test]
+async fn positions_with_an_ra_job_role_are_assigned_by_ra_managers_only() {
+    let Ra {
+        env,
+        manager,
+        agent,
+        ..
+    } = setup().await;
+    env.user("950000000009").await;
+    let ram = env
+        .db
+        .position_by_name("RZ9", "Registration Authority Manager")
+        .await
+        .unwrap()
+        .unwrap();
+    let assign = "/admin/api/v1/identities/950000000009/assignments";
+    let (status, problem, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        assign,
+        Some(json!({ "position_id": ram })),
+    )
+    .await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        assign,
+        Some(json!({ "position_id": ram })),
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn a_temporary_access_card_works_until_it_expires_or_is_returned_and_is_logged() {
+    let Ra {
+        env,
+        manager,
+        agent,
+        nurse,
+        ..
+    } = setup().await;
+    // The nurse (950000000003) left their card at home. Their identity was verified at level 3.
+    env.db
+        .set_id_assurance_level("950000000003", 3)
+        .await
+        .unwrap();
+    let tac = env
+        .pki
+        .card_sub
+        .card_cert(&careid::pki::CardSpec::valid(
+            "700000000042",
+            "TAC_0042",
+            env.now(),
+        ))
+        .unwrap();
+    let issue = "/admin/api/v1/identities/950000000003/tacs";
+    let request = |hours: i64| json!({ "certificate_pem": tac.cert_pem, "tac_name": "TAC 0042", "reason": "card left at home", "hours": hours });
+    let (status, _, _) = call(&env, Some(&nurse), "POST", issue, Some(request(8))).await;
+    assert_eq!(status, 403, "a nurse is not RA staff");
+    let (status, problem, _) = call(&env, Some(&agent), "POST", issue, Some(request(73))).await;
+    assert_eq!(status, 400, "{problem}");
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        "/admin/api/v1/identities/950000000002/tacs",
+        Some(request(8)),
+    )
+    .await;
+    assert_eq!(status, 403, "not to oneself");
+    let (status, issued, _) = call(&env, Some(&agent), "POST", issue, Some(request(8))).await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(issued["expires_at"], env.now() + 8 * 3600);
+
+    // The TAC signs the nurse in (their own roles), until it expires.
+    let client = env.confidential_client().await;
+    let claims = env
+        .tokens_in(&env.browser(Some(&tac)), &client, "openid")
+        .await;
+    assert_eq!(
+        jwt_claims(claims["id_token"].as_str().unwrap())["sub"],
+        "950000000003"
+    );
+    env.clock.advance(8 * 3600);
+    let url = env.authorize_url(&client.client.metadata.client_id, &[], true);
+    match env.browser(Some(&tac)).sign_in(&url).await {
+        SignIn::Page(403, body) => {
+            assert!(body.contains("temporary access card has expired"), "{body}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The report shows it overdue; returning it locks it and logs who took it back. (The RA
+    // staff's access tokens have expired by now, so this goes to the domain with their roles.)
+    let ra = |uuid: &str, role: RaRole| Caller {
+        uuid: uuid.into(),
+        person_roleid: "p".into(),
+        org_code: "RZ9".into(),
+        ra_roles: vec![role],
+    };
+    let p = &env.server.provider;
+    let report = p
+        .admin_report(&ra("950000000001", RaRole::Manager), "tacs-issued")
+        .await
+        .unwrap();
+    assert_eq!(report["rows"]["overdue"], 1, "{report}");
+    assert_eq!(report["rows"]["issues"][0]["reason"], "card left at home");
+    assert_eq!(report["rows"]["issues_per_ra_member"]["950000000002"], 1);
+    let id = issued["id"].as_str().unwrap();
+    let agent_now = ra("950000000002", RaRole::Agent);
+    p.admin_return_tac(&agent_now, id).await.unwrap();
+    assert!(matches!(
+        p.admin_return_tac(&agent_now, id).await,
+        Err(AdminError::Conflict(_))
+    ));
+    let report = p
+        .admin_report(&ra("950000000001", RaRole::Manager), "tacs-issued")
+        .await
+        .unwrap();
+    assert_eq!(report["rows"]["issues"][0]["state"], "returned");
+    assert_eq!(report["rows"]["issues"][0]["returned_to"], "950000000002");
+    let _ = manager;
+}
+
+#[tokio::test]
+async fn a_tac_is_only_for_a_verified_identity_and_a_returned_tac_ends_its_sessions() {
+    let Ra { env, agent, .. } = setup().await;
+    env.user("950000000010").await;
+    env.db
+        .set_id_assurance_level("950000000010", 0)
+        .await
+        .unwrap();
+    let tac = env
+        .pki
+        .card_sub
+        .card_cert(&careid::pki::CardSpec::valid(
+            "700000000043",
+            "TAC_0043",
+            env.now(),
+        ))
+        .unwrap();
+    let body = json!({ "certificate_pem": tac.cert_pem, "tac_name": "TAC 0043", "reason": "new starter, card not printed", "hours": 72 });
+    let issue = "/admin/api/v1/identities/950000000010/tacs";
+    let (status, problem, _) = call(&env, Some(&agent), "POST", issue, Some(body.clone())).await;
+    assert_eq!(status, 409, "{problem}");
+    env.db
+        .set_id_assurance_level("950000000010", 3)
+        .await
+        .unwrap();
+    let (status, issued, _) = call(&env, Some(&agent), "POST", issue, Some(body)).await;
+    assert_eq!(status, 201);
+    env.db
+        .record_terms_acceptance("950000000010", "2026-11", env.now())
+        .await
+        .unwrap();
+    let browser = env.browser(Some(&tac));
+    let client = env.confidential_client().await;
+    env.tokens_in(&browser, &client, "openid").await;
+    let back = format!(
+        "/admin/api/v1/tacs/{}/return",
+        issued["id"].as_str().unwrap()
+    );
+    assert_eq!(call(&env, Some(&agent), "POST", &back, None).await.0, 200);
+    // The session the TAC opened has ended: no silent sign-in, and the card is refused.
+    let silent = browser
+        .client
+        .get(env.authorize_url(
+            &client.client.metadata.client_id,
+            &[("prompt", "none")],
+            true,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        query_param(&location(&silent), "error").as_deref(),
+        Some("login_required")
+    );
+    let url = env.authorize_url(&client.client.metadata.client_id, &[], true);
+    assert!(matches!(browser.sign_in(&url).await, SignIn::Page(403, _)));
+}
