@@ -31,6 +31,11 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
     pub id_token_hint: Option<String>,
     pub acr: AcrRequest,
+    /// The relying party's suggestion for role selection: a `person_roleid`, or a national job
+    /// role code (`R8001`). The picker starts on the first current role it names; the person
+    /// still chooses.
+    #[serde(default)]
+    pub role_hint: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -282,6 +287,7 @@ pub fn validate(
         login_hint: get("login_hint")?.map(String::from),
         id_token_hint: get("id_token_hint")?.map(String::from),
         acr: AcrRequest::parse(get("acr_values")?),
+        role_hint: get("role_hint")?.map(String::from),
     })
 }
 

@@ -45,6 +45,8 @@ pub enum Next {
         flow_id: String,
         roles: Vec<RoleClaim>,
         orgs: serde_json::Value,
+        /// The role the picker starts on (the relying party's `role_hint`), if the user holds it.
+        hinted: Option<String>,
     },
     /// Role selection was asked for but the user holds no current role: no tokens.
     NoRole,
@@ -63,6 +65,16 @@ pub enum CardLoginOutcome {
     Rejected(CardRejection),
     /// The sign-in request is unknown or has expired.
     FlowExpired,
+}
+
+/// The first current role a relying party's `role_hint` names: by `person_roleid`, or by the
+/// national job role code at the end of `role_code`.
+pub fn hinted_role(roles: &[RoleClaim], hint: Option<&str>) -> Option<String> {
+    let hint = hint?.trim();
+    roles
+        .iter()
+        .find(|r| r.person_roleid == hint || r.role_code.rsplit(':').next() == Some(hint))
+        .map(|r| r.person_roleid.clone())
 }
 
 /// Appends parameters to a registered redirect URI without re-serialising it.
@@ -573,10 +585,12 @@ impl Provider {
             )
             .await?;
         let orgs = rbac::user_orgs(&self.db, &roles).await?;
+        let hinted = hinted_role(&roles, request.role_hint.as_deref());
         Ok(Next::ChooseRole {
             flow_id,
             roles,
             orgs,
+            hinted,
         })
     }
 
@@ -598,10 +612,12 @@ impl Provider {
         let roles = rbac::current_roles(&self.db, &session.user_uuid, now).await?;
         if !roles.iter().any(|r| r.person_roleid == person_roleid) {
             let orgs = rbac::user_orgs(&self.db, &roles).await?;
+            let hinted = hinted_role(&roles, request.role_hint.as_deref());
             return Ok(Some(Next::ChooseRole {
                 flow_id: flow_id.into(),
                 roles,
                 orgs,
+                hinted,
             }));
         }
         let Some(acr) = Method::from_session(&session.amr, session.aal)

@@ -52,7 +52,7 @@ pub fn render_next(
             let csrf = csrf_token(session_secret, &format!("terms:{flow_id}"));
             Page::render(StatusCode::OK, "terms.html", minijinja::context! { title => "Terms and conditions", version => terms.version, paragraphs => terms.paragraphs, flow => flow_id, csrf, action })
         }
-        Next::ChooseRole { flow_id, roles, orgs } => {
+        Next::ChooseRole { flow_id, roles, orgs, hinted } => {
             let org_name = |code: &str| orgs.as_array().and_then(|a| a.iter().find(|o| o["org_code"] == code)).and_then(|o| o["org_name"].as_str()).unwrap_or(code).to_string();
             let q = query.trim().to_lowercase();
             let shown: Vec<Value> = roles
@@ -65,7 +65,7 @@ pub fn render_next(
             Page::render(
                 StatusCode::OK,
                 "role_select.html",
-                minijinja::context! { title => "Choose your role", roles => shown, flow => flow_id, csrf, action, q => query, searchable => roles.len() > 5 },
+                minijinja::context! { title => "Choose your role", roles => shown, flow => flow_id, csrf, action, q => query, searchable => roles.len() > 5, hinted },
             )
         }
     }

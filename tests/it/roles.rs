@@ -455,3 +455,50 @@ async fn sixty_roles_still_fit_in_small_tokens() {
         "the bulky list is in userinfo"
     );
 }
+
+#[tokio::test]
+async fn a_role_hint_preselects_the_named_role_but_the_person_still_chooses() {
+    let env = TestEnv::start().await;
+    import(&env).await;
+    let card = env.user_with_card("920000000031").await;
+    let now = env.now();
+    let nurse = assign(&env, "920000000031", NURSE.0, NURSE.1, now - 60, None).await;
+    let imms = assign(&env, "920000000031", IMMS.0, IMMS.1, now - 60, None).await;
+    let ram = assign(
+        &env,
+        "920000000031",
+        "RZ9",
+        "Registration Authority Manager",
+        now - 60,
+        None,
+    )
+    .await;
+    let client = env.confidential_client().await;
+    let picker = |hint: &str| {
+        let url = env.authorize_url(
+            &client.client.metadata.client_id,
+            &[("scope", "openid selectedrole"), ("role_hint", hint)],
+            true,
+        );
+        let browser = env.browser(Some(&card));
+        async move {
+            match browser.sign_in(&url).await {
+                SignIn::Page(200, html) => html,
+                other => panic!("expected the role picker, got {other:?}"),
+            }
+        }
+    };
+    let checked = |html: &str| -> String {
+        let at = html.find(" checked>").expect("one role is checked");
+        let value_at = html[..at].rfind("value=\"").unwrap() + 7;
+        html[value_at..at - 1].to_string()
+    };
+    // By person_roleid, or by job role code; one radio checked; an unknown hint changes nothing.
+    let page = picker(&imms[0]).await;
+    assert_eq!(checked(&page), imms[0]);
+    assert_eq!(page.matches(" checked>").count(), 1);
+    assert_eq!(checked(&picker("R5080").await), ram[0]);
+    let unhinted = checked(&picker("no-such-role").await);
+    assert!([&nurse[0], &imms[0], &ram[0]].contains(&&unhinted));
+    assert_eq!(unhinted, checked(&picker("").await));
+}
