@@ -792,6 +792,7 @@ pub async fn bootstrap(
             job_role: "R5080".into(),
             activities: vec!["B1300".into()],
             workgroups: vec![],
+            areas_of_work: vec![],
         }],
     };
     let position_id = db.upsert_position(&position, now).await?;

@@ -29,6 +29,9 @@ pub struct Profile {
     pub activities: Vec<String>,
     #[serde(default)]
     pub workgroups: Vec<String>,
+    /// Area-of-work codes (`P####:Q####:T####`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub areas_of_work: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,7 +67,15 @@ pub struct RbacFile {
     #[serde(default)]
     workgroups: Vec<WorkgroupIn>,
     #[serde(default)]
+    areas_of_work: Vec<AreaOfWorkIn>,
+    #[serde(default)]
     positions: Vec<PositionIn>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AreaOfWorkIn {
+    aow_code: String,
+    aow: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +115,7 @@ pub struct ImportSummary {
     pub roles: usize,
     pub activities: usize,
     pub workgroups: usize,
+    pub areas_of_work: usize,
     pub positions: usize,
 }
 
@@ -151,6 +163,10 @@ pub async fn import(
     for w in &file.workgroups {
         db.upsert_workgroup(&w.code, &w.name, &w.org_code).await?;
         summary.workgroups += 1;
+    }
+    for a in &file.areas_of_work {
+        db.upsert_area_of_work(&a.aow_code, &a.aow).await?;
+        summary.areas_of_work += 1;
     }
     for p in &file.positions {
         let position = Position {
@@ -236,6 +252,8 @@ pub struct RoleClaim {
     pub activity_codes: Vec<String>,
     pub workgroups: Vec<String>,
     pub workgroups_codes: Vec<String>,
+    pub aow: Vec<String>,
+    pub aow_codes: Vec<String>,
 }
 
 /// The role claims of a user's current assignments, in assignment order.
@@ -273,6 +291,9 @@ pub async fn current_roles(
     let workgroup_names = db
         .names_of("workgroup", &all(|p| p.workgroups.clone()))
         .await?;
+    let aow_names = db
+        .names_of("area_of_work", &all(|p| p.areas_of_work.clone()))
+        .await?;
     Ok(profiles
         .into_iter()
         .map(|(a, person_orgid, p)| {
@@ -306,6 +327,12 @@ pub async fn current_roles(
                     .map(|c| workgroup_names.get(c).cloned().unwrap_or_default())
                     .collect(),
                 workgroups_codes: p.workgroups.clone(),
+                aow: p
+                    .areas_of_work
+                    .iter()
+                    .map(|c| aow_names.get(c).cloned().unwrap_or_default())
+                    .collect(),
+                aow_codes: p.areas_of_work.clone(),
             }
         })
         .collect())

@@ -42,6 +42,11 @@ impl Db {
         Ok(())
     }
 
+    pub async fn upsert_area_of_work(&self, code: &str, name: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO rbac_areas_of_work (code, name) VALUES ($1, $2) ON CONFLICT (code) DO UPDATE SET name = excluded.name").bind(code).bind(name).execute(self.writer()).await?;
+        Ok(())
+    }
+
     pub async fn upsert_workgroup(
         &self,
         code: &str,
@@ -215,6 +220,7 @@ impl Db {
             "rbac_roles" => format!("SELECT code, name, role_code, role_name FROM rbac_roles WHERE code IN ({})", placeholders(codes.len())),
             "rbac_activities" => format!("SELECT code, name, NULL AS role_code, NULL AS role_name FROM rbac_activities WHERE code IN ({})", placeholders(codes.len())),
             "rbac_workgroups" => format!("SELECT code, name, NULL AS role_code, NULL AS role_name FROM rbac_workgroups WHERE code IN ({})", placeholders(codes.len())),
+            "rbac_areas_of_work" => format!("SELECT code, name, NULL AS role_code, NULL AS role_name FROM rbac_areas_of_work WHERE code IN ({})", placeholders(codes.len())),
             _ => format!("SELECT org_code AS code, org_name AS name, NULL AS role_code, NULL AS role_name FROM organisations WHERE org_code IN ({})", placeholders(codes.len())),
         };
         let mut q = sqlx::query(&sql);
@@ -267,6 +273,7 @@ impl Db {
         let table = match kind {
             "activity" => "rbac_activities",
             "workgroup" => "rbac_workgroups",
+            "area_of_work" => "rbac_areas_of_work",
             _ => "organisations",
         };
         Ok(self

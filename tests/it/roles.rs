@@ -117,6 +117,10 @@ async fn role_claims_have_cis2_shapes_for_roles_at_two_organisations() {
     );
     assert_eq!(n["workgroups_codes"], json!(["501234567892"]));
     assert_eq!(n["workgroups"], json!(["Example Ward 7 Team"]));
+    assert_eq!(
+        (n["aow"].clone(), n["aow_codes"].clone()),
+        (json!([]), json!([]))
+    );
     let i = by_id(&imms[0]);
     assert_eq!(
         (i["org_code"].clone(), i["workgroups"].clone()),
@@ -374,6 +378,7 @@ async fn sixty_roles_still_fit_in_small_tokens() {
                 job_role: "R8001".into(),
                 activities: vec!["B0820".into(), "B0825".into()],
                 workgroups: vec!["501234567892".into()],
+                areas_of_work: vec![],
             }],
         };
         let id = env.db.upsert_position(&position, now).await.unwrap();
@@ -501,4 +506,54 @@ async fn a_role_hint_preselects_the_named_role_but_the_person_still_chooses() {
     let unhinted = checked(&picker("no-such-role").await);
     assert!([&nurse[0], &imms[0], &ram[0]].contains(&&unhinted));
     assert_eq!(unhinted, checked(&picker("").await));
+}
+
+#[tokio::test]
+async fn areas_of_work_appear_as_aow_and_aow_codes() {
+    let env = TestEnv::start().await;
+    import(&env).await;
+    let card = env.user_with_card("920000000041").await;
+    let phlebotomist = Position {
+        id: "phleb".into(),
+        org_code: "RZ9".into(),
+        name: "Phlebotomist".into(),
+        esr_position: None,
+        profiles: vec![Profile {
+            org_code: "RZ9".into(),
+            job_role: "R8001".into(),
+            activities: vec![],
+            workgroups: vec![],
+            areas_of_work: vec!["P0020:Q0300:T0640".into(), "P0020:Q0300:T0630".into()],
+        }],
+    };
+    let id = env
+        .db
+        .upsert_position(&phlebotomist, env.now())
+        .await
+        .unwrap();
+    rbac::assign_position(
+        &env.db,
+        "920000000041",
+        &id,
+        env.now() - 60,
+        None,
+        "test",
+        env.now(),
+    )
+    .await
+    .unwrap();
+    let tokens = tokens_for(&env, &card, "openid nationalrbacaccess").await;
+    let info = userinfo(&env, tokens["access_token"].as_str().unwrap()).await;
+    let role = &info["nhsid_nrbac_roles"][0];
+    assert_eq!(
+        role["aow_codes"],
+        json!(["P0020:Q0300:T0640", "P0020:Q0300:T0630"])
+    );
+    assert_eq!(
+        role["aow"],
+        json!([
+            "\"Pathology\":\"Pathology\":\"Phlebotomy\"",
+            "\"Pathology\":\"Pathology\":\"Pathology\""
+        ])
+    );
 }

@@ -62,6 +62,7 @@ async fn setup() -> Ra {
             job_role: "R5090".into(),
             activities: vec![],
             workgroups: vec![],
+            areas_of_work: vec![],
         }],
     };
     let raa = env

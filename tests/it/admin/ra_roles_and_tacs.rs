@@ -26,6 +26,7 @@ async fn only_ra_managers_grant_ra_roles_and_grants_change_what_the_holder_may_d
             job_role: "R8001".into(),
             activities: vec![],
             workgroups: vec![],
+            areas_of_work: vec![],
         }],
     };
     let id = env
