@@ -50,16 +50,20 @@ pub enum Permission {
     CreatePositions,
     ReadAudit,
     AssignRaRoles,
+    RequestAccess,
+    ApproveAccess,
 }
 
 impl Permission {
-    /// The CIM permission table (`../shared/reference/nhs-processes.md` §1). Sponsors may not do
-    /// these through careid yet.
+    /// The CIM permission table (`../shared/reference/nhs-processes.md` §1). Sponsors raise and
+    /// decide access requests (`domain/access_requests.rs`); assigning stays with RA staff.
     pub fn allowed(self, roles: &[RaRole]) -> bool {
         use RaRole::*;
         let any = |allowed: &[RaRole]| roles.iter().any(|r| allowed.contains(r));
         match self {
             Permission::AssignRaRoles => any(&[Manager]),
+            Permission::ApproveAccess => any(&[Sponsor]),
+            Permission::RequestAccess => any(&[Manager, AdvancedAgent, Agent, IdChecker, Sponsor]),
             Permission::ReadAudit | Permission::CreatePositions => any(&[Manager, AdvancedAgent]),
             Permission::ChangeStatus
             | Permission::ManageSmartcards
@@ -860,5 +864,10 @@ mod tests {
             ]
         );
         assert!(!SearchIdentities.allowed(&[]));
+        assert_eq!(who(ApproveAccess), vec![Sponsor]);
+        assert_eq!(
+            who(RequestAccess),
+            vec![Manager, AdvancedAgent, Agent, IdChecker, Sponsor]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The rules of careid: OpenID Connect, assurance, smartcards, sessions, clients. Nothing here
 //! knows about HTTP or SQL; services take what they need from [`provider::Provider`].
 
+pub mod access_requests;
 pub mod admin;
 pub mod assurance;
 pub mod authorize;

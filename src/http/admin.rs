@@ -290,6 +290,76 @@ async fn return_tac(
     )
 }
 
+async fn request_access(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    let r = body(&headers, &bytes)?;
+    ok(
+        StatusCode::CREATED,
+        app.provider
+            .admin_request_access(&c, r)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
+async fn list_access_requests(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    let pairs = crate::http::params::from_query(query.as_deref()).unwrap_or_default();
+    let status = pairs
+        .iter()
+        .find(|(k, _)| k == "status")
+        .map(|(_, v)| v.as_str());
+    ok(
+        StatusCode::OK,
+        app.provider
+            .admin_list_access_requests(&c, status)
+            .await
+            .map_err(Problem)?,
+    )
+}
+
+/// Empty body allowed for these POSTs: `{}` is assumed.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    bytes: &Bytes,
+) -> Result<T, Problem> {
+    if bytes.is_empty() {
+        Ok(T::default())
+    } else {
+        body(headers, bytes)
+    }
+}
+
+async fn decide_access(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    bytes: Bytes,
+) -> AdminResult {
+    let c = caller(&app, &headers).await?;
+    let p = &app.provider;
+    let done = match action.as_str() {
+        "approve" | "reject" => {
+            let d = optional_body(&headers, &bytes)?;
+            p.admin_decide_access(&c, &id, action == "approve", d).await
+        }
+        "fulfil" => {
+            let f = optional_body(&headers, &bytes)?;
+            p.admin_fulfil_access(&c, &id, f).await
+        }
+        _ => Err(AdminError::NotFound("no such action".into())),
+    };
+    ok(StatusCode::OK, done.map_err(Problem)?)
+}
+
 async fn list_authenticators(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -488,6 +558,14 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/api/v1/ra-roles/{id}/end", post(end_ra_role))
         .route("/admin/api/v1/identities/{uuid}/tacs", post(issue_tac))
         .route("/admin/api/v1/tacs/{id}/return", post(return_tac))
+        .route(
+            "/admin/api/v1/access-requests",
+            get(list_access_requests).post(request_access),
+        )
+        .route(
+            "/admin/api/v1/access-requests/{id}/{action}",
+            post(decide_access),
+        )
         .route("/admin/api/v1/identities/{uuid}/assignments", post(assign))
         .route(
             "/admin/api/v1/assignments/{person_roleid}/end",

@@ -7,6 +7,7 @@
 //! Times are stored as unix seconds (`BIGINT`), structured values as JSON text, and secrets only
 //! as SHA-256 digests.
 
+mod access_requests;
 mod audit;
 mod clients;
 mod codes;

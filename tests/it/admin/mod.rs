@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
+mod access_requests;
 mod ra_roles_and_tacs;
 
 const SAMPLE: &str = include_str!("../../../config/rbac-sample.json");

@@ -1,0 +1,222 @@
+//! Sponsor approval of access (`../shared/reference/nhs-processes.md` §1 rule 8, §2 rules 12 and
+//! 15): RA staff or a sponsor raise a request for a position for a person; a sponsor (a role with
+//! activity B1300) at the position's organisation approves or rejects it, never their own request
+//! nor one for themselves; then RA staff other than the approver carry it out (approval and
+//! execution are separate steps), through the same assignment rules as a direct assignment.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::admin::{AdminError, Caller, NewAssignment, Permission};
+use super::provider::Provider;
+use crate::clock::UnixTime;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessRequest {
+    pub id: String,
+    pub user_uuid: String,
+    pub position_id: String,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_at: UnixTime,
+    /// `pending`, `approved`, `rejected` or `fulfilled`.
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<UnixTime>,
+    pub decision_note: Option<String>,
+    pub fulfilled_by: Option<String>,
+    pub fulfilled_at: Option<UnixTime>,
+    pub person_roleids: Vec<String>,
+}
+
+impl AccessRequest {
+    pub fn describe(&self) -> Value {
+        json!({
+            "id": self.id, "uuid": self.user_uuid, "position_id": self.position_id,
+            "reason": self.reason, "requested_by": self.requested_by, "requested_at": self.requested_at,
+            "status": self.status, "decided_by": self.decided_by, "decided_at": self.decided_at,
+            "decision_note": self.decision_note, "fulfilled_by": self.fulfilled_by,
+            "fulfilled_at": self.fulfilled_at, "person_roleids": self.person_roleids,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccessRequest {
+    pub uuid: String,
+    pub position_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fulfilment {
+    #[serde(default)]
+    pub starts_at: Option<i64>,
+    #[serde(default)]
+    pub ends_at: Option<i64>,
+}
+
+const SEPARATE: &str = "nobody approves their own request or one for themselves";
+
+impl Provider {
+    pub async fn admin_request_access(
+        &self,
+        caller: &Caller,
+        r: NewAccessRequest,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::RequestAccess)?;
+        if r.reason.trim().is_empty() {
+            return Err(AdminError::Invalid("reason is required".into()));
+        }
+        if self.db.user(&r.uuid).await?.is_none() {
+            return Err(AdminError::NotFound(format!("no Care Identity {}", r.uuid)));
+        }
+        if self.db.position(&r.position_id).await?.is_none() {
+            return Err(AdminError::NotFound(format!(
+                "no position {}",
+                r.position_id
+            )));
+        }
+        let request = AccessRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_uuid: r.uuid,
+            position_id: r.position_id,
+            reason: r.reason.trim().into(),
+            requested_by: caller.uuid.clone(),
+            requested_at: self.now(),
+            status: "pending".into(),
+            decided_by: None,
+            decided_at: None,
+            decision_note: None,
+            fulfilled_by: None,
+            fulfilled_at: None,
+            person_roleids: Vec::new(),
+        };
+        self.db.insert_access_request(&request).await?;
+        self.admin_audit(
+            caller,
+            "admin.access_requested",
+            json!({ "request": request.id, "uuid": request.user_uuid, "position_id": request.position_id }),
+        )
+        .await?;
+        Ok(request.describe())
+    }
+
+    pub async fn admin_list_access_requests(
+        &self,
+        caller: &Caller,
+        status: Option<&str>,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::RequestAccess)?;
+        let list = self.db.access_requests(status, 500).await?;
+        Ok(json!({ "requests": list.iter().map(AccessRequest::describe).collect::<Vec<_>>() }))
+    }
+
+    /// A sponsor's decision on a pending request.
+    pub async fn admin_decide_access(
+        &self,
+        caller: &Caller,
+        id: &str,
+        approve: bool,
+        d: Decision,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::ApproveAccess)?;
+        let request = self.request(id).await?;
+        if request.requested_by == caller.uuid || request.user_uuid == caller.uuid {
+            return Err(AdminError::Forbidden(SEPARATE.into()));
+        }
+        let position = self.db.position(&request.position_id).await?;
+        if position.is_none_or(|p| p.org_code != caller.org_code) {
+            return Err(AdminError::Forbidden(
+                "a sponsor decides on positions of their own organisation only".into(),
+            ));
+        }
+        let status = if approve { "approved" } else { "rejected" };
+        let note = d.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+        if !self
+            .db
+            .decide_access_request(id, status, &caller.uuid, note, self.now())
+            .await?
+        {
+            return Err(AdminError::Conflict(format!(
+                "the request is {}, not pending",
+                request.status
+            )));
+        }
+        self.admin_audit(
+            caller,
+            &format!("admin.access_{status}"),
+            json!({ "request": id, "uuid": request.user_uuid, "position_id": request.position_id }),
+        )
+        .await?;
+        Ok(json!({ "id": id, "status": status }))
+    }
+
+    /// RA staff carry out an approved request; the approver may not.
+    pub async fn admin_fulfil_access(
+        &self,
+        caller: &Caller,
+        id: &str,
+        f: Fulfilment,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::AssignPositions)?;
+        let request = self.request(id).await?;
+        if request.decided_by.as_deref() == Some(caller.uuid.as_str()) {
+            return Err(AdminError::Forbidden(
+                "approval and execution are separate steps: someone other than the approver carries it out".into(),
+            ));
+        }
+        if !self
+            .db
+            .claim_access_request(id, &caller.uuid, self.now())
+            .await?
+        {
+            return Err(AdminError::Conflict(format!(
+                "the request is {}, not approved",
+                request.status
+            )));
+        }
+        let assignment = NewAssignment {
+            position_id: request.position_id.clone(),
+            starts_at: f.starts_at,
+            ends_at: f.ends_at,
+        };
+        match self
+            .admin_assign(caller, &request.user_uuid, assignment)
+            .await
+        {
+            Ok(done) => {
+                let ids: Vec<String> =
+                    serde_json::from_value(done["person_roleids"].clone()).unwrap_or_default();
+                self.db.finish_access_request(id, Some(&ids)).await?;
+                self.admin_audit(
+                    caller,
+                    "admin.access_fulfilled",
+                    json!({ "request": id, "uuid": request.user_uuid, "person_roleids": ids }),
+                )
+                .await?;
+                Ok(json!({ "id": id, "status": "fulfilled", "person_roleids": ids }))
+            }
+            Err(e) => {
+                self.db.finish_access_request(id, None).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn request(&self, id: &str) -> Result<AccessRequest, AdminError> {
+        self.db
+            .access_request(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no access request {id}")))
+    }
+}
