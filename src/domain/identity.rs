@@ -52,6 +52,51 @@ impl User {
     }
 }
 
+/// Personal details kept beside the identity for RA work (never in tokens).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PersonalDetails {
+    /// `YYYY-MM-DD`.
+    pub date_of_birth: Option<String>,
+    /// National Insurance number, upper case without spaces (`QQ123456C`).
+    pub ni_number: Option<String>,
+    pub work_phones: Vec<String>,
+}
+
+/// A National Insurance number's shape (HMRC): two prefix letters (not D, F, I, Q, U or V; the
+/// second not O; not the prefixes BG, GB, KN, NK, NT, TN or ZZ), six digits, and a suffix A–D.
+/// Spaces are ignored and letters upper-cased; returns the normalised number.
+pub fn normalise_ni_number(s: &str) -> Option<String> {
+    let n: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let b = n.as_bytes();
+    let bad_first = |c: u8| b"DFIQUV".contains(&c);
+    let ok = b.len() == 9
+        && b[0].is_ascii_uppercase()
+        && b[1].is_ascii_uppercase()
+        && !bad_first(b[0])
+        && !bad_first(b[1])
+        && b[1] != b'O'
+        && !["BG", "GB", "KN", "NK", "NT", "TN", "ZZ"].contains(&&n[..2])
+        && b[2..8].iter().all(u8::is_ascii_digit)
+        && (b'A'..=b'D').contains(&b[8]);
+    ok.then_some(n)
+}
+
+/// A date of birth: a real `YYYY-MM-DD` date, in the past, at most 130 years ago.
+pub fn valid_date_of_birth(s: &str, now: UnixTime) -> bool {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let Ok(date) = time::Date::parse(s, &format) else {
+        return false;
+    };
+    let Ok(today) = time::OffsetDateTime::from_unix_timestamp(now).map(|t| t.date()) else {
+        return false;
+    };
+    date < today && today.year() - date.year() <= 130
+}
+
 /// A Care Identity UUID is exactly 12 ASCII digits.
 pub fn is_valid_uuid(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
@@ -108,5 +153,44 @@ impl Authenticator {
     /// Active and, for a temporary access card, not past its expiry.
     pub fn is_usable(&self, now: UnixTime) -> bool {
         self.is_active() && self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ni_numbers_follow_hmrc_rules() {
+        assert_eq!(
+            normalise_ni_number("ab 12 34 56 c").as_deref(),
+            Some("AB123456C")
+        );
+        assert_eq!(
+            normalise_ni_number("QQ123456C"),
+            None,
+            "Q is never a prefix letter"
+        );
+        for bad in [
+            "AB123456E",
+            "DA123456A",
+            "AO123456A",
+            "GB123456A",
+            "AB12345A",
+            "A1123456A",
+            "",
+        ] {
+            assert_eq!(normalise_ni_number(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates_of_birth_are_real_past_dates() {
+        let now = 1_795_000_000; // 2026-11-18
+        assert!(valid_date_of_birth("1980-02-29", now));
+        assert!(!valid_date_of_birth("1981-02-29", now));
+        assert!(!valid_date_of_birth("2030-01-01", now));
+        assert!(!valid_date_of_birth("1850-01-01", now));
+        assert!(!valid_date_of_birth("01/02/1980", now));
     }
 }

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::{Db, StoreError};
 use crate::clock::UnixTime;
-use crate::domain::identity::{Authenticator, User, UserStatus};
+use crate::domain::identity::{Authenticator, PersonalDetails, User, UserStatus};
 
 fn user_from(r: &AnyRow) -> Result<User, StoreError> {
     let status: String = r.try_get("status")?;
@@ -185,5 +185,72 @@ impl Db {
             .execute(self.writer())
             .await?;
         Ok(())
+    }
+
+    pub async fn personal_details(&self, uuid: &str) -> Result<PersonalDetails, StoreError> {
+        let row = sqlx::query("SELECT date_of_birth, ni_number, work_phones FROM personal_details WHERE user_uuid = $1")
+            .bind(uuid)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(r) = row else {
+            return Ok(PersonalDetails::default());
+        };
+        let phones: String = r.try_get("work_phones")?;
+        Ok(PersonalDetails {
+            date_of_birth: r.try_get("date_of_birth")?,
+            ni_number: r.try_get("ni_number")?,
+            work_phones: serde_json::from_str(&phones)?,
+        })
+    }
+
+    pub async fn set_personal_details(
+        &self,
+        uuid: &str,
+        d: &PersonalDetails,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO personal_details (user_uuid, date_of_birth, ni_number, work_phones) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_uuid) DO UPDATE SET date_of_birth = excluded.date_of_birth, ni_number = excluded.ni_number, work_phones = excluded.work_phones",
+        )
+        .bind(uuid)
+        .bind(d.date_of_birth.clone())
+        .bind(d.ni_number.clone())
+        .bind(serde_json::to_string(&d.work_phones)?)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Sets the status with its reason and time.
+    pub async fn change_user_status(
+        &self,
+        uuid: &str,
+        status: UserStatus,
+        reason: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET status = $1, status_reason = $2, status_changed_at = $3 WHERE uuid = $4")
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(now)
+            .bind(uuid)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Why and when the status last changed through the RA API.
+    pub async fn status_change(
+        &self,
+        uuid: &str,
+    ) -> Result<(Option<String>, Option<UnixTime>), StoreError> {
+        let row = sqlx::query("SELECT status_reason, status_changed_at FROM users WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => (r.try_get("status_reason")?, r.try_get("status_changed_at")?),
+            None => (None, None),
+        })
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 mod access_requests;
+mod personal_details;
 mod ra_roles_and_tacs;
 
 const SAMPLE: &str = include_str!("../../../config/rbac-sample.json");

@@ -4,14 +4,18 @@
 //! permission table), and separation of duties (§2: nobody raises their own access). Each
 //! operation is audited with the caller as actor.
 
+mod identities;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::identity::{is_valid_uuid, User, UserStatus};
-use super::provider::{Provider, ServiceError};
-use super::rbac::{self, RbacError};
-use super::registry::{self, RegistryError};
-use super::secrets;
+use crate::domain::identity::{is_valid_uuid, User, UserStatus};
+use crate::domain::provider::{Provider, ServiceError};
+use crate::domain::rbac::{self, RbacError};
+use crate::domain::registry::{self, RegistryError};
+use crate::domain::secrets;
+
+pub use identities::{DetailsChange, Document, NewIdentity, Verification};
 
 /// RA roles: from the national job role of the caller's selected role (Manager, Agent), its
 /// activities (Sponsor), or an RA Manager's grant at that role's organisation (the others; see
@@ -134,55 +138,12 @@ impl From<RbacError> for AdminError {
     }
 }
 
-/// A new identity as an RA records it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewIdentity {
-    pub title: Option<String>,
-    pub given_name: String,
-    pub middle_names: Option<String>,
-    pub family_name: String,
-    pub email: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewAssignment {
     pub position_id: String,
     pub starts_at: Option<i64>,
     pub ends_at: Option<i64>,
-}
-
-/// An identity document seen face to face. Only its kind and, optionally, the last four
-/// characters of its number are kept (enough to trace it, not to copy it).
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Document {
-    /// e.g. "passport", "photocard driving licence", "utility bill".
-    pub kind: String,
-    /// Whether the document is photographic.
-    #[serde(default)]
-    pub photographic: bool,
-    pub reference_last4: Option<String>,
-}
-
-/// An RA's record of an identity check (GPG45; nhs-processes §3 rules 17–18).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Verification {
-    pub level: i64,
-    pub documents: Vec<Document>,
-}
-
-/// Personal details to change; absent fields stay as they are.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DetailsChange {
-    pub title: Option<String>,
-    pub given_name: Option<String>,
-    pub middle_names: Option<String>,
-    pub family_name: Option<String>,
-    pub email: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,11 +156,6 @@ pub struct NewPosition {
     /// Who agreed the position (IG / Workforce; nhs-processes §2 rule 14), recorded apart from
     /// the RA who creates it.
     pub approved_by: String,
-}
-
-fn identity_json(u: &User) -> Value {
-    json!({ "uuid": u.uuid, "title": u.title, "given_name": u.given_name, "middle_names": u.middle_names, "family_name": u.family_name,
-            "email": u.email, "id_assurance_level": u.id_assurance_level, "status": u.status.as_str() })
 }
 
 impl Provider {
@@ -299,108 +255,6 @@ impl Provider {
         self.audit(kind, "success", Some(&caller.uuid), None, detail)
             .await?;
         Ok(())
-    }
-
-    pub async fn admin_get_identity(
-        &self,
-        caller: &Caller,
-        uuid: &str,
-    ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::SearchIdentities)?;
-        let user = self
-            .db
-            .user(uuid)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
-        let roles = rbac::current_roles(&self.db, uuid, self.now()).await?;
-        let mut v = identity_json(&user);
-        v["roles"] = serde_json::to_value(roles).unwrap_or_default();
-        Ok(v)
-    }
-
-    pub async fn admin_search(&self, caller: &Caller, q: &str) -> Result<Value, AdminError> {
-        self.require(caller, Permission::SearchIdentities)?;
-        if q.trim().len() < 2 {
-            return Err(AdminError::Invalid(
-                "search with at least two characters".into(),
-            ));
-        }
-        let found = self.db.search_users(q.trim(), 50).await?;
-        Ok(json!({ "identities": found.iter().map(identity_json).collect::<Vec<_>>() }))
-    }
-
-    pub async fn admin_create_identity(
-        &self,
-        caller: &Caller,
-        new: NewIdentity,
-    ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::CreateIdentity)?;
-        if new.given_name.trim().is_empty() || new.family_name.trim().is_empty() {
-            return Err(AdminError::Invalid(
-                "given_name and family_name are required".into(),
-            ));
-        }
-        let now = self.now();
-        for _ in 0..5 {
-            let uuid = secrets::random_digits(12);
-            if self.db.user(&uuid).await?.is_some() {
-                continue;
-            }
-            let user = User {
-                uuid: uuid.clone(),
-                title: new.title.clone(),
-                given_name: new.given_name.trim().into(),
-                middle_names: new.middle_names.clone(),
-                family_name: new.family_name.trim().into(),
-                email: new.email.clone(),
-                id_assurance_level: 0,
-                status: UserStatus::Active,
-            };
-            registry::create_user(&self.db, &user, &caller.uuid, now).await?;
-            self.admin_audit(caller, "admin.identity_created", json!({ "uuid": uuid }))
-                .await?;
-            return Ok(identity_json(&user));
-        }
-        Err(AdminError::Conflict(
-            "could not allocate a free UUID".into(),
-        ))
-    }
-
-    /// Suspends, reinstates or closes an identity. Suspending or closing ends every session and
-    /// token through the lifecycle's single revocation path.
-    pub async fn admin_set_status(
-        &self,
-        caller: &Caller,
-        uuid: &str,
-        status: UserStatus,
-        reason: &str,
-    ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::ChangeStatus)?;
-        Self::not_self(caller, uuid)?;
-        if reason.trim().is_empty() {
-            return Err(AdminError::Invalid("a reason is required".into()));
-        }
-        let user = self
-            .db
-            .user(uuid)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
-        if user.status == UserStatus::Closed {
-            return Err(AdminError::Conflict(
-                "a closed identity cannot change status".into(),
-            ));
-        }
-        self.db.set_user_status(uuid, status).await?;
-        if status != UserStatus::Active {
-            self.revoke_user(uuid, status.as_str()).await?;
-        }
-        self.admin_audit(
-            caller,
-            "admin.identity_status",
-            json!({ "uuid": uuid, "status": status.as_str(), "reason": reason }),
-        )
-        .await?;
-        Ok(json!({ "uuid": uuid, "status": status.as_str() }))
     }
 
     pub async fn admin_bind_smartcard(
@@ -554,99 +408,6 @@ impl Provider {
         )
         .await?;
         Ok(json!({ "person_roleid": person_roleid, "ended_at": self.now() }))
-    }
-
-    /// Records an identity check: the documents seen and the GPG45 level reached. Level 3 needs
-    /// three documents, one of them photographic (public CIM guidance).
-    pub async fn admin_verify_identity(
-        &self,
-        caller: &Caller,
-        uuid: &str,
-        v: Verification,
-    ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::VerifyIdentity)?;
-        Self::not_self(caller, uuid)?;
-        if !(1..=3).contains(&v.level) {
-            return Err(AdminError::Invalid("level must be 1, 2 or 3".into()));
-        }
-        if v.documents.is_empty() || v.documents.iter().any(|d| d.kind.trim().is_empty()) {
-            return Err(AdminError::Invalid("name every document seen".into()));
-        }
-        if v.level == 3 && (v.documents.len() < 3 || !v.documents.iter().any(|d| d.photographic)) {
-            return Err(AdminError::Invalid(
-                "level 3 needs three documents, one of them photographic".into(),
-            ));
-        }
-        if v.documents.iter().any(|d| {
-            d.reference_last4
-                .as_ref()
-                .is_some_and(|r| r.chars().count() > 4)
-        }) {
-            return Err(AdminError::Invalid(
-                "keep at most the last four characters of a document number".into(),
-            ));
-        }
-        self.db
-            .user(uuid)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
-        self.db.set_id_assurance_level(uuid, v.level).await?;
-        self.admin_audit(
-            caller,
-            "admin.identity_verified",
-            json!({ "uuid": uuid, "level": v.level, "documents": v.documents }),
-        )
-        .await?;
-        Ok(json!({ "uuid": uuid, "id_assurance_level": v.level }))
-    }
-
-    pub async fn admin_update_details(
-        &self,
-        caller: &Caller,
-        uuid: &str,
-        change: DetailsChange,
-    ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::CreateIdentity)?;
-        Self::not_self(caller, uuid)?;
-        let mut user = self
-            .db
-            .user(uuid)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
-        let mut changed = Vec::new();
-        let mut set = |field: &'static str, target: &mut String, value: Option<String>| {
-            if let Some(v) = value {
-                if v.trim().is_empty() {
-                    return Err(AdminError::Invalid(format!("{field} cannot be empty")));
-                }
-                *target = v.trim().to_string();
-                changed.push(field);
-            }
-            Ok(())
-        };
-        set("given_name", &mut user.given_name, change.given_name)?;
-        set("family_name", &mut user.family_name, change.family_name)?;
-        for (field, target, value) in [
-            ("title", &mut user.title, change.title),
-            ("middle_names", &mut user.middle_names, change.middle_names),
-            ("email", &mut user.email, change.email),
-        ] {
-            if let Some(v) = value {
-                *target = Some(v.trim().to_string()).filter(|v| !v.is_empty());
-                changed.push(field);
-            }
-        }
-        if changed.is_empty() {
-            return Err(AdminError::Invalid("nothing to change".into()));
-        }
-        self.db.update_user_details(&user).await?;
-        self.admin_audit(
-            caller,
-            "admin.identity_updated",
-            json!({ "uuid": uuid, "fields": changed }),
-        )
-        .await?;
-        Ok(identity_json(&user))
     }
 
     pub async fn admin_create_position(

@@ -1,0 +1,349 @@
+//! The RA operations on identities themselves: search, view, create, personal details
+//! (checked: date of birth, NI number, work phones), identity verification, and status changes
+//! with their reason and time (suspending or closing ends every session and token).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{AdminError, Caller, Permission};
+use crate::domain::identity::{PersonalDetails, User, UserStatus};
+use crate::domain::provider::Provider;
+use crate::domain::{rbac, registry, secrets};
+
+/// A new identity as an RA records it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewIdentity {
+    pub title: Option<String>,
+    pub given_name: String,
+    pub middle_names: Option<String>,
+    pub family_name: String,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub date_of_birth: Option<String>,
+    #[serde(default)]
+    pub ni_number: Option<String>,
+    #[serde(default)]
+    pub work_phones: Vec<String>,
+}
+
+/// An identity document seen face to face. Only its kind and, optionally, the last four
+/// characters of its number are kept (enough to trace it, not to copy it).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// e.g. "passport", "photocard driving licence", "utility bill".
+    pub kind: String,
+    /// Whether the document is photographic.
+    #[serde(default)]
+    pub photographic: bool,
+    pub reference_last4: Option<String>,
+}
+
+/// An RA's record of an identity check (GPG45; nhs-processes §3 rules 17–18).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    pub level: i64,
+    pub documents: Vec<Document>,
+}
+
+/// Personal details to change; absent fields stay as they are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailsChange {
+    pub title: Option<String>,
+    pub given_name: Option<String>,
+    pub middle_names: Option<String>,
+    pub family_name: Option<String>,
+    pub email: Option<String>,
+    /// `YYYY-MM-DD`; `""` removes it.
+    #[serde(default)]
+    pub date_of_birth: Option<String>,
+    /// `""` removes it.
+    #[serde(default)]
+    pub ni_number: Option<String>,
+    /// Replaces the list.
+    #[serde(default)]
+    pub work_phones: Option<Vec<String>>,
+}
+
+/// Checks and normalises personal details: a real past date of birth, an NI number of HMRC's
+/// shape, at most five work phone numbers of 7–20 digits, spaces and `+-()`.
+fn checked_details(
+    d: PersonalDetails,
+    now: crate::clock::UnixTime,
+) -> Result<PersonalDetails, AdminError> {
+    let date_of_birth = d.date_of_birth.filter(|v| !v.trim().is_empty());
+    if let Some(dob) = &date_of_birth {
+        if !crate::domain::identity::valid_date_of_birth(dob.trim(), now) {
+            return Err(AdminError::Invalid(
+                "date_of_birth must be a past date, YYYY-MM-DD".into(),
+            ));
+        }
+    }
+    let ni_number = match d.ni_number.filter(|v| !v.trim().is_empty()) {
+        Some(n) => Some(
+            crate::domain::identity::normalise_ni_number(&n).ok_or_else(|| {
+                AdminError::Invalid("ni_number is not a valid National Insurance number".into())
+            })?,
+        ),
+        None => None,
+    };
+    let phone_ok = |p: &str| {
+        (7..=20).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
+    };
+    let work_phones: Vec<String> = d.work_phones.iter().map(|p| p.trim().to_string()).collect();
+    if work_phones.len() > 5 || !work_phones.iter().all(|p| phone_ok(p)) {
+        return Err(AdminError::Invalid(
+            "work_phones: at most five numbers of 7 to 20 digits, spaces and +-()".into(),
+        ));
+    }
+    Ok(PersonalDetails {
+        date_of_birth: date_of_birth.map(|d| d.trim().to_string()),
+        ni_number,
+        work_phones,
+    })
+}
+
+fn identity_json(u: &User) -> Value {
+    json!({ "uuid": u.uuid, "title": u.title, "given_name": u.given_name, "middle_names": u.middle_names, "family_name": u.family_name,
+            "email": u.email, "id_assurance_level": u.id_assurance_level, "status": u.status.as_str() })
+}
+
+impl Provider {
+    pub async fn admin_get_identity(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::SearchIdentities)?;
+        let user = self
+            .db
+            .user(uuid)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        let roles = rbac::current_roles(&self.db, uuid, self.now()).await?;
+        let details = self.db.personal_details(uuid).await?;
+        let (reason, changed_at) = self.db.status_change(uuid).await?;
+        let mut v = identity_json(&user);
+        v["roles"] = serde_json::to_value(roles).unwrap_or_default();
+        v["personal_details"] = serde_json::to_value(details).unwrap_or_default();
+        v["status_reason"] = json!(reason);
+        v["status_changed_at"] = json!(changed_at);
+        Ok(v)
+    }
+
+    pub async fn admin_search(&self, caller: &Caller, q: &str) -> Result<Value, AdminError> {
+        self.require(caller, Permission::SearchIdentities)?;
+        if q.trim().len() < 2 {
+            return Err(AdminError::Invalid(
+                "search with at least two characters".into(),
+            ));
+        }
+        let found = self.db.search_users(q.trim(), 50).await?;
+        Ok(json!({ "identities": found.iter().map(identity_json).collect::<Vec<_>>() }))
+    }
+
+    pub async fn admin_create_identity(
+        &self,
+        caller: &Caller,
+        new: NewIdentity,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::CreateIdentity)?;
+        if new.given_name.trim().is_empty() || new.family_name.trim().is_empty() {
+            return Err(AdminError::Invalid(
+                "given_name and family_name are required".into(),
+            ));
+        }
+        let now = self.now();
+        let details = checked_details(
+            PersonalDetails {
+                date_of_birth: new.date_of_birth.clone(),
+                ni_number: new.ni_number.clone(),
+                work_phones: new.work_phones.clone(),
+            },
+            now,
+        )?;
+        for _ in 0..5 {
+            let uuid = secrets::random_digits(12);
+            if self.db.user(&uuid).await?.is_some() {
+                continue;
+            }
+            let user = User {
+                uuid: uuid.clone(),
+                title: new.title.clone(),
+                given_name: new.given_name.trim().into(),
+                middle_names: new.middle_names.clone(),
+                family_name: new.family_name.trim().into(),
+                email: new.email.clone(),
+                id_assurance_level: 0,
+                status: UserStatus::Active,
+            };
+            registry::create_user(&self.db, &user, &caller.uuid, now).await?;
+            if details != PersonalDetails::default() {
+                self.db.set_personal_details(&uuid, &details).await?;
+            }
+            self.admin_audit(caller, "admin.identity_created", json!({ "uuid": uuid }))
+                .await?;
+            let mut v = identity_json(&user);
+            v["personal_details"] = serde_json::to_value(&details).unwrap_or_default();
+            return Ok(v);
+        }
+        Err(AdminError::Conflict(
+            "could not allocate a free UUID".into(),
+        ))
+    }
+
+    /// Suspends, reinstates or closes an identity. Suspending or closing ends every session and
+    /// token through the lifecycle's single revocation path.
+    pub async fn admin_set_status(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        status: UserStatus,
+        reason: &str,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::ChangeStatus)?;
+        Self::not_self(caller, uuid)?;
+        if reason.trim().is_empty() {
+            return Err(AdminError::Invalid("a reason is required".into()));
+        }
+        let user = self
+            .db
+            .user(uuid)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        if user.status == UserStatus::Closed {
+            return Err(AdminError::Conflict(
+                "a closed identity cannot change status".into(),
+            ));
+        }
+        self.db
+            .change_user_status(uuid, status, reason.trim(), self.now())
+            .await?;
+        if status != UserStatus::Active {
+            self.revoke_user(uuid, status.as_str()).await?;
+        }
+        self.admin_audit(
+            caller,
+            "admin.identity_status",
+            json!({ "uuid": uuid, "status": status.as_str(), "reason": reason }),
+        )
+        .await?;
+        Ok(json!({ "uuid": uuid, "status": status.as_str() }))
+    }
+
+    /// Records an identity check: the documents seen and the GPG45 level reached. Level 3 needs
+    /// three documents, one of them photographic (public CIM guidance).
+    pub async fn admin_verify_identity(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        v: Verification,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::VerifyIdentity)?;
+        Self::not_self(caller, uuid)?;
+        if !(1..=3).contains(&v.level) {
+            return Err(AdminError::Invalid("level must be 1, 2 or 3".into()));
+        }
+        if v.documents.is_empty() || v.documents.iter().any(|d| d.kind.trim().is_empty()) {
+            return Err(AdminError::Invalid("name every document seen".into()));
+        }
+        if v.level == 3 && (v.documents.len() < 3 || !v.documents.iter().any(|d| d.photographic)) {
+            return Err(AdminError::Invalid(
+                "level 3 needs three documents, one of them photographic".into(),
+            ));
+        }
+        if v.documents.iter().any(|d| {
+            d.reference_last4
+                .as_ref()
+                .is_some_and(|r| r.chars().count() > 4)
+        }) {
+            return Err(AdminError::Invalid(
+                "keep at most the last four characters of a document number".into(),
+            ));
+        }
+        self.db
+            .user(uuid)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        self.db.set_id_assurance_level(uuid, v.level).await?;
+        self.admin_audit(
+            caller,
+            "admin.identity_verified",
+            json!({ "uuid": uuid, "level": v.level, "documents": v.documents }),
+        )
+        .await?;
+        Ok(json!({ "uuid": uuid, "id_assurance_level": v.level }))
+    }
+
+    pub async fn admin_update_details(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        change: DetailsChange,
+    ) -> Result<Value, AdminError> {
+        self.require(caller, Permission::CreateIdentity)?;
+        Self::not_self(caller, uuid)?;
+        let mut user = self
+            .db
+            .user(uuid)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        let mut changed = Vec::new();
+        let mut set = |field: &'static str, target: &mut String, value: Option<String>| {
+            if let Some(v) = value {
+                if v.trim().is_empty() {
+                    return Err(AdminError::Invalid(format!("{field} cannot be empty")));
+                }
+                *target = v.trim().to_string();
+                changed.push(field);
+            }
+            Ok(())
+        };
+        set("given_name", &mut user.given_name, change.given_name)?;
+        set("family_name", &mut user.family_name, change.family_name)?;
+        for (field, target, value) in [
+            ("title", &mut user.title, change.title),
+            ("middle_names", &mut user.middle_names, change.middle_names),
+            ("email", &mut user.email, change.email),
+        ] {
+            if let Some(v) = value {
+                *target = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+                changed.push(field);
+            }
+        }
+        let mut details = self.db.personal_details(uuid).await?;
+        let before = details.clone();
+        if let Some(v) = change.date_of_birth {
+            details.date_of_birth = Some(v);
+            changed.push("date_of_birth");
+        }
+        if let Some(v) = change.ni_number {
+            details.ni_number = Some(v);
+            changed.push("ni_number");
+        }
+        if let Some(v) = change.work_phones {
+            details.work_phones = v;
+            changed.push("work_phones");
+        }
+        if changed.is_empty() {
+            return Err(AdminError::Invalid("nothing to change".into()));
+        }
+        let details = checked_details(details, self.now())?;
+        self.db.update_user_details(&user).await?;
+        if details != before {
+            self.db.set_personal_details(uuid, &details).await?;
+        }
+        self.admin_audit(
+            caller,
+            "admin.identity_updated",
+            json!({ "uuid": uuid, "fields": changed }),
+        )
+        .await?;
+        let mut v = identity_json(&user);
+        v["personal_details"] = serde_json::to_value(&details).unwrap_or_default();
+        Ok(v)
+    }
+}
