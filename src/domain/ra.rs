@@ -181,24 +181,7 @@ impl Provider {
                 "tac_name and reason are required".into(),
             ));
         }
-        let der = rustls_pemfile::certs(&mut t.certificate_pem.as_bytes())
-            .next()
-            .and_then(Result::ok)
-            .ok_or_else(|| {
-                AdminError::Invalid("certificate_pem holds no PEM certificate".into())
-            })?;
-        let card =
-            super::smartcard::binding_of(&der).map_err(|e| AdminError::Invalid(e.to_string()))?;
-        if self
-            .db
-            .authenticator_by_certificate(&card.issuer, &card.serial)
-            .await?
-            .is_some()
-        {
-            return Err(AdminError::Conflict(
-                "this certificate is already bound".into(),
-            ));
-        }
+        let (_, card) = self.unbound_certificate(&t.certificate_pem).await?;
         let now = self.now();
         let expires_at = now + t.hours * 3600;
         let authenticator = Authenticator {

@@ -2,7 +2,6 @@
 //! the terms page and the role picker reached and answered with the keyboard alone, their
 //! accessibility basics checked, and screenshots saved under docs/screenshots/.
 
-use careid::domain::client::ClientRequest;
 use careid::domain::rbac;
 use serde_json::{json, Value};
 
@@ -45,30 +44,7 @@ async fn terms_and_role_picker_work_by_keyboard_in_chromium() {
         );
     }
     // The relying party's callback, on loopback, so the final page loads.
-    let rp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let callback = format!(
-        "http://127.0.0.1:{}/callback",
-        rp.local_addr().unwrap().port()
-    );
-    tokio::spawn(async move {
-        axum::serve(
-            rp,
-            axum::Router::new().route(
-                "/callback",
-                axum::routing::get(|| async {
-                    axum::response::Html("<h1>Signed in to the RP</h1>")
-                }),
-            ),
-        )
-        .await
-    });
-    let client = env
-        .client(ClientRequest {
-            client_name: "Ward app".into(),
-            redirect_uris: vec![callback.clone()],
-            ..Default::default()
-        })
-        .await;
+    let (client, callback) = relying_party(&env).await;
     let authorize = format!(
         "{}?{}",
         env.endpoint("/authorize"),

@@ -438,6 +438,24 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// A silent (`prompt=none`) authorization in `browser`: the `error` it came back with, if any.
+    pub async fn silent_error(
+        &self,
+        browser: &Browser,
+        client_id: &str,
+        extra: &[(&str, &str)],
+    ) -> Option<String> {
+        let mut params = vec![("prompt", "none")];
+        params.extend_from_slice(extra);
+        let r = browser
+            .client
+            .get(self.authorize_url(client_id, &params, true))
+            .send()
+            .await
+            .unwrap();
+        query_param(&location(&r), "error")
+    }
+
     /// The whole front channel for a user with `card`: returns the code.
     pub async fn code_for(&self, client: &NewClient, card: &Issued) -> String {
         let url = self.authorize_url(&client.client.metadata.client_id, &[], true);
@@ -772,4 +790,34 @@ pub fn ra_manager() -> careid::domain::admin::Caller {
         org_code: "RZ9".into(),
         ra_roles: vec![careid::domain::admin::RaRole::Manager],
     }
+}
+
+/// A relying party for browser tests: a callback on loopback that shows a page, and a client
+/// registered for it ("Ward app"). Returns the client and the callback URL.
+pub async fn relying_party(env: &TestEnv) -> (NewClient, String) {
+    let rp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!(
+        "http://127.0.0.1:{}/callback",
+        rp.local_addr().unwrap().port()
+    );
+    tokio::spawn(async move {
+        axum::serve(
+            rp,
+            axum::Router::new().route(
+                "/callback",
+                axum::routing::get(|| async {
+                    axum::response::Html("<h1>Signed in to the RP</h1>")
+                }),
+            ),
+        )
+        .await
+    });
+    let client = env
+        .client(ClientRequest {
+            client_name: "Ward app".into(),
+            redirect_uris: vec![callback.clone()],
+            ..Default::default()
+        })
+        .await;
+    (client, callback)
 }

@@ -17,7 +17,7 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use careid::domain::client::{ClientRequest, NewClient};
+use careid::domain::client::NewClient;
 use serde_json::{json, Value};
 
 use crate::cdp::{Chromium, Page};
@@ -206,35 +206,6 @@ async fn register(page: &Page<'_>, env: &TestEnv, url: &str, case: &Case, authen
         URL_SAFE_NO_PAD.decode(&s.credential_id).unwrap(),
         "careid stored the credential the authenticator holds"
     );
-}
-
-/// The relying party: a callback on loopback that shows a page, and a client registered for it.
-async fn relying_party(env: &TestEnv) -> (NewClient, String) {
-    let rp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let callback = format!(
-        "http://127.0.0.1:{}/callback",
-        rp.local_addr().unwrap().port()
-    );
-    tokio::spawn(async move {
-        axum::serve(
-            rp,
-            axum::Router::new().route(
-                "/callback",
-                axum::routing::get(|| async {
-                    axum::response::Html("<h1>Signed in to the RP</h1>")
-                }),
-            ),
-        )
-        .await
-    });
-    let client = env
-        .client(ClientRequest {
-            client_name: "Ward app".into(),
-            redirect_uris: vec![callback.clone()],
-            ..Default::default()
-        })
-        .await;
-    (client, callback)
 }
 
 fn authorize_url(env: &TestEnv, client: &NewClient, callback: &str, state: &str) -> String {

@@ -142,18 +142,10 @@ async fn declining_the_terms_sends_access_denied_and_no_tokens() {
     );
 
     // With a session but terms unaccepted, prompt=none cannot show the page.
-    let r = browser
-        .client
-        .get(env.authorize_url(
-            &client.client.metadata.client_id,
-            &[("prompt", "none")],
-            true,
-        ))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        query_param(&location(&r), "error").as_deref(),
+        env.silent_error(&browser, &client.client.metadata.client_id, &[])
+            .await
+            .as_deref(),
         Some("interaction_required")
     );
 }

@@ -223,6 +223,32 @@ impl Provider {
         })
     }
 
+    /// A card certificate from PEM that is not bound to anyone yet: its DER and binding.
+    pub(crate) async fn unbound_certificate(
+        &self,
+        pem: &str,
+    ) -> Result<(Vec<u8>, crate::domain::smartcard::CardCertificate), AdminError> {
+        let der = rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                AdminError::Invalid("certificate_pem holds no PEM certificate".into())
+            })?;
+        let card = crate::domain::smartcard::binding_of(&der)
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        if self
+            .db
+            .authenticator_by_certificate(&card.issuer, &card.serial)
+            .await?
+            .is_some()
+        {
+            return Err(AdminError::Conflict(
+                "this certificate is already bound".into(),
+            ));
+        }
+        Ok((der.to_vec(), card))
+    }
+
     pub(crate) fn require(&self, caller: &Caller, p: Permission) -> Result<(), AdminError> {
         if p.allowed(&caller.ra_roles) {
             Ok(())
@@ -269,24 +295,7 @@ impl Provider {
             .user(uuid)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
-        let der = rustls_pemfile::certs(&mut certificate_pem.as_bytes())
-            .next()
-            .and_then(Result::ok)
-            .ok_or_else(|| {
-                AdminError::Invalid("certificate_pem holds no PEM certificate".into())
-            })?;
-        let card =
-            super::smartcard::binding_of(&der).map_err(|e| AdminError::Invalid(e.to_string()))?;
-        if self
-            .db
-            .authenticator_by_certificate(&card.issuer, &card.serial)
-            .await?
-            .is_some()
-        {
-            return Err(AdminError::Conflict(
-                "this certificate is already bound".into(),
-            ));
-        }
+        let (der, _) = self.unbound_certificate(certificate_pem).await?;
         let a = registry::bind_smartcard(&self.db, uuid, &der, &caller.uuid, self.now()).await?;
         self.admin_audit(
             caller,

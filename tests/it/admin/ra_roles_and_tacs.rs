@@ -252,6 +252,24 @@ async fn a_temporary_access_card_works_until_it_expires_or_is_returned_and_is_lo
         .unwrap();
     assert_eq!(report["rows"]["issues"][0]["state"], "returned");
     assert_eq!(report["rows"]["issues"][0]["returned_to"], "950000000002");
+    let events: Vec<String> = env
+        .db
+        .recent_audit(50)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}", e.kind, e.actor.clone().unwrap_or_default()))
+        .collect();
+    for expected in [
+        "admin.tac_issued 950000000002",
+        "admin.tac_returned 950000000002",
+        "login.smartcard 950000000003",
+    ] {
+        assert!(
+            events.contains(&expected.to_string()),
+            "{expected}: {events:?}"
+        );
+    }
     let _ = manager;
 }
 
@@ -295,18 +313,10 @@ async fn a_tac_is_only_for_a_verified_identity_and_a_returned_tac_ends_its_sessi
     );
     assert_eq!(call(&env, Some(&agent), "POST", &back, None).await.0, 200);
     // The session the TAC opened has ended: no silent sign-in, and the card is refused.
-    let silent = browser
-        .client
-        .get(env.authorize_url(
-            &client.client.metadata.client_id,
-            &[("prompt", "none")],
-            true,
-        ))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        query_param(&location(&silent), "error").as_deref(),
+        env.silent_error(&browser, &client.client.metadata.client_id, &[])
+            .await
+            .as_deref(),
         Some("login_required")
     );
     let url = env.authorize_url(&client.client.metadata.client_id, &[], true);

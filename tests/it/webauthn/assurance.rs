@@ -101,18 +101,10 @@ async fn untrusted_attestation_is_aal2_and_never_meets_an_aal3_request() {
     .await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("assurance level 3"));
-    let again = browser
-        .client
-        .get(env.authorize_url(
-            &client.client.metadata.client_id,
-            &[("prompt", "none")],
-            true,
-        ))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        query_param(&location(&again), "error").as_deref(),
+        env.silent_error(&browser, &client.client.metadata.client_id, &[])
+            .await
+            .as_deref(),
         Some("login_required")
     );
 
@@ -194,15 +186,7 @@ async fn step_up_from_an_aal2_session_to_aal3_needs_a_new_authentication() {
     let (mut key, _untrusted) = soft_token();
     let (env, client, card) = setup_with_card(None, "961000000009").await;
     let browser = env.browser(Some(&card));
-    let code = invite(&env, "961000000009").await;
-    register(
-        &env,
-        &browser,
-        &mut key,
-        json!({ "invitation": code, "kind": "security_key" }),
-        |_| {},
-    )
-    .await;
+    enrol_security_key(&env, &browser, &mut key, "961000000009").await;
     let r = sign_in(
         &env,
         &browser,

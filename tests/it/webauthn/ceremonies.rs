@@ -66,18 +66,10 @@ async fn a_cloned_authenticator_is_blocked_when_its_counter_goes_back() {
         (404, Some("no_credentials"))
     );
     let _ = &mut key;
-    let again = browser
-        .client
-        .get(env.authorize_url(
-            &client.client.metadata.client_id,
-            &[("prompt", "none")],
-            true,
-        ))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        query_param(&location(&again), "error").as_deref(),
+        env.silent_error(&browser, &client.client.metadata.client_id, &[])
+            .await
+            .as_deref(),
         Some("login_required")
     );
     let kinds: Vec<String> = env
@@ -103,15 +95,7 @@ async fn revoked_credentials_and_suspended_users_cannot_sign_in() {
     let (mut key, root) = soft_token();
     let (env, client) = setup(Some(root), "961000000005").await;
     let browser = env.browser(None);
-    let code = invite(&env, "961000000005").await;
-    register(
-        &env,
-        &browser,
-        &mut key,
-        json!({ "invitation": code, "kind": "security_key" }),
-        |_| {},
-    )
-    .await;
+    enrol_security_key(&env, &browser, &mut key, "961000000005").await;
 
     env.server
         .provider
@@ -212,12 +196,7 @@ async fn wrong_origin_and_wrong_rp_id_are_rejected() {
     .await;
     assert_eq!(r.status(), 400);
     // An assertion made for another RP id (its authenticator data names evil.example's hash).
-    let (_, options) = post_json(
-        &browser,
-        &env.endpoint("/webauthn/authenticate/options"),
-        json!({ "flow": flow, "username": "961000000006" }),
-    )
-    .await;
+    let options = options_for(&env, &browser, &flow, "961000000006").await;
     let answer = key
         .do_authentication(origin(&env), serde_json::from_value(options).unwrap())
         .unwrap();
@@ -252,22 +231,9 @@ async fn a_ceremony_is_single_use_and_bound_to_the_browser_that_started_it() {
     let (mut key, root) = soft_token();
     let (env, client) = setup(Some(root), "961000000007").await;
     let browser = env.browser(None);
-    let code = invite(&env, "961000000007").await;
-    register(
-        &env,
-        &browser,
-        &mut key,
-        json!({ "invitation": code, "kind": "security_key" }),
-        |_| {},
-    )
-    .await;
+    enrol_security_key(&env, &browser, &mut key, "961000000007").await;
     let flow = login_flow(&env, &browser, &client, &[]).await;
-    let (_, options) = post_json(
-        &browser,
-        &env.endpoint("/webauthn/authenticate/options"),
-        json!({ "flow": flow, "username": "961000000007" }),
-    )
-    .await;
+    let options = options_for(&env, &browser, &flow, "961000000007").await;
     let answer = serde_json::to_string(
         &key.do_authentication(origin(&env), serde_json::from_value(options).unwrap())
             .unwrap(),

@@ -145,13 +145,7 @@ pub(super) async fn assert_with<B: AuthenticatorBackend>(
     tweak: impl FnOnce(&mut RequestChallengeResponse),
     answer_origin: Url,
 ) -> reqwest::Response {
-    let (status, options) = post_json(
-        browser,
-        &env.endpoint("/webauthn/authenticate/options"),
-        json!({ "flow": flow, "username": username }),
-    )
-    .await;
-    assert_eq!(status, 200, "{options}");
+    let options = options_for(env, browser, flow, username).await;
     let mut options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
     tweak(&mut options);
     let credential = authenticator
@@ -201,4 +195,35 @@ pub(super) fn soft_token() -> (WebauthnAuthenticator<SoftToken>, String) {
     let (token, ca) = SoftToken::new(true).unwrap();
     let pem = String::from_utf8(ca.to_pem().unwrap()).unwrap();
     (WebauthnAuthenticator::new(token), pem)
+}
+
+/// An RA invitation for `uuid`, answered by registering `key` as a security key.
+pub(super) async fn enrol_security_key<B: AuthenticatorBackend>(
+    env: &TestEnv,
+    browser: &Browser,
+    key: &mut WebauthnAuthenticator<B>,
+    uuid: &str,
+) {
+    let code = invite(env, uuid).await;
+    let (status, page) = register(
+        env,
+        browser,
+        key,
+        json!({ "invitation": code, "kind": "security_key" }),
+        |_| {},
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+}
+
+/// Sign-in options for `flow` by UUID (which must be offered).
+pub(super) async fn options_for(env: &TestEnv, browser: &Browser, flow: &str, uuid: &str) -> Value {
+    let (status, options) = post_json(
+        browser,
+        &env.endpoint("/webauthn/authenticate/options"),
+        json!({ "flow": flow, "username": uuid }),
+    )
+    .await;
+    assert_eq!(status, 200, "{options}");
+    options
 }
