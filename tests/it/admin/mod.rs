@@ -54,24 +54,7 @@ async fn setup() -> Ra {
         .await
         .unwrap()
         .unwrap();
-    let agent_position = Position {
-        id: "ra-agent".into(),
-        org_code: "RZ9".into(),
-        name: "RA Agent".into(),
-        esr_position: None,
-        profiles: vec![Profile {
-            org_code: "RZ9".into(),
-            job_role: "R5090".into(),
-            activities: vec![],
-            workgroups: vec![],
-            areas_of_work: vec![],
-        }],
-    };
-    let raa = env
-        .db
-        .upsert_position(&agent_position, env.now())
-        .await
-        .unwrap();
+    let raa = position_at_rz9(&env, "ra-agent", "RA Agent", "R5090").await;
     let nurse_position = env
         .db
         .position_by_name("RZ9", "Staff Nurse - Example Ward 7")
@@ -88,6 +71,24 @@ async fn setup() -> Ra {
         nurse,
         nurse_position,
     }
+}
+
+/// A position at RZ9 with one profile, at RZ9, of this job role; its id.
+async fn position_at_rz9(env: &TestEnv, id: &str, name: &str, job_role: &str) -> String {
+    let position = Position {
+        id: id.into(),
+        org_code: "RZ9".into(),
+        name: name.into(),
+        esr_position: None,
+        profiles: vec![Profile {
+            org_code: "RZ9".into(),
+            job_role: job_role.into(),
+            activities: vec![],
+            workgroups: vec![],
+            areas_of_work: vec![],
+        }],
+    };
+    env.db.upsert_position(&position, env.now()).await.unwrap()
 }
 
 async fn call(

@@ -16,24 +16,7 @@ async fn only_ra_managers_grant_ra_roles_and_grants_change_what_the_holder_may_d
         ..
     } = setup().await;
     // A ward clerk at RZ9 itself (grants count where the holder's selected role is).
-    let clerk_position = Position {
-        id: "rz9-clerk".into(),
-        org_code: "RZ9".into(),
-        name: "Ward clerk".into(),
-        esr_position: None,
-        profiles: vec![Profile {
-            org_code: "RZ9".into(),
-            job_role: "R8001".into(),
-            activities: vec![],
-            workgroups: vec![],
-            areas_of_work: vec![],
-        }],
-    };
-    let id = env
-        .db
-        .upsert_position(&clerk_position, env.now())
-        .await
-        .unwrap();
+    let id = position_at_rz9(&env, "rz9-clerk", "Ward clerk", "R8001").await;
     let nurse = staff_token(&env, "950000000004", &id).await;
     let grant = "/admin/api/v1/identities/950000000004/ra-roles";
     let body = json!({ "role": "id_checker", "evidence": "Board minutes 2026-11-01 item 4" });
