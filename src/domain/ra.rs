@@ -249,7 +249,11 @@ impl Provider {
         Ok(json!({ "id": id, "returned_at": now }))
     }
 
-    async fn active_identity(&self, uuid: &str) -> Result<super::identity::User, AdminError> {
+    /// The identity, if it exists and is active (404 / 409 otherwise).
+    pub(crate) async fn active_identity(
+        &self,
+        uuid: &str,
+    ) -> Result<super::identity::User, AdminError> {
         let user = self
             .db
             .user(uuid)

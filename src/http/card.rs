@@ -3,7 +3,7 @@
 //! the request comes from a trusted TLS-terminating proxy, and completes the pending sign-in.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use rustls_pki_types::CertificateDer;
@@ -69,14 +69,7 @@ pub async fn card_login(
     };
     let chain = presented_chain(&app, &conn, &headers);
     match app.provider.card_login(flow, chain.as_deref(), cookie(&headers, SESSION_COOKIE)).await {
-                Ok(CardLoginOutcome::SignedIn { next, session_secret }) => {
-            let mut r = super::role::render_next(&app, next, &session_secret, "", &rid);
-            let c = format!("{SESSION_COOKIE}={session_secret}; Path=/; Secure; HttpOnly; SameSite=Lax");
-            if let Ok(v) = HeaderValue::from_str(&c) {
-                r.headers_mut().append(header::SET_COOKIE, v);
-            }
-            r
-        }
+                Ok(CardLoginOutcome::SignedIn { next, session_secret }) => super::role::signed_in(&app, next, &session_secret, &rid),
         Ok(CardLoginOutcome::Rejected(reason)) => Page::error(
             StatusCode::FORBIDDEN,
             "Your smartcard could not sign you in",

@@ -7,7 +7,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 
@@ -31,6 +31,16 @@ fn label(role: &RoleClaim) -> String {
 }
 
 /// Renders what follows authentication: the redirect, the picker, or the no-role page.
+/// After a successful authentication (card or WebAuthn): the next step, with the session cookie.
+pub fn signed_in(app: &AppState, next: Next, session_secret: &str, rid: &str) -> Response {
+    let mut r = render_next(app, next, session_secret, "", rid);
+    let c = format!("{SESSION_COOKIE}={session_secret}; Path=/; Secure; HttpOnly; SameSite=Lax");
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
 pub fn render_next(
     app: &AppState,
     next: Next,

@@ -150,16 +150,7 @@ pub async fn sign_in(State(app): State<AppState>, headers: HeaderMap, body: Byte
         Ok(PasskeyLoginOutcome::SignedIn {
             next,
             session_secret,
-        }) => {
-            let mut r = super::role::render_next(&app, next, &session_secret, "", &rid);
-            let c = format!(
-                "{SESSION_COOKIE}={session_secret}; Path=/; Secure; HttpOnly; SameSite=Lax"
-            );
-            if let Ok(v) = HeaderValue::from_str(&c) {
-                r.headers_mut().append(header::SET_COOKIE, v);
-            }
-            r
-        }
+        }) => super::role::signed_in(&app, next, &session_secret, &rid),
         Ok(PasskeyLoginOutcome::Rejected(r)) => Page::error(
             rejection_status(&r),
             "Sign-in refused",

@@ -95,20 +95,7 @@ impl Db {
     /// Binds the TAC's certificate (an authenticator that expires) and logs the issue, together.
     pub async fn insert_tac(&self, a: &Authenticator, issue: &TacIssue) -> Result<(), StoreError> {
         let mut tx = self.writer().begin().await?;
-        sqlx::query(
-            "INSERT INTO authenticators (id, user_uuid, kind, cert_issuer, cert_serial, status, created_at, last_used_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)",
-        )
-        .bind(&a.id)
-        .bind(&a.user_uuid)
-        .bind(&a.kind)
-        .bind(a.cert_issuer.clone())
-        .bind(a.cert_serial.clone())
-        .bind(&a.status)
-        .bind(a.created_at)
-        .bind(a.expires_at)
-        .execute(&mut *tx)
-        .await?;
+        super::users::insert_authenticator_row(&mut tx, a).await?;
         sqlx::query(
             "INSERT INTO tac_issues (id, authenticator_id, user_uuid, tac_name, reason, issued_by, issued_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

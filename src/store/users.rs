@@ -36,6 +36,30 @@ fn authenticator_from(r: &AnyRow) -> Result<Authenticator, StoreError> {
     })
 }
 
+/// The `authenticators` row of any kind, on a connection or inside a caller's transaction
+/// (TACs and WebAuthn credentials are stored with their own row in one transaction).
+pub(super) async fn insert_authenticator_row(
+    conn: &mut sqlx::AnyConnection,
+    a: &Authenticator,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO authenticators (id, user_uuid, kind, cert_issuer, cert_serial, status, created_at, last_used_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&a.id)
+    .bind(&a.user_uuid)
+    .bind(&a.kind)
+    .bind(a.cert_issuer.clone())
+    .bind(a.cert_serial.clone())
+    .bind(&a.status)
+    .bind(a.created_at)
+    .bind(a.last_used_at)
+    .bind(a.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 impl Db {
     pub async fn insert_user(&self, user: &User, now: UnixTime) -> Result<(), StoreError> {
         sqlx::query(
@@ -78,21 +102,8 @@ impl Db {
     }
 
     pub async fn insert_authenticator(&self, a: &Authenticator) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO authenticators (id, user_uuid, kind, cert_issuer, cert_serial, status, created_at, last_used_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&a.id)
-        .bind(&a.user_uuid)
-        .bind(&a.kind)
-        .bind(a.cert_issuer.clone())
-        .bind(a.cert_serial.clone())
-        .bind(&a.status)
-        .bind(a.created_at)
-        .bind(a.last_used_at)
-        .execute(self.writer())
-        .await?;
-        Ok(())
+        let mut conn = self.writer().acquire().await?;
+        insert_authenticator_row(&mut conn, a).await
     }
 
     /// The smartcard authenticator bound to a certificate (issuer DN + serial), in any status.

@@ -47,18 +47,7 @@ impl Db {
     pub async fn insert_webauthn_credential(&self, c: &StoredCredential) -> Result<(), StoreError> {
         let a = &c.authenticator;
         let mut tx = self.writer().begin().await?;
-        sqlx::query(
-            "INSERT INTO authenticators (id, user_uuid, kind, cert_issuer, cert_serial, status, created_at, last_used_at) \
-             VALUES ($1, $2, $3, NULL, NULL, $4, $5, $6)",
-        )
-        .bind(&a.id)
-        .bind(&a.user_uuid)
-        .bind(&a.kind)
-        .bind(&a.status)
-        .bind(a.created_at)
-        .bind(a.last_used_at)
-        .execute(&mut *tx)
-        .await?;
+        super::users::insert_authenticator_row(&mut tx, a).await?;
         sqlx::query(
             "INSERT INTO webauthn_credentials (authenticator_id, credential_id, credential, name, aaguid, attestation_format, \
              attestation_trusted, transports, backup_eligible, backup_state, discoverable, aal, sign_count) \

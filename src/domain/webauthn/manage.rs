@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::ceremonies::clean_name;
 use super::StoredCredential;
 use crate::domain::admin::{AdminError, Caller, Permission};
-use crate::domain::identity::{Authenticator, User, UserStatus};
+use crate::domain::identity::{Authenticator, User};
 use crate::domain::provider::{Provider, ServiceError};
 use crate::domain::secrets;
 use crate::domain::session::Session;
@@ -42,17 +42,7 @@ impl Provider {
     ) -> Result<Value, AdminError> {
         self.require(caller, Permission::ManageAuthenticators)?;
         Self::not_self(caller, uuid)?;
-        let user = self
-            .db
-            .user(uuid)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
-        if user.status != UserStatus::Active {
-            return Err(AdminError::Conflict(format!(
-                "Care Identity {uuid} is {}",
-                user.status.as_str()
-            )));
-        }
+        self.active_identity(uuid).await?;
         let now = self.now();
         let code = secrets::random_token();
         let invitation = super::Invitation {
