@@ -146,6 +146,10 @@ pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db` (created if missing, WAL) or `postgres://user@host/db`.
     pub url: String,
     pub max_connections: u32,
+    /// How long a client registration read from the database is reused. A client disabled by
+    /// another process (`careid clients disable`, another instance) stops being served within
+    /// this many seconds. 0 reads it on every request.
+    pub client_cache_secs: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,6 +248,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "sqlite://data/careid.db".into(),
             max_connections: 16,
+            client_cache_secs: 5,
         }
     }
 }
@@ -400,6 +405,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "database.max_connections",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if !(0..=300).contains(&self.database.client_cache_secs) {
+            return Err(ConfigError::Invalid {
+                key: "database.client_cache_secs",
+                reason: "must be between 0 and 300".into(),
             });
         }
         if !(1..=60).contains(&self.tokens.code_ttl_secs) {

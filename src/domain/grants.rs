@@ -15,7 +15,7 @@ use super::provider::{Provider, ServiceError};
 use super::secrets;
 use super::token::{TokenError, TokenResponse};
 use crate::clock::UnixTime;
-use crate::store::{AccessTokenRecord, RefreshRecord};
+use crate::store::{AccessTokenRecord, RefreshRecord, WriteSet};
 
 /// A refresh-token family: where the next token in it belongs.
 #[derive(Debug, Clone)]
@@ -52,11 +52,12 @@ impl Provider {
     }
 
     /// Stores the next refresh token of a family and returns it (shown once).
-    pub(crate) async fn store_refresh_token(
+    pub(crate) fn store_refresh_token(
         &self,
         client: &Client,
         grant: &CodeGrant,
         family: &Family,
+        writes: &mut WriteSet,
     ) -> Result<String, ServiceError> {
         let now = self.now();
         let idle = client
@@ -81,9 +82,7 @@ impl Provider {
             used_at: None,
             revoked_at: None,
         };
-        self.db
-            .insert_refresh_token(&secrets::digest(&token), &record)
-            .await?;
+        writes.insert_refresh_token(&secrets::digest(&token), &record)?;
         Ok(token)
     }
 
@@ -212,29 +211,28 @@ impl Provider {
             .keys
             .sign(SigningAlg::RS256, "at+jwt", c)
             .map_err(ServiceError::from)?;
-        self.db
-            .insert_access_token(&AccessTokenRecord {
-                jti: jti.clone(),
-                client_id: m.client_id.clone(),
-                user_uuid: None,
-                sid: None,
-                code_hash: None,
-                scope: scopes.join(" "),
-                issued_at: now,
-                expires_at: now + ttl,
-                family_id: None,
-            })
-            .await?;
-        metrics::counter!("careid_tokens_issued_total", "grant_type" => "client_credentials")
-            .increment(1);
-        self.audit(
+        let mut writes = WriteSet::new();
+        writes.insert_access_token(&AccessTokenRecord {
+            jti: jti.clone(),
+            client_id: m.client_id.clone(),
+            user_uuid: None,
+            sid: None,
+            code_hash: None,
+            scope: scopes.join(" "),
+            issued_at: now,
+            expires_at: now + ttl,
+            family_id: None,
+        });
+        writes.audit(self.audit_event(
             "token.issued",
             "success",
             None,
             Some(&m.client_id),
             json!({ "grant_type": "client_credentials", "jti": jti }),
-        )
-        .await?;
+        ));
+        self.db.commit(writes).await?;
+        metrics::counter!("careid_tokens_issued_total", "grant_type" => "client_credentials")
+            .increment(1);
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",

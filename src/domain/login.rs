@@ -14,6 +14,7 @@ use super::rbac::{self, RoleClaim};
 use super::secrets;
 use super::session::Session;
 use super::smartcard::CardRejection;
+use crate::store::WriteSet;
 
 /// What the authorization endpoint does next.
 #[derive(Debug)]
@@ -173,8 +174,11 @@ impl Provider {
             let fresh = session.fresh_enough(now, request.max_age);
             match (request.prompt.login, fresh, acr) {
                 (false, true, Some(acr)) => {
-                    self.db.touch_session(&session.sid, now).await?;
-                    return Ok(match self.complete(&request, &session, &acr).await? {
+                    let mut writes = WriteSet::new();
+                    writes.touch_session(&session.sid, now);
+                    let next = self.complete(&request, &session, &acr, &mut writes).await?;
+                    self.db.commit(writes).await?;
+                    return Ok(match next {
                         Next::Redirect(location) => AuthorizeOutcome::Redirect(location),
                         _ if request.prompt.none => {
                             let e = RedirectError {
@@ -248,12 +252,13 @@ impl Provider {
     }
 
     /// Issues a single-use code for a signed-in session and returns the redirect to the client.
-    async fn issue_code(
+    fn issue_code(
         &self,
         request: &AuthorizationRequest,
         session: &Session,
         acr: &str,
         selected_roleid: Option<String>,
+        writes: &mut WriteSet,
     ) -> Result<String, ServiceError> {
         let now = self.now();
         let code = secrets::random_token();
@@ -272,13 +277,11 @@ impl Provider {
             issued_at: now,
             selected_roleid,
         };
-        self.db
-            .insert_code(
-                &secrets::digest(&code),
-                &grant,
-                now + self.config.tokens.code_ttl_secs,
-            )
-            .await?;
+        writes.insert_code(
+            &secrets::digest(&code),
+            &grant,
+            now + self.config.tokens.code_ttl_secs,
+        )?;
         let session_state = secrets::s256(&format!("{} {}", request.client_id, session.sid));
         let mut pairs = vec![("code", code.as_str())];
         if let Some(state) = &request.state {
@@ -354,26 +357,30 @@ impl Provider {
         if !self.db.take_login_flow(flow_id).await? {
             return Ok(None);
         }
-        self.db.touch_authenticator(authenticator_id, now).await?;
+        let mut writes = WriteSet::new();
+        writes.touch_authenticator(authenticator_id, now);
         let (session, session_secret) = self
-            .open_session(previous_secret, user_uuid, authenticator_id, method)
+            .open_session(
+                previous_secret,
+                user_uuid,
+                authenticator_id,
+                method,
+                &mut writes,
+            )
             .await?;
         let label = match method.kind() {
             MethodKind::Smartcard => "smartcard",
             MethodKind::Fido2 => "webauthn",
         };
-        metrics::counter!("careid_logins_total", "method" => label, "outcome" => "success")
-            .increment(1);
-        self.audit(
+        writes.audit(self.audit_event(
             &format!("login.{label}"),
             "success",
             Some(user_uuid),
             Some(&request.client_id),
             json!({ "sid": session.sid, "authenticator": authenticator_id, "aal": method.aal() }),
-        )
-        .await?;
+        ));
         let next = match request.acr.satisfied_by(method) {
-            Some(acr) => self.complete(request, &session, acr).await?,
+            Some(acr) => self.complete(request, &session, acr, &mut writes).await?,
             None => {
                 let e = RedirectError {
                     error: "unmet_authentication_requirements",
@@ -386,6 +393,9 @@ impl Provider {
                 ))
             }
         };
+        self.db.commit(writes).await?;
+        metrics::counter!("careid_logins_total", "method" => label, "outcome" => "success")
+            .increment(1);
         Ok(Some((next, session_secret)))
     }
 
@@ -398,10 +408,8 @@ impl Provider {
             Ok(card) => card,
             Err(r) => return Ok(Err(r)),
         };
-        let Some(authenticator) = self
-            .db
-            .authenticator_by_certificate(&card.issuer, &card.serial)
-            .await?
+        let Some((authenticator, user_status)) =
+            self.db.card_binding(&card.issuer, &card.serial).await?
         else {
             return Ok(Err(CardRejection::NotBound));
         };
@@ -411,8 +419,7 @@ impl Provider {
         if !authenticator.is_usable(self.now()) {
             return Ok(Err(CardRejection::TacExpired));
         }
-        let user = self.db.user(&authenticator.user_uuid).await?;
-        if user.as_ref().is_none_or(|u| u.status != UserStatus::Active) {
+        if user_status != Some(UserStatus::Active) {
             return Ok(Err(CardRejection::UserNotActive));
         }
         // A temporary access card's certificate names the TAC, not the person it is issued to.
@@ -436,6 +443,7 @@ impl Provider {
         user_uuid: &str,
         authenticator_id: &str,
         method: Method,
+        writes: &mut WriteSet,
     ) -> Result<(Session, String), ServiceError> {
         let now = self.now();
         let secret = secrets::random_token();
@@ -467,9 +475,7 @@ impl Provider {
                 self.end_session(&prev.sid, "replaced").await?;
             }
         }
-        self.db
-            .insert_session(&secrets::digest(&secret), &session)
-            .await?;
+        writes.insert_session(&secrets::digest(&secret), &session);
         Ok((session, secret))
     }
 
@@ -522,6 +528,7 @@ impl Provider {
         request: &AuthorizationRequest,
         session: &Session,
         acr: &str,
+        writes: &mut WriteSet,
     ) -> Result<Next, ServiceError> {
         if self
             .db
@@ -531,31 +538,28 @@ impl Provider {
         {
             let now = self.now();
             let flow_id = secrets::random_token();
-            self.db
-                .insert_login_flow(
-                    &flow_id,
-                    request,
-                    now,
-                    now + self.config.tokens.login_flow_ttl_secs,
-                )
-                .await?;
+            writes.insert_login_flow(
+                &flow_id,
+                request,
+                now,
+                now + self.config.tokens.login_flow_ttl_secs,
+            )?;
             return Ok(Next::AcceptTerms { flow_id });
         }
         if !request.has_scope("selectedrole") && !request.has_scope("changedrole") {
             return Ok(Next::Redirect(
-                self.issue_code(request, session, acr, None).await?,
+                self.issue_code(request, session, acr, None, writes)?,
             ));
         }
         let roles = rbac::current_roles(&self.db, &session.user_uuid, self.now()).await?;
         if roles.is_empty() {
-            self.audit(
+            writes.audit(self.audit_event(
                 "login.role",
                 "no_current_role",
                 Some(&session.user_uuid),
                 Some(&request.client_id),
                 json!({ "sid": session.sid }),
-            )
-            .await?;
+            ));
             return Ok(Next::NoRole);
         }
         let chosen = self
@@ -570,20 +574,22 @@ impl Provider {
         };
         if let Some(id) = selected {
             self.db.set_selected_role(&session.sid, &id).await?;
-            return Ok(Next::Redirect(
-                self.issue_code(request, session, acr, Some(id)).await?,
-            ));
+            return Ok(Next::Redirect(self.issue_code(
+                request,
+                session,
+                acr,
+                Some(id),
+                writes,
+            )?));
         }
         let now = self.now();
         let flow_id = secrets::random_token();
-        self.db
-            .insert_login_flow(
-                &flow_id,
-                request,
-                now,
-                now + self.config.tokens.login_flow_ttl_secs,
-            )
-            .await?;
+        writes.insert_login_flow(
+            &flow_id,
+            request,
+            now,
+            now + self.config.tokens.login_flow_ttl_secs,
+        )?;
         let orgs = rbac::user_orgs(&self.db, &roles).await?;
         let hinted = hinted_role(&roles, request.role_hint.as_deref());
         Ok(Next::ChooseRole {
@@ -632,18 +638,23 @@ impl Provider {
         self.db
             .set_selected_role(&session.sid, person_roleid)
             .await?;
-        self.audit(
+        let mut writes = WriteSet::new();
+        writes.audit(self.audit_event(
             "login.role",
             "selected",
             Some(&session.user_uuid),
             Some(&request.client_id),
             json!({ "sid": session.sid, "person_roleid": person_roleid }),
-        )
-        .await?;
-        Ok(Some(Next::Redirect(
-            self.issue_code(&request, &session, &acr, Some(person_roleid.into()))
-                .await?,
-        )))
+        ));
+        let location = self.issue_code(
+            &request,
+            &session,
+            &acr,
+            Some(person_roleid.into()),
+            &mut writes,
+        )?;
+        self.db.commit(writes).await?;
+        Ok(Some(Next::Redirect(location)))
     }
 
     /// The terms page's answer. Accepting records the version and time and carries on with the
@@ -701,6 +712,9 @@ impl Provider {
         else {
             return Ok(None);
         };
-        Ok(Some(self.complete(&request, &session, &acr).await?))
+        let mut writes = WriteSet::new();
+        let next = self.complete(&request, &session, &acr, &mut writes).await?;
+        self.db.commit(writes).await?;
+        Ok(Some(next))
     }
 }

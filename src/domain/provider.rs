@@ -35,6 +35,8 @@ pub struct Provider {
     /// WebAuthn relying party and attestation policy.
     pub relying_party: RelyingParty,
     client_keys: ClientKeyCache,
+    /// Registered clients read recently (`database.client_cache_secs`).
+    clients: ClientCache,
     /// Outgoing calls to relying parties (back-channel logout).
     pub(crate) outbound: reqwest::Client,
     /// Woken when a logout is queued, so delivery does not wait for the next poll.
@@ -59,6 +61,7 @@ impl Provider {
             card_trust,
             relying_party,
             client_keys: ClientKeyCache::default(),
+            clients: ClientCache::default(),
             outbound: reqwest::Client::builder()
                 .timeout(Duration::from_secs(config_timeout))
                 .redirect(reqwest::redirect::Policy::none())
@@ -300,21 +303,45 @@ impl Provider {
         client_id: Option<&str>,
         detail: Value,
     ) -> Result<(), ServiceError> {
-        let event = AuditEvent {
+        let event = self.audit_event(kind, outcome, actor, client_id, detail);
+        self.db.append_audit(&event).await?;
+        Ok(())
+    }
+
+    /// An audit event happening now, to commit with other writes in a [`crate::store::WriteSet`].
+    pub fn audit_event(
+        &self,
+        kind: &str,
+        outcome: &str,
+        actor: Option<&str>,
+        client_id: Option<&str>,
+        detail: Value,
+    ) -> AuditEvent {
+        AuditEvent {
             at: self.now(),
             kind: kind.into(),
             outcome: outcome.into(),
             actor: actor.map(String::from),
             client_id: client_id.map(String::from),
             detail,
-        };
-        self.db.append_audit(&event).await?;
-        Ok(())
+        }
     }
 
-    /// An active client, or None.
+    /// An active client, or None. A registration read in the last `database.client_cache_secs`
+    /// is reused: every login and token request needs its client, and the registration changes
+    /// rarely (a client disabled by another process stops being served within that window).
+    /// Unknown client ids are not remembered, so a client registered a moment ago works at once.
     pub async fn active_client(&self, client_id: &str) -> Result<Option<Client>, ServiceError> {
-        Ok(self.db.client(client_id).await?.filter(|c| c.active))
+        let now = self.now();
+        let ttl = self.config.database.client_cache_secs;
+        if let Some(client) = self.clients.fresh(client_id, now, ttl) {
+            return Ok(Some(client).filter(|c| c.active));
+        }
+        let client = self.db.client(client_id).await?;
+        if let Some(c) = &client {
+            self.clients.remember(c, now, ttl);
+        }
+        Ok(client.filter(|c| c.active))
     }
 
     /// The keys a `private_key_jwt` client signs with: registered inline, or fetched from its
@@ -326,6 +353,35 @@ impl Provider {
         }
         let uri = client.metadata.jwks_uri.as_deref()?;
         self.client_keys.get(uri, kid, self.now()).await
+    }
+}
+
+/// Client registrations by id, with the time each was read.
+#[derive(Default)]
+struct ClientCache {
+    entries: Mutex<HashMap<String, (Client, UnixTime)>>,
+}
+
+/// Beyond this many cached clients the cache starts again empty (a bound on memory, far above
+/// any real number of relying parties).
+const CLIENT_CACHE_LIMIT: usize = 10_000;
+
+impl ClientCache {
+    fn fresh(&self, client_id: &str, now: UnixTime, ttl: i64) -> Option<Client> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (client, read_at) = entries.get(client_id)?;
+        (now >= *read_at && now - read_at < ttl).then(|| client.clone())
+    }
+
+    fn remember(&self, client: &Client, now: UnixTime, ttl: i64) {
+        if ttl <= 0 {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CLIENT_CACHE_LIMIT {
+            entries.clear();
+        }
+        entries.insert(client.metadata.client_id.clone(), (client.clone(), now));
     }
 }
 

@@ -7,9 +7,20 @@
 //! read with x509-parser. TLS itself only proves possession of the key (the handshake signature):
 //! validation happens here so a rejection becomes a readable page and an audit record instead of a
 //! failed handshake.
+//!
+//! A browser presents the same chain at every sign-in, so a chain that verified is remembered
+//! (by the SHA-256 of its certificates) for up to five minutes and never past the expiry of any
+//! certificate that could be in its path. Nothing else the verdict depends on can change
+//! meanwhile: the anchors, intermediates and CRLs of a `CardTrust` are fixed when it is built.
+//! Rejections are never remembered. The binding to an active authenticator of an active user is
+//! checked at every sign-in regardless (`domain/login.rs`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
+
+use sha2::{Digest, Sha256};
 
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 use webpki::{
@@ -97,9 +108,48 @@ pub struct CardCertificate {
 pub struct CardTrust {
     anchors: Vec<TrustAnchor<'static>>,
     intermediates: Vec<CertificateDer<'static>>,
+    /// The earliest `notAfter` of the configured intermediates.
+    intermediates_expire: Option<UnixTime>,
     crls: Vec<CertRevocationList<'static>>,
     /// DER subjects of every CA, sent as certificate-request hints so browsers offer only cards.
     pub subjects: Vec<Vec<u8>>,
+    /// Chains that verified recently, by [`chain_digest`].
+    verified: Mutex<HashMap<[u8; 32], VerifiedChain>>,
+}
+
+#[derive(Debug, Clone)]
+struct VerifiedChain {
+    card: CardCertificate,
+    verified_at: UnixTime,
+    /// Re-verify from this instant on.
+    fresh_until: UnixTime,
+}
+
+/// How long a verified chain is remembered at most.
+const VERIFIED_FOR_SECS: i64 = 300;
+/// Beyond this many remembered chains the memory starts again empty.
+const VERIFIED_LIMIT: usize = 10_000;
+
+fn chain_digest(chain: &[CertificateDer<'_>]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    for der in chain {
+        hash.update((der.len() as u64).to_be_bytes());
+        hash.update(der.as_ref());
+    }
+    hash.finalize().into()
+}
+
+/// The earliest `notAfter` among `certs`; None if one cannot be read.
+fn earliest_expiry<'a>(
+    certs: impl IntoIterator<Item = &'a CertificateDer<'a>>,
+) -> Option<Option<UnixTime>> {
+    let mut earliest: Option<UnixTime> = None;
+    for der in certs {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let not_after = cert.validity().not_after.timestamp();
+        earliest = Some(earliest.map_or(not_after, |e| e.min(not_after)));
+    }
+    Some(earliest)
 }
 
 impl CardTrust {
@@ -126,6 +176,12 @@ impl CardTrust {
                         .to_owned();
                     trust.anchors.push(anchor);
                 } else {
+                    let not_after = parsed.validity().not_after.timestamp();
+                    trust.intermediates_expire = Some(
+                        trust
+                            .intermediates_expire
+                            .map_or(not_after, |e| e.min(not_after)),
+                    );
                     trust.intermediates.push(der);
                 }
             }
@@ -153,8 +209,50 @@ impl CardTrust {
         self.anchors.is_empty()
     }
 
-    /// Validates a presented chain (leaf first) at `now`.
+    /// Validates a presented chain (leaf first) at `now`, or finds it verified recently (see
+    /// the module documentation).
     pub fn verify(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<CardCertificate, CardRejection> {
+        let key = chain_digest(chain);
+        if let Some(card) = self.recently_verified(&key, now) {
+            return Ok(card);
+        }
+        let card = self.verify_now(chain, now)?;
+        if let Some(chain_expires) = earliest_expiry(chain) {
+            let fresh_until = [chain_expires, self.intermediates_expire]
+                .into_iter()
+                .flatten()
+                .fold(now + VERIFIED_FOR_SECS, i64::min);
+            self.remember(key, &card, now, fresh_until);
+        }
+        Ok(card)
+    }
+
+    fn recently_verified(&self, key: &[u8; 32], now: UnixTime) -> Option<CardCertificate> {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = verified.get(key)?;
+        (entry.verified_at <= now && now < entry.fresh_until).then(|| entry.card.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], card: &CardCertificate, now: UnixTime, fresh_until: i64) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_LIMIT {
+            verified.clear();
+        }
+        verified.insert(
+            key,
+            VerifiedChain {
+                card: card.clone(),
+                verified_at: now,
+                fresh_until,
+            },
+        );
+    }
+
+    fn verify_now(
         &self,
         chain: &[CertificateDer<'_>],
         now: UnixTime,
@@ -302,5 +400,35 @@ mod tests {
             Err(CardRejection::UnsuitableKeyUsage)
         );
         assert_eq!(trust.verify(&[], NOW), Err(CardRejection::NoCertificate));
+    }
+
+    #[test]
+    fn a_remembered_verdict_ends_with_the_certificate() {
+        let root = Authority::root("t", "Root", NOW).unwrap();
+        let sub = root.intermediate("t", "Auth", NOW).unwrap();
+        let spec = CardSpec::valid("012345678901", "Jane", NOW);
+        let not_after = spec.not_after;
+        let good = sub.card_cert(&spec).unwrap();
+        let (trust, _dir) = trust(&root, &sub, &[]);
+        let first = trust.verify(&chain(&good), not_after - 60).unwrap();
+        assert_eq!(
+            trust.verify(&chain(&good), not_after - 30),
+            Ok(first),
+            "remembered while fresh"
+        );
+        assert_eq!(
+            trust.verify(&chain(&good), not_after + 1),
+            Err(CardRejection::Expired),
+            "not past the certificate's notAfter"
+        );
+        assert_eq!(
+            trust.verify(&chain(&good), NOW + 10),
+            Ok(trust.verify(&chain(&good), NOW).unwrap())
+        );
+        assert_eq!(
+            trust.verify(&chain(&good), NOW - 86400),
+            Err(CardRejection::NotYetValid),
+            "not before the time it was verified at"
+        );
     }
 }

@@ -12,7 +12,7 @@ use super::grants::Family;
 use super::identity::{User, UserStatus};
 use super::provider::{Provider, ServiceError};
 use super::secrets;
-use crate::store::{AccessTokenRecord, Redeemed};
+use crate::store::{AccessTokenRecord, Redeemed, WriteSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -262,16 +262,20 @@ impl Provider {
             ));
         }
         check_pkce(&grant, verifier)?;
-        let session = self.db.session_by_sid(&grant.sid).await?;
+        let (user, session) = match self
+            .db
+            .user_and_session(&grant.user_uuid, &grant.sid)
+            .await?
+        {
+            Some((user, session)) => (Some(user), session),
+            None => (None, None),
+        };
         if session.as_ref().is_none_or(|s| s.ended_at.is_some()) {
             return Err(TokenError::InvalidGrant(
                 "the sign-in session has ended".into(),
             ));
         }
-        let user = self
-            .db
-            .user(&grant.user_uuid)
-            .await?
+        let user = user
             .filter(|u| u.status == UserStatus::Active)
             .ok_or_else(|| TokenError::InvalidGrant("the user is not active".into()))?;
         let family = if client.metadata.allows_grant("refresh_token") {
@@ -328,25 +332,25 @@ impl Provider {
         } else {
             None
         };
-        self.db
-            .insert_access_token(&AccessTokenRecord {
-                jti: jti.clone(),
-                client_id: grant.client_id.clone(),
-                user_uuid: Some(grant.user_uuid.clone()),
-                sid: Some(grant.sid.clone()),
-                code_hash,
-                scope: grant.scopes.join(" "),
-                issued_at: now,
-                expires_at: now + times.access_token_ttl,
-                family_id: family.as_ref().map(|f| f.id.clone()),
-            })
-            .await?;
+        let mut writes = WriteSet::new();
+        writes.insert_access_token(&AccessTokenRecord {
+            jti: jti.clone(),
+            client_id: grant.client_id.clone(),
+            user_uuid: Some(grant.user_uuid.clone()),
+            sid: Some(grant.sid.clone()),
+            code_hash,
+            scope: grant.scopes.join(" "),
+            issued_at: now,
+            expires_at: now + times.access_token_ttl,
+            family_id: family.as_ref().map(|f| f.id.clone()),
+        });
         let refresh_token = match family {
-            Some(f) => Some(self.store_refresh_token(client, grant, &f).await?),
+            Some(f) => Some(self.store_refresh_token(client, grant, &f, &mut writes)?),
             None => None,
         };
+        writes.audit(self.audit_event("token.issued", "success", Some(&grant.user_uuid), Some(&grant.client_id), json!({ "grant_type": grant_type, "jti": jti, "sid": grant.sid, "refresh": refresh_token.is_some() })));
+        self.db.commit(writes).await?;
         metrics::counter!("careid_tokens_issued_total", "grant_type" => grant_type).increment(1);
-        self.audit("token.issued", "success", Some(&grant.user_uuid), Some(&grant.client_id), json!({ "grant_type": grant_type, "jti": jti, "sid": grant.sid, "refresh": refresh_token.is_some() })).await?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",

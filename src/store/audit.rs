@@ -16,8 +16,9 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
+use super::group_commit::{Arg, WriteSet};
 use super::{Db, StoreError};
 use crate::clock::UnixTime;
 
@@ -261,98 +262,13 @@ impl ChainVerifier {
 /// Rows read per query while verifying.
 const VERIFY_BATCH: i64 = 1000;
 
-/// An event waiting to be appended, and who to tell when it is.
-pub(crate) type Pending = (AuditEvent, tokio::sync::oneshot::Sender<Result<(), String>>);
-
 impl Db {
-    /// Appends an event to the chain. The transaction's first statement updates `audit_head`,
-    /// which takes SQLite's write lock or PostgreSQL's lock on that row until commit, so
-    /// concurrent appends (from any connection or process) take turns: each reads the `seq` and
-    /// hash the one before it committed, and a rolled-back append leaves no gap.
+    /// Appends an event to the chain, through the group commit (`group_commit.rs`): it shares a
+    /// transaction with whatever else is waiting, and returns once that has committed.
     pub async fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        let (done, mut outcome) = tokio::sync::oneshot::channel();
-        self.audit_queue()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((e.clone(), done));
-        let turn = self.audit_turn_owned().await;
-        // The previous holder of the turn may have written this event with its own.
-        if let Ok(written) = outcome.try_recv() {
-            return written.map_err(StoreError::AuditBatch);
-        }
-        // The batch is written by its own task, so a caller that goes away (a dropped request)
-        // cannot take the other callers' events with it; an event whose caller went away before
-        // its turn stays queued and goes with the next batch.
-        let db = self.clone();
-        tokio::spawn(async move {
-            let batch =
-                std::mem::take(&mut *db.audit_queue().lock().unwrap_or_else(|p| p.into_inner()));
-            let events: Vec<&AuditEvent> = batch.iter().map(|(e, _)| e).collect();
-            let shared = db
-                .append_audit_batch(&events)
-                .await
-                .map_err(|e| e.to_string());
-            for (_, waiting) in batch {
-                let _ = waiting.send(shared.clone());
-            }
-            drop(turn);
-        });
-        match outcome.await {
-            Ok(written) => written.map_err(StoreError::AuditBatch),
-            Err(_) => Err(StoreError::AuditBatch("the audit writer stopped".into())),
-        }
-    }
-
-    /// Appends events in order in one transaction: the head moves once, by their number.
-    async fn append_audit_batch(&self, events: &[&AuditEvent]) -> Result<(), StoreError> {
-        let Some(count) = i64::try_from(events.len()).ok().filter(|n| *n > 0) else {
-            return Ok(());
-        };
-        let mut tx = self.writer().begin().await?;
-        let head = sqlx::query(
-            "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, last_hash",
-        )
-        .bind(count)
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut seq: i64 = head.try_get::<i64, _>("seq")? - count;
-        let mut prev_hash = head
-            .try_get::<Option<String>, _>("last_hash")?
-            .unwrap_or_else(|| GENESIS.to_string());
-        for e in events {
-            seq += 1;
-            let detail = e.detail.to_string();
-            let hash = row_hash(
-                &ChainedFields {
-                    seq,
-                    at: e.at,
-                    kind: &e.kind,
-                    outcome: &e.outcome,
-                    actor: e.actor.as_deref(),
-                    client_id: e.client_id.as_deref(),
-                    detail: &detail,
-                },
-                &prev_hash,
-            );
-            sqlx::query("INSERT INTO audit_events (at, kind, outcome, actor, client_id, detail, seq, prev_hash, row_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-                .bind(e.at)
-                .bind(&e.kind)
-                .bind(&e.outcome)
-                .bind(e.actor.clone())
-                .bind(e.client_id.clone())
-                .bind(&detail)
-                .bind(seq)
-                .bind(&prev_hash)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
-            prev_hash = hash;
-        }
-        sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1")
-            .bind(&prev_hash)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let mut set = WriteSet::new();
+        set.audit(e.clone());
+        self.commit(set).await?;
         Ok(())
     }
 
@@ -411,6 +327,63 @@ impl Db {
             })
             .collect()
     }
+}
+
+/// Where chained events go, for a multi-row INSERT of [`chain_rows`]' rows.
+pub(crate) const EVENTS_TARGET: &str =
+    "audit_events (at, kind, outcome, actor, client_id, detail, seq, prev_hash, row_hash)";
+
+/// Starts appending `events`, in order, inside the caller's transaction: moves the head by their
+/// number and returns their rows for [`EVENTS_TARGET`] (nine arguments each) and the last row's
+/// hash, which the caller stores in `audit_head.last_hash` in the same transaction. The head
+/// update is the transaction's first statement: it takes SQLite's write lock or PostgreSQL's lock
+/// on that row until commit, so concurrent appends (from any connection or process) take turns:
+/// each reads the `seq` and hash the one before it committed, and a rolled-back append leaves
+/// no gap.
+pub(crate) async fn chain_rows(
+    conn: &mut AnyConnection,
+    events: &[&AuditEvent],
+) -> Result<(Vec<Arg>, String), StoreError> {
+    let count = i64::try_from(events.len())
+        .map_err(|_| StoreError::GroupCommit("too many audit events".into()))?;
+    let head =
+        sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, last_hash")
+            .bind(count)
+            .fetch_one(&mut *conn)
+            .await?;
+    let mut seq: i64 = head.try_get::<i64, _>("seq")? - count;
+    let mut prev_hash = head
+        .try_get::<Option<String>, _>("last_hash")?
+        .unwrap_or_else(|| GENESIS.to_string());
+    let mut rows = Vec::with_capacity(events.len() * 9);
+    for e in events {
+        seq += 1;
+        let detail = e.detail.to_string();
+        let hash = row_hash(
+            &ChainedFields {
+                seq,
+                at: e.at,
+                kind: &e.kind,
+                outcome: &e.outcome,
+                actor: e.actor.as_deref(),
+                client_id: e.client_id.as_deref(),
+                detail: &detail,
+            },
+            &prev_hash,
+        );
+        rows.extend([
+            Arg::from(e.at),
+            (&e.kind).into(),
+            (&e.outcome).into(),
+            e.actor.clone().into(),
+            e.client_id.clone().into(),
+            detail.into(),
+            seq.into(),
+            Arg::from(std::mem::replace(&mut prev_hash, hash.clone())),
+            hash.into(),
+        ]);
+    }
+    Ok((rows, prev_hash))
 }
 
 fn stored_row(r: &AnyRow) -> Result<StoredAuditRow, StoreError> {

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{from_json, Db, StoreError};
+use super::{from_json, Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
 use crate::domain::claims::CodeGrant;
 
@@ -16,6 +16,26 @@ pub enum Redeemed {
     Unknown,
 }
 
+impl WriteSet {
+    pub fn insert_code(
+        &mut self,
+        code_hash: &str,
+        grant: &CodeGrant,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.insert(
+            "auth_codes (code_hash, client_id, grant_json, expires_at)",
+            vec![
+                code_hash.into(),
+                (&grant.client_id).into(),
+                serde_json::to_string(grant)?.into(),
+                expires_at.into(),
+            ],
+        );
+        Ok(())
+    }
+}
+
 impl Db {
     pub async fn insert_code(
         &self,
@@ -23,13 +43,9 @@ impl Db {
         grant: &CodeGrant,
         expires_at: UnixTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO auth_codes (code_hash, client_id, grant_json, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(code_hash)
-            .bind(&grant.client_id)
-            .bind(serde_json::to_string(grant)?)
-            .bind(expires_at)
-            .execute(self.writer())
-            .await?;
+        let mut set = WriteSet::new();
+        set.insert_code(code_hash, grant, expires_at)?;
+        self.commit(set).await?;
         Ok(())
     }
 
@@ -39,11 +55,16 @@ impl Db {
         code_hash: &str,
         now: UnixTime,
     ) -> Result<Redeemed, StoreError> {
-        let row = sqlx::query("UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL RETURNING grant_json")
-            .bind(now)
-            .bind(code_hash)
-            .fetch_optional(self.writer())
-            .await?;
+        let mut set = WriteSet::new();
+        set.fetch(
+            "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL RETURNING grant_json",
+            vec![now.into(), code_hash.into()],
+        );
+        let row = self
+            .commit(set)
+            .await?
+            .pop()
+            .and_then(|w| w.rows.into_iter().next());
         if let Some(r) = row {
             return Ok(Redeemed::Fresh(Box::new(from_json(
                 &r.try_get::<String, _>("grant_json")?,

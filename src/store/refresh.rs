@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{from_json, Db, StoreError};
+use super::{from_json, Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
 use crate::domain::claims::CodeGrant;
 
@@ -45,22 +45,9 @@ impl Db {
         token_hash: &str,
         r: &RefreshRecord,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_uuid, sid, grant_json, offline, issued_at, expires_at, family_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(token_hash)
-        .bind(&r.family_id)
-        .bind(&r.client_id)
-        .bind(&r.user_uuid)
-        .bind(r.sid.clone())
-        .bind(serde_json::to_string(&r.grant)?)
-        .bind(i64::from(r.offline))
-        .bind(r.issued_at)
-        .bind(r.expires_at)
-        .bind(r.family_expires_at)
-        .execute(self.writer())
-        .await?;
+        let mut set = WriteSet::new();
+        set.insert_refresh_token(token_hash, r)?;
+        self.commit(set).await?;
         Ok(())
     }
 
@@ -127,5 +114,30 @@ impl Db {
         .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
+    }
+}
+
+impl WriteSet {
+    pub fn insert_refresh_token(
+        &mut self,
+        token_hash: &str,
+        r: &RefreshRecord,
+    ) -> Result<(), StoreError> {
+        self.insert(
+            "refresh_tokens (token_hash, family_id, client_id, user_uuid, sid, grant_json, offline, issued_at, expires_at, family_expires_at)",
+            vec![
+                token_hash.into(),
+                (&r.family_id).into(),
+                (&r.client_id).into(),
+                (&r.user_uuid).into(),
+                r.sid.clone().into(),
+                serde_json::to_string(&r.grant)?.into(),
+                i64::from(r.offline).into(),
+                r.issued_at.into(),
+                r.expires_at.into(),
+                r.family_expires_at.into(),
+            ],
+        );
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{from_json, Db, StoreError};
+use super::{from_json, Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
 use crate::domain::authorize::AuthorizationRequest;
 use crate::domain::session::Session;
@@ -26,22 +26,9 @@ fn session_from(r: &AnyRow) -> Result<Session, StoreError> {
 
 impl Db {
     pub async fn insert_session(&self, secret_hash: &str, s: &Session) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sessions (secret_hash, sid, user_uuid, authenticator_id, amr, aal, auth_time, created_at, last_seen_at, absolute_expiry) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(secret_hash)
-        .bind(&s.sid)
-        .bind(&s.user_uuid)
-        .bind(&s.authenticator_id)
-        .bind(&s.amr)
-        .bind(s.aal)
-        .bind(s.auth_time)
-        .bind(s.created_at)
-        .bind(s.last_seen_at)
-        .bind(s.absolute_expiry)
-        .execute(self.writer())
-        .await?;
+        let mut set = WriteSet::new();
+        set.insert_session(secret_hash, s);
+        self.commit(set).await?;
         Ok(())
     }
 
@@ -65,11 +52,9 @@ impl Db {
     }
 
     pub async fn touch_session(&self, sid: &str, now: UnixTime) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE sid = $2 AND ended_at IS NULL")
-            .bind(now)
-            .bind(sid)
-            .execute(self.writer())
-            .await?;
+        let mut set = WriteSet::new();
+        set.touch_session(sid, now);
+        self.commit(set).await?;
         Ok(())
     }
 
@@ -144,14 +129,9 @@ impl Db {
         now: UnixTime,
         expires_at: UnixTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO login_flows (id, client_id, request, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id)
-            .bind(&request.client_id)
-            .bind(serde_json::to_string(request)?)
-            .bind(now)
-            .bind(expires_at)
-            .execute(self.writer())
-            .await?;
+        let mut set = WriteSet::new();
+        set.insert_login_flow(id, request, now, expires_at)?;
+        self.commit(set).await?;
         Ok(())
     }
 
@@ -172,10 +152,58 @@ impl Db {
 
     /// Removes a flow once it has produced a code: a flow completes once.
     pub async fn take_login_flow(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM login_flows WHERE id = $1")
-            .bind(id)
-            .execute(self.writer())
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let mut set = WriteSet::new();
+        set.execute("DELETE FROM login_flows WHERE id = $1", vec![id.into()]);
+        let done = self.commit(set).await?;
+        Ok(done.first().is_some_and(|w| w.rows_affected == 1))
+    }
+}
+
+impl WriteSet {
+    /// Notes that an open session was used (the idle timeout restarts).
+    pub fn touch_session(&mut self, sid: &str, now: UnixTime) {
+        self.execute(
+            "UPDATE sessions SET last_seen_at = $1 WHERE sid = $2 AND ended_at IS NULL",
+            vec![now.into(), sid.into()],
+        );
+    }
+
+    pub fn insert_session(&mut self, secret_hash: &str, s: &Session) {
+        self.insert(
+            "sessions (secret_hash, sid, user_uuid, authenticator_id, amr, aal, auth_time, created_at, last_seen_at, absolute_expiry)",
+            vec![
+                secret_hash.into(),
+                (&s.sid).into(),
+                (&s.user_uuid).into(),
+                (&s.authenticator_id).into(),
+                (&s.amr).into(),
+                s.aal.into(),
+                s.auth_time.into(),
+                s.created_at.into(),
+                s.last_seen_at.into(),
+                s.absolute_expiry.into(),
+            ],
+        );
+    }
+
+    /// A started sign-in, waiting for the user.
+    pub fn insert_login_flow(
+        &mut self,
+        id: &str,
+        request: &AuthorizationRequest,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.insert(
+            "login_flows (id, client_id, request, created_at, expires_at)",
+            vec![
+                id.into(),
+                (&request.client_id).into(),
+                serde_json::to_string(request)?.into(),
+                now.into(),
+                expires_at.into(),
+            ],
+        );
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Db, StoreError};
+use super::{Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone)]
@@ -20,22 +20,31 @@ pub struct AccessTokenRecord {
     pub family_id: Option<String>,
 }
 
+impl WriteSet {
+    /// Records an issued access token.
+    pub fn insert_access_token(&mut self, t: &AccessTokenRecord) {
+        self.insert(
+            "access_tokens (jti, client_id, user_uuid, sid, code_hash, scope, issued_at, expires_at, family_id)",
+            vec![
+                (&t.jti).into(),
+                (&t.client_id).into(),
+                t.user_uuid.clone().into(),
+                t.sid.clone().into(),
+                t.code_hash.clone().into(),
+                (&t.scope).into(),
+                t.issued_at.into(),
+                t.expires_at.into(),
+                t.family_id.clone().into(),
+            ],
+        );
+    }
+}
+
 impl Db {
     pub async fn insert_access_token(&self, t: &AccessTokenRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO access_tokens (jti, client_id, user_uuid, sid, code_hash, scope, issued_at, expires_at, family_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&t.jti)
-        .bind(&t.client_id)
-        .bind(t.user_uuid.clone())
-        .bind(t.sid.clone())
-        .bind(t.code_hash.clone())
-        .bind(&t.scope)
-        .bind(t.issued_at)
-        .bind(t.expires_at)
-        .bind(t.family_id.clone())
-        .execute(self.writer())
-        .await?;
+        let mut set = WriteSet::new();
+        set.insert_access_token(t);
+        self.commit(set).await?;
         Ok(())
     }
 

@@ -3,9 +3,16 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{Db, StoreError};
+use super::{Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
 use crate::domain::identity::{Authenticator, PersonalDetails, User, UserStatus};
+
+/// When a session ends: `ended_at` once it has, and its absolute expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionEnd {
+    pub ended_at: Option<UnixTime>,
+    pub absolute_expiry: UnixTime,
+}
 
 fn user_from(r: &AnyRow) -> Result<User, StoreError> {
     let status: String = r.try_get("status")?;
@@ -121,6 +128,55 @@ impl Db {
         row.as_ref().map(authenticator_from).transpose()
     }
 
+    /// A card's binding and the status of the user it belongs to, in one query (the card step
+    /// needs both). None when no authenticator has this issuer and serial.
+    pub async fn card_binding(
+        &self,
+        issuer: &str,
+        serial: &str,
+    ) -> Result<Option<(Authenticator, Option<UserStatus>)>, StoreError> {
+        let row = sqlx::query("SELECT a.*, u.status AS user_status FROM authenticators a LEFT JOIN users u ON u.uuid = a.user_uuid WHERE a.cert_issuer = $1 AND a.cert_serial = $2")
+            .bind(issuer)
+            .bind(serial)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let user_status = r
+            .try_get::<Option<String>, _>("user_status")?
+            .map(|s| {
+                UserStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("user status {s}")))
+            })
+            .transpose()?;
+        Ok(Some((authenticator_from(&r)?, user_status)))
+    }
+
+    /// A user with the state of one of their sessions (None when it does not exist), in one
+    /// query (the token endpoint checks both for every code).
+    pub async fn user_and_session(
+        &self,
+        uuid: &str,
+        sid: &str,
+    ) -> Result<Option<(User, Option<SessionEnd>)>, StoreError> {
+        let row = sqlx::query("SELECT u.*, s.sid AS session_sid, s.ended_at AS session_ended_at, s.absolute_expiry AS session_absolute_expiry FROM users u LEFT JOIN sessions s ON s.sid = $1 AND s.user_uuid = u.uuid WHERE u.uuid = $2")
+            .bind(sid)
+            .bind(uuid)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let session = match r.try_get::<Option<String>, _>("session_sid")? {
+            Some(_) => Some(SessionEnd {
+                ended_at: r.try_get("session_ended_at")?,
+                absolute_expiry: r.try_get("session_absolute_expiry")?,
+            }),
+            None => None,
+        };
+        Ok(Some((user_from(&r)?, session)))
+    }
+
     pub async fn set_authenticator_status(
         &self,
         id: &str,
@@ -135,11 +191,9 @@ impl Db {
     }
 
     pub async fn touch_authenticator(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
-        sqlx::query("UPDATE authenticators SET last_used_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(self.writer())
-            .await?;
+        let mut set = WriteSet::new();
+        set.touch_authenticator(id, now);
+        self.commit(set).await?;
         Ok(())
     }
 
@@ -263,5 +317,15 @@ impl Db {
             Some(r) => (r.try_get("status_reason")?, r.try_get("status_changed_at")?),
             None => (None, None),
         })
+    }
+}
+
+impl WriteSet {
+    /// Notes when an authenticator was last used to sign in.
+    pub fn touch_authenticator(&mut self, id: &str, now: UnixTime) {
+        self.execute(
+            "UPDATE authenticators SET last_used_at = $1 WHERE id = $2",
+            vec![now.into(), id.into()],
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-use careid::store::{AuditEvent, Db};
+use careid::store::{AccessTokenRecord, AuditEvent, Db, WriteSet};
 use sqlx::{AnyConnection, Connection, Row};
 
 use crate::helpers::*;
@@ -346,4 +346,89 @@ async fn rows_from_before_the_chain_are_counted_and_new_rows_are_chained() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Writes from concurrent requests share transactions (group commit). A set that breaks a
+/// constraint fails alone and leaves nothing behind (not even its audit event), while the sets
+/// batched with it commit, each with its audit event, in one unbroken chain.
+#[tokio::test]
+async fn a_failing_write_set_fails_alone_and_leaves_nothing_behind() {
+    let env = TestEnv::start().await;
+    let client = env.confidential_client().await;
+    let now = env.now();
+    let record = |jti: &str| AccessTokenRecord {
+        jti: jti.into(),
+        client_id: client.client.metadata.client_id.clone(),
+        user_uuid: None,
+        sid: None,
+        code_hash: None,
+        scope: "api".into(),
+        issued_at: now,
+        expires_at: now + 600,
+        family_id: None,
+    };
+    env.db.insert_access_token(&record("taken")).await.unwrap();
+    let chained_before = intact_rows(&env);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let db = env.db.clone();
+        let jti = if i == 17 {
+            "taken".to_string()
+        } else {
+            format!("jti-{i}")
+        };
+        let mut set = WriteSet::new();
+        set.insert_access_token(&record(&jti));
+        set.audit(AuditEvent {
+            at: now,
+            kind: "test.group_commit".into(),
+            outcome: "success".into(),
+            actor: Some(jti.clone()),
+            client_id: None,
+            detail: serde_json::json!({ "i": i }),
+        });
+        tasks.spawn(async move { (jti, db.commit(set).await) });
+    }
+    let mut failed = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (jti, outcome) = done.unwrap();
+        match outcome {
+            Ok(written) => assert_eq!(written.len(), 1, "one result per statement"),
+            Err(e) => {
+                assert!(
+                    matches!(e, careid::store::StoreError::Database(_)),
+                    "{jti}: {e}"
+                );
+                failed.push(jti);
+            }
+        }
+    }
+    assert_eq!(
+        failed,
+        vec!["taken".to_string()],
+        "only the duplicate fails"
+    );
+    for i in (0..40).filter(|i| *i != 17) {
+        assert!(env
+            .db
+            .access_token_active(&format!("jti-{i}"))
+            .await
+            .unwrap());
+    }
+    let mut conn = raw(&env).await;
+    let actors: Vec<String> =
+        sqlx::query("SELECT actor FROM audit_events WHERE kind = 'test.group_commit'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("actor"))
+            .collect();
+    assert_eq!(actors.len(), 39);
+    assert!(
+        !actors.iter().any(|a| a == "taken"),
+        "the failed set's audit event was not written"
+    );
+    assert_eq!(intact_rows(&env), chained_before + 39);
 }

@@ -96,6 +96,25 @@ async fn clients_registered_from_the_cli_sign_in_on_the_running_server() {
     .unwrap();
     assert_eq!(shown["status"], "disabled");
     let r = env
+        .http()
+        .post(env.endpoint("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "any"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "within database.client_cache_secs the running server still knows the client"
+    );
+    env.clock
+        .advance(careid::config::DatabaseConfig::default().client_cache_secs);
+    let r = env
         .browser(None)
         .client
         .get(env.authorize_url(&id, &[], true))
@@ -103,6 +122,21 @@ async fn clients_registered_from_the_cli_sign_in_on_the_running_server() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400, "a disabled client cannot start a sign-in");
+    let r = env
+        .http()
+        .post(env.endpoint("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "any"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "nor get tokens");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
 }
 
 #[tokio::test]
