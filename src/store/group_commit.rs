@@ -15,6 +15,9 @@
 //! transaction, before the other writes, so the `audit_head` row lock orders batches from
 //! different processes the same way everywhere.
 //!
+//! On PostgreSQL, which takes concurrent writers, only sets that carry audit events queue (the
+//! chain's head row serialises them anyway); the others commit on their own at once.
+//!
 //! When a shared transaction fails (say one set breaks a constraint), each set is retried in a
 //! transaction of its own, so one caller's error is never another's.
 
@@ -25,7 +28,7 @@ use sqlx::AnyConnection;
 use tokio::sync::oneshot;
 
 use super::audit::{self, AuditEvent};
-use super::{Db, StoreError};
+use super::{Backend, Db, StoreError};
 
 /// A bound parameter, owned so that a set can wait in the queue.
 #[derive(Debug, Clone)]
@@ -216,6 +219,15 @@ impl Db {
     pub async fn commit(&self, set: WriteSet) -> Result<Vec<Written>, StoreError> {
         if set.is_empty() {
             return Ok(Vec::new());
+        }
+        // PostgreSQL takes concurrent writers, so a set that does not extend the audit chain
+        // (whose head row serialises its writers anyway) commits on its own at once instead of
+        // waiting its turn behind the batch in flight.
+        if self.backend() == Backend::Postgres && set.audit.is_empty() {
+            return self
+                .write_sets(&[&set])
+                .await
+                .map(|mut r| r.pop().unwrap_or_default());
         }
         let (done, mut answer) = oneshot::channel();
         self.group().queue_push(set, done);
