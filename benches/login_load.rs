@@ -8,7 +8,9 @@
 //! Run: `cargo bench --bench login_load -- [--mode login|client-credentials|introspect|refresh]
 //! [--concurrency 16] [--seconds 10] [--pool 16] [--postgres URL]`. The other modes drive one
 //! token-endpoint operation from back-end callers (each introspect/refresh caller signs in once first).
-//! Prints logins/s, tokens/s, latency percentiles per step and the server's RSS (idle and peak).
+//! Prints logins/s, tokens/s, latency percentiles per step and the server's RSS (idle and peak),
+//! and the ceiling that RS256 signing alone puts on this machine (measured in-process before the
+//! server starts: two signatures per login, one per client-credentials token).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -458,6 +460,32 @@ async fn api_user(setup: Arc<Setup>, index: usize, until: Instant, mode: String)
     s
 }
 
+/// Milliseconds one RS256 signature (RSA-2048, the access and ID tokens' default) takes on one
+/// core of this machine, measured with the library the server signs with. Every login needs two
+/// and every client-credentials token one, so this bounds what two cores can do at all.
+fn rs256_sign_ms() -> f64 {
+    use josekit::jws::{JwsHeader, RS256};
+    let key = RS256.generate_key_pair(2048).unwrap();
+    let signer = RS256.signer_from_der(key.to_der_private_key()).unwrap();
+    let mut header = JwsHeader::new();
+    header.set_token_type("at+jwt");
+    let payload = josekit::jwt::JwtPayload::new();
+    let started = Instant::now();
+    let mut n = 0u32;
+    while started.elapsed() < Duration::from_millis(1500) {
+        josekit::jwt::encode_with_signer(&payload, &header, &signer).unwrap();
+        n += 1;
+    }
+    started.elapsed().as_secs_f64() * 1000.0 / f64::from(n)
+}
+
+fn print_rsa_ceiling(sign_ms: f64, signatures_per_operation: f64, what: &str) {
+    println!(
+        "  RS256 signature {sign_ms:.3} ms on one core: two cores doing nothing else could make at most {:.0} {what}/s",
+        2000.0 / sign_ms / signatures_per_operation
+    );
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -479,6 +507,8 @@ fn line(name: &str, mut v: Vec<Duration>) {
 #[tokio::main]
 async fn main() {
     let args = args();
+    // Measured before the server starts, on a quiet machine.
+    let sign_ms = rs256_sign_ms();
     let dir = tempfile::tempdir().unwrap();
     let (setup, server) = prepare(dir.path(), &args).await;
     let setup = Arc::new(setup);
@@ -534,6 +564,11 @@ async fn main() {
             "  server RSS peak {:.1} MiB",
             rss_kib(pid, "VmHWM:") as f64 / 1024.0
         );
+        match args.mode.as_str() {
+            "client-credentials" => print_rsa_ceiling(sign_ms, 1.0, "tokens"),
+            "refresh" => print_rsa_ceiling(sign_ms, 2.0, "refresh grants"),
+            _ => {}
+        }
         return;
     }
 
@@ -597,5 +632,6 @@ async fn main() {
         peak as f64 / 1024.0
     );
     println!("  CPU: server {server_cpu:.2} cores, load generator {generator_cpu:.2} cores ({:.2} ms server CPU per login)", server_cpu * 1000.0 / (logins as f64 / elapsed));
+    print_rsa_ceiling(sign_ms, 2.0, "logins");
     drop(server);
 }
