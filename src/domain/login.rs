@@ -573,7 +573,7 @@ impl Provider {
             _ => None,
         };
         if let Some(id) = selected {
-            self.db.set_selected_role(&session.sid, &id).await?;
+            writes.set_selected_role(&session.sid, &id);
             return Ok(Next::Redirect(self.issue_code(
                 request,
                 session,
@@ -635,10 +635,8 @@ impl Provider {
         if !self.db.take_login_flow(flow_id).await? {
             return Ok(None);
         }
-        self.db
-            .set_selected_role(&session.sid, person_roleid)
-            .await?;
         let mut writes = WriteSet::new();
+        writes.set_selected_role(&session.sid, person_roleid);
         writes.audit(self.audit_event(
             "login.role",
             "selected",

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::{from_json, Db, StoreError};
+use super::{from_json, Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
 use crate::domain::rbac::{Assignment, JobRole, Position, Profile};
 
@@ -284,19 +284,6 @@ impl Db {
             .collect())
     }
 
-    pub async fn set_selected_role(
-        &self,
-        sid: &str,
-        person_roleid: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET selected_roleid = $1 WHERE sid = $2")
-            .bind(person_roleid)
-            .bind(sid)
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
     pub async fn selected_role(&self, sid: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT selected_roleid FROM sessions WHERE sid = $1")
             .bind(sid)
@@ -306,5 +293,16 @@ impl Db {
             .map(|r| r.try_get::<Option<String>, _>("selected_roleid"))
             .transpose()?
             .flatten())
+    }
+}
+
+impl WriteSet {
+    /// The role a session acts in, reused by later sign-ins in it (after the session's own
+    /// insert when both are in one set).
+    pub fn set_selected_role(&mut self, sid: &str, person_roleid: &str) {
+        self.execute(
+            "UPDATE sessions SET selected_roleid = $1 WHERE sid = $2",
+            vec![person_roleid.into(), sid.into()],
+        );
     }
 }

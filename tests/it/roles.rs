@@ -337,9 +337,16 @@ async fn one_role_is_chosen_without_asking_and_no_role_gets_a_clear_page() {
     let card = env.user_with_card("920000000004").await;
     let only = assign(&env, "920000000004", NURSE.0, NURSE.1, env.now() - 60, None).await;
     let tokens = tokens_for(&env, &card, "openid selectedrole").await;
+    let claims = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(claims["selected_roleid"], only[0].as_str());
     assert_eq!(
-        jwt_claims(tokens["id_token"].as_str().unwrap())["selected_roleid"],
-        only[0].as_str()
+        env.db
+            .selected_role(claims["sid"].as_str().unwrap())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(only[0].as_str()),
+        "the role chosen without asking is kept with the new session, for later sign-ins in it"
     );
 
     let none = env.user_with_card("920000000005").await;
