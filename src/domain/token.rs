@@ -333,17 +333,23 @@ impl Provider {
             None
         };
         let mut writes = WriteSet::new();
+        if let Some(code) = &code_hash {
+            writes.hold_code(code);
+        }
         writes.insert_access_token(&AccessTokenRecord {
             jti: jti.clone(),
             client_id: grant.client_id.clone(),
             user_uuid: Some(grant.user_uuid.clone()),
             sid: Some(grant.sid.clone()),
-            code_hash,
+            code_hash: code_hash.clone(),
             scope: grant.scopes.join(" "),
             issued_at: now,
             expires_at: now + times.access_token_ttl,
             family_id: family.as_ref().map(|f| f.id.clone()),
         });
+        if let Some(code) = &code_hash {
+            writes.revoke_if_code_replayed(&jti, code);
+        }
         let refresh_token = match family {
             Some(f) => Some(self.store_refresh_token(client, grant, &f, &mut writes)?),
             None => None,

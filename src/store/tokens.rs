@@ -21,6 +21,26 @@ pub struct AccessTokenRecord {
 }
 
 impl WriteSet {
+    /// First in a set issuing tokens from a code: holds the code's row until the set commits,
+    /// so that a replay of the code (which marks that row) and this issuance happen one after
+    /// the other, never interleaved (a row lock on PostgreSQL; SQLite has one writer anyway).
+    pub fn hold_code(&mut self, code_hash: &str) {
+        self.execute(
+            "UPDATE auth_codes SET used_at = used_at WHERE code_hash = $1",
+            vec![code_hash.into()],
+        );
+    }
+
+    /// After [`Self::insert_access_token`] for a token from a code: revokes it at once when the
+    /// code was replayed before this set committed.
+    pub fn revoke_if_code_replayed(&mut self, jti: &str, code_hash: &str) {
+        self.execute(
+            "UPDATE access_tokens SET revoked_at = (SELECT replayed_at FROM auth_codes WHERE code_hash = $1) \
+             WHERE jti = $2 AND EXISTS (SELECT 1 FROM auth_codes WHERE code_hash = $1 AND replayed_at IS NOT NULL)",
+            vec![code_hash.into(), jti.into()],
+        );
+    }
+
     /// Records an issued access token.
     pub fn insert_access_token(&mut self, t: &AccessTokenRecord) {
         self.insert(
@@ -60,20 +80,25 @@ impl Db {
         })
     }
 
-    /// Revokes every token issued from a code (after the code was presented twice).
+    /// After a code was presented twice: marks the code as replayed and revokes every token
+    /// issued from it so far (tokens still being issued from it read the mark: see
+    /// [`WriteSet::revoke_if_code_replayed`]). Returns how many were revoked.
     pub async fn revoke_tokens_of_code(
         &self,
         code_hash: &str,
         now: UnixTime,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+        let mut set = WriteSet::new();
+        set.execute(
+            "UPDATE auth_codes SET replayed_at = $1 WHERE code_hash = $2 AND replayed_at IS NULL",
+            vec![now.into(), code_hash.into()],
+        );
+        let revoke = set.execute(
             "UPDATE access_tokens SET revoked_at = $1 WHERE code_hash = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(code_hash)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected())
+            vec![now.into(), code_hash.into()],
+        );
+        let written = self.commit(set).await?;
+        Ok(written.get(revoke).map_or(0, |w| w.rows_affected))
     }
 
     /// The record of an unrevoked access token.
