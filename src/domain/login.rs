@@ -354,10 +354,8 @@ impl Provider {
         previous_secret: Option<&str>,
     ) -> Result<Option<(Next, String)>, ServiceError> {
         let now = self.now();
-        if !self.db.take_login_flow(flow_id).await? {
-            return Ok(None);
-        }
-        let mut writes = WriteSet::new();
+        // Taking the flow guards the set: of two completions of one flow, one writes.
+        let mut writes = WriteSet::taking_login_flow(flow_id);
         writes.touch_authenticator(authenticator_id, now);
         let (session, session_secret) = self
             .open_session(
@@ -393,7 +391,9 @@ impl Provider {
                 ))
             }
         };
-        self.db.commit(writes).await?;
+        if self.db.commit_guarded(writes).await?.is_none() {
+            return Ok(None);
+        }
         metrics::counter!("careid_logins_total", "method" => label, "outcome" => "success")
             .increment(1);
         Ok(Some((next, session_secret)))
@@ -632,10 +632,7 @@ impl Provider {
         else {
             return Ok(None);
         };
-        if !self.db.take_login_flow(flow_id).await? {
-            return Ok(None);
-        }
-        let mut writes = WriteSet::new();
+        let mut writes = WriteSet::taking_login_flow(flow_id);
         writes.set_selected_role(&session.sid, person_roleid);
         writes.audit(self.audit_event(
             "login.role",
@@ -651,7 +648,9 @@ impl Provider {
             Some(person_roleid.into()),
             &mut writes,
         )?;
-        self.db.commit(writes).await?;
+        if self.db.commit_guarded(writes).await?.is_none() {
+            return Ok(None);
+        }
         Ok(Some(Next::Redirect(location)))
     }
 

@@ -12,7 +12,7 @@ use super::grants::Family;
 use super::identity::{User, UserStatus};
 use super::provider::{Provider, ServiceError};
 use super::secrets;
-use crate::store::{AccessTokenRecord, Redeemed, WriteSet};
+use crate::store::{AccessTokenRecord, CodeState, WriteSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -213,6 +213,9 @@ impl Provider {
         }
     }
 
+    /// The authorization-code grant. The code is read, checked, and marked used in the commit
+    /// that records the tokens; a refused presentation spends it too, so a code is good for one
+    /// presentation whatever its outcome.
     async fn redeem_code(
         &self,
         client: &Client,
@@ -222,24 +225,64 @@ impl Provider {
     ) -> Result<TokenResponse, TokenError> {
         let now = self.now();
         let code_hash = secrets::digest(code);
-        let grant = match self.db.redeem_code(&code_hash, now).await? {
-            Redeemed::Fresh(grant) => *grant,
-            Redeemed::AlreadyUsed => {
-                let revoked = self.db.revoke_tokens_of_code(&code_hash, now).await?;
-                self.audit(
-                    "token.code_reuse",
-                    "refused",
-                    None,
-                    Some(&client.metadata.client_id),
-                    json!({ "revoked_tokens": revoked }),
-                )
-                .await?;
-                return Err(TokenError::InvalidGrant(
-                    "the code has already been used".into(),
-                ));
-            }
-            Redeemed::Unknown => return Err(TokenError::InvalidGrant("unknown code".into())),
+        let grant = match self.db.code(&code_hash).await? {
+            CodeState::Unused(grant) => *grant,
+            CodeState::Used => return self.refuse_replay(client, &code_hash).await,
+            CodeState::Unknown => return Err(TokenError::InvalidGrant("unknown code".into())),
         };
+        let (user, family) = match self
+            .check_code_grant(client, &grant, redirect_uri, verifier)
+            .await
+        {
+            Ok(checked) => checked,
+            Err(refused) => {
+                self.db.spend_code(&code_hash, now).await?;
+                return Err(refused);
+            }
+        };
+        self.issue_user_tokens(
+            client,
+            &grant,
+            &user,
+            Some(code_hash),
+            family,
+            "authorization_code",
+        )
+        .await
+    }
+
+    /// A code presented again: every token issued from it is revoked (RFC 6749 §4.1.2) and the
+    /// presentation refused.
+    async fn refuse_replay(
+        &self,
+        client: &Client,
+        code_hash: &str,
+    ) -> Result<TokenResponse, TokenError> {
+        let revoked = self.db.revoke_tokens_of_code(code_hash, self.now()).await?;
+        self.audit(
+            "token.code_reuse",
+            "refused",
+            None,
+            Some(&client.metadata.client_id),
+            json!({ "revoked_tokens": revoked }),
+        )
+        .await?;
+        Err(TokenError::InvalidGrant(
+            "the code has already been used".into(),
+        ))
+    }
+
+    /// The code's bindings and the state of its sign-in: expiry, client, redirect URI, PKCE, an
+    /// open session and an active user. Returns the user and, when the client may refresh, a new
+    /// refresh-token family.
+    async fn check_code_grant(
+        &self,
+        client: &Client,
+        grant: &CodeGrant,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+    ) -> Result<(User, Option<Family>), TokenError> {
+        let now = self.now();
         if now > grant.issued_at + self.config.tokens.code_ttl_secs {
             return Err(TokenError::InvalidGrant("the code has expired".into()));
         }
@@ -261,7 +304,7 @@ impl Provider {
                 "redirect_uri differs from the authorization request".into(),
             ));
         }
-        check_pkce(&grant, verifier)?;
+        check_pkce(grant, verifier)?;
         let (user, session) = match self
             .db
             .user_and_session(&grant.user_uuid, &grant.sid)
@@ -280,19 +323,11 @@ impl Provider {
             .ok_or_else(|| TokenError::InvalidGrant("the user is not active".into()))?;
         let family = if client.metadata.allows_grant("refresh_token") {
             let session_expiry = session.map(|s| s.absolute_expiry).unwrap_or(now);
-            Some(self.new_refresh_family(client, &grant, session_expiry))
+            Some(self.new_refresh_family(client, grant, session_expiry))
         } else {
             None
         };
-        self.issue_user_tokens(
-            client,
-            &grant,
-            &user,
-            Some(code_hash),
-            family,
-            "authorization_code",
-        )
-        .await
+        Ok((user, family))
     }
 
     /// Signs and records an access token and an ID token (when `openid` was granted) for a user
@@ -332,10 +367,10 @@ impl Provider {
         } else {
             None
         };
-        let mut writes = WriteSet::new();
-        if let Some(code) = &code_hash {
-            writes.hold_code(code);
-        }
+        let mut writes = match &code_hash {
+            Some(code) => WriteSet::redeeming_code(code, now),
+            None => WriteSet::new(),
+        };
         writes.insert_access_token(&AccessTokenRecord {
             jti: jti.clone(),
             client_id: grant.client_id.clone(),
@@ -355,7 +390,13 @@ impl Provider {
             None => None,
         };
         writes.audit(self.audit_event("token.issued", "success", Some(&grant.user_uuid), Some(&grant.client_id), json!({ "grant_type": grant_type, "jti": jti, "sid": grant.sid, "refresh": refresh_token.is_some() })));
-        self.db.commit(writes).await?;
+        if self.db.commit_guarded(writes).await?.is_none() {
+            // Only a code's set has a guard: the code was redeemed by a concurrent request
+            // between the read and this commit.
+            return self
+                .refuse_replay(client, code_hash.as_deref().unwrap_or_default())
+                .await;
+        }
         metrics::counter!("careid_tokens_issued_total", "grant_type" => grant_type).increment(1);
         Ok(TokenResponse {
             access_token,

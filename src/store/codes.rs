@@ -1,5 +1,6 @@
-//! The `auth_codes` table. A code is stored by its SHA-256; redeeming it marks it used in the same
-//! statement that reads it, so two concurrent redemptions cannot both succeed.
+//! The `auth_codes` table. A code is stored by its SHA-256. Redeeming it marks it used in the
+//! commit that writes its tokens, guarded by `used_at IS NULL`, so of two concurrent
+//! redemptions only one writes anything.
 
 use sqlx::Row;
 
@@ -7,12 +8,12 @@ use super::{from_json, Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
 use crate::domain::claims::CodeGrant;
 
-/// What redeeming a code found.
+/// What a code's row says.
 #[derive(Debug)]
-pub enum Redeemed {
-    Fresh(Box<CodeGrant>),
-    /// Redeemed before: the caller revokes what it issued.
-    AlreadyUsed,
+pub enum CodeState {
+    Unused(Box<CodeGrant>),
+    /// Presented before: a second presentation revokes what the first issued.
+    Used,
     Unknown,
 }
 
@@ -36,6 +37,17 @@ impl WriteSet {
     }
 }
 
+impl WriteSet {
+    /// A set written only if it marks the code used: the first of concurrent redemptions
+    /// writes its tokens, the others get [`StoreError::GuardFailed`] and write nothing.
+    pub fn redeeming_code(code_hash: &str, now: UnixTime) -> WriteSet {
+        WriteSet::guarded(
+            "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+            vec![now.into(), code_hash.into()],
+        )
+    }
+}
+
 impl Db {
     pub async fn insert_code(
         &self,
@@ -49,35 +61,28 @@ impl Db {
         Ok(())
     }
 
-    /// Marks the code used and returns its grant, once. Expiry is the caller's rule.
-    pub async fn redeem_code(
-        &self,
-        code_hash: &str,
-        now: UnixTime,
-    ) -> Result<Redeemed, StoreError> {
-        let mut set = WriteSet::new();
-        set.fetch(
-            "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL RETURNING grant_json",
-            vec![now.into(), code_hash.into()],
-        );
-        let row = self
-            .commit(set)
-            .await?
-            .pop()
-            .and_then(|w| w.rows.into_iter().next());
-        if let Some(r) = row {
-            return Ok(Redeemed::Fresh(Box::new(from_json(
-                &r.try_get::<String, _>("grant_json")?,
-            )?)));
-        }
-        let used = sqlx::query("SELECT 1 AS one FROM auth_codes WHERE code_hash = $1")
+    /// A code as it stands (a read: redeeming it is [`WriteSet::redeeming_code`] in the set that
+    /// writes the tokens). Expiry is the caller's rule.
+    pub async fn code(&self, code_hash: &str) -> Result<CodeState, StoreError> {
+        let row = sqlx::query("SELECT grant_json, used_at FROM auth_codes WHERE code_hash = $1")
             .bind(code_hash)
             .fetch_optional(self.pool())
             .await?;
-        Ok(if used.is_some() {
-            Redeemed::AlreadyUsed
-        } else {
-            Redeemed::Unknown
-        })
+        let Some(row) = row else {
+            return Ok(CodeState::Unknown);
+        };
+        if row.try_get::<Option<i64>, _>("used_at")?.is_some() {
+            return Ok(CodeState::Used);
+        }
+        Ok(CodeState::Unused(Box::new(from_json(
+            &row.try_get::<String, _>("grant_json")?,
+        )?)))
+    }
+
+    /// Marks a code used without issuing anything (a refused redemption spends the code too).
+    pub async fn spend_code(&self, code_hash: &str, now: UnixTime) -> Result<(), StoreError> {
+        self.commit_guarded(WriteSet::redeeming_code(code_hash, now))
+            .await
+            .map(|_| ())
     }
 }

@@ -20,10 +20,16 @@
 //!
 //! When a shared transaction fails (say one set breaks a constraint), each set is retried in a
 //! transaction of its own, so one caller's error is never another's.
+//!
+//! A set may start with a guard ([`WriteSet::guarded`]): a statement that claims something once,
+//! such as marking a code used or deleting a pending sign-in. The guards of a batch run first; a
+//! set whose guard changes no row (someone claimed it first) is written not at all, and its
+//! caller gets [`StoreError::GuardFailed`], while the rest of the batch commits. This lets a
+//! request read what it needs, decide, and claim and write in one commit, instead of claiming in
+//! a commit of its own first.
 
 use std::sync::{Arc, Mutex};
 
-use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use tokio::sync::oneshot;
 
@@ -88,8 +94,6 @@ enum Sql {
 struct Statement {
     sql: Sql,
     args: Vec<Arg>,
-    /// Whether its rows (`RETURNING`) are wanted.
-    fetch: bool,
 }
 
 /// Binds owned arguments in order.
@@ -128,11 +132,10 @@ fn values_clause(rows: usize, width: usize) -> String {
     out
 }
 
-/// What one statement of a committed set did.
-#[derive(Default)]
+/// What one statement of a committed set did: the rows it changed.
+#[derive(Debug, Default)]
 pub struct Written {
     pub(crate) rows_affected: u64,
-    pub(crate) rows: Vec<AnyRow>,
 }
 
 /// Writes that commit together: statements (run in the order added) and audit events (chained
@@ -140,6 +143,8 @@ pub struct Written {
 /// domain code composes a set without seeing SQL.
 #[derive(Debug, Default)]
 pub struct WriteSet {
+    /// Must change a row, or nothing of the set is written.
+    guard: Option<Statement>,
     statements: Vec<Statement>,
     audit: Vec<AuditEvent>,
 }
@@ -149,12 +154,23 @@ impl WriteSet {
         WriteSet::default()
     }
 
+    /// A set that is written only if `sql` changes at least one row when its batch runs (a set
+    /// has at most one guard, so a failed guard has changed nothing that would need undoing).
+    pub(crate) fn guarded(sql: &'static str, args: Vec<Arg>) -> WriteSet {
+        WriteSet {
+            guard: Some(Statement {
+                sql: Sql::Text(sql),
+                args,
+            }),
+            ..WriteSet::default()
+        }
+    }
+
     /// Adds a statement; its result is at the returned index of [`Db::commit`]'s answer.
     pub(crate) fn execute(&mut self, sql: &'static str, args: Vec<Arg>) -> usize {
         self.statements.push(Statement {
             sql: Sql::Text(sql),
             args,
-            fetch: false,
         });
         self.statements.len() - 1
     }
@@ -164,17 +180,6 @@ impl WriteSet {
         self.statements.push(Statement {
             sql: Sql::Row { target },
             args,
-            fetch: false,
-        });
-        self.statements.len() - 1
-    }
-
-    /// Adds a statement whose `RETURNING` rows are wanted.
-    pub(crate) fn fetch(&mut self, sql: &'static str, args: Vec<Arg>) -> usize {
-        self.statements.push(Statement {
-            sql: Sql::Text(sql),
-            args,
-            fetch: true,
         });
         self.statements.len() - 1
     }
@@ -185,16 +190,7 @@ impl WriteSet {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.statements.is_empty() && self.audit.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Written {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Written")
-            .field("rows_affected", &self.rows_affected)
-            .field("rows", &self.rows.len())
-            .finish()
+        self.guard.is_none() && self.statements.is_empty() && self.audit.is_empty()
     }
 }
 
@@ -224,10 +220,7 @@ impl Db {
         // (whose head row serialises its writers anyway) commits on its own at once instead of
         // waiting its turn behind the batch in flight.
         if self.backend() == Backend::Postgres && set.audit.is_empty() {
-            return self
-                .write_sets(&[&set])
-                .await
-                .map(|mut r| r.pop().unwrap_or_default());
+            return self.write_alone(&set).await;
         }
         let (done, mut answer) = oneshot::channel();
         self.group().queue_push(set, done);
@@ -247,6 +240,16 @@ impl Db {
             .unwrap_or_else(|_| Err(StoreError::GroupCommit("the writer task stopped".into())))
     }
 
+    /// [`commit`](Self::commit) for a set made with [`WriteSet::guarded`]: `None` when its guard
+    /// changed nothing, and so nothing was written.
+    pub async fn commit_guarded(&self, set: WriteSet) -> Result<Option<Vec<Written>>, StoreError> {
+        match self.commit(set).await {
+            Ok(written) => Ok(Some(written)),
+            Err(StoreError::GuardFailed) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes the sets in one transaction, or each in its own when that fails, and answers
     /// every caller.
     async fn write_batch(&self, batch: Vec<(WriteSet, oneshot::Sender<Answer>)>) {
@@ -254,12 +257,14 @@ impl Db {
             return;
         }
         let sets: Vec<&WriteSet> = batch.iter().map(|(s, _)| s).collect();
+        let started = std::time::Instant::now();
         let shared = self.write_sets(&sets).await;
+        metrics::histogram!("careid_group_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("careid_group_commit_sets").record(sets.len() as f64);
         match shared {
-            Ok(results) => {
-                for ((_, done), written) in batch.into_iter().zip(results) {
-                    let _ = done.send(Ok(written));
+            Ok(answers) => {
+                for ((_, done), answer) in batch.into_iter().zip(answers) {
+                    let _ = done.send(answer);
                 }
             }
             Err(e) if batch.len() == 1 => {
@@ -269,22 +274,35 @@ impl Db {
             }
             Err(_) => {
                 for (set, done) in batch {
-                    let alone = self
-                        .write_sets(&[&set])
-                        .await
-                        .map(|mut r| r.pop().unwrap_or_default());
-                    let _ = done.send(alone);
+                    let _ = done.send(self.write_alone(&set).await);
                 }
             }
         }
     }
 
-    /// One transaction: the audit chain first (it takes the `audit_head` lock, as every writer
-    /// of the chain does first), then the sets' statements in rounds: every set's first
-    /// statement, then every set's second, and so on, so each set's statements run in order;
-    /// within a round, rows bound for the same table go in one multi-row INSERT.
-    async fn write_sets(&self, sets: &[&WriteSet]) -> Result<Vec<Vec<Written>>, StoreError> {
+    /// One set in a transaction of its own.
+    async fn write_alone(&self, set: &WriteSet) -> Answer {
+        self.write_sets(&[set])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    /// One transaction: the guards first (a set whose guard changes nothing drops out), then
+    /// the audit chain of the remaining sets (it takes the `audit_head` lock, as every writer of
+    /// the chain does), then their statements in rounds: every set's first statement, then every
+    /// set's second, and so on, so each set's statements run in order; within a round, rows
+    /// bound for the same table go in one multi-row INSERT. `Err` when the transaction failed;
+    /// otherwise an answer per set.
+    async fn write_sets(&self, all: &[&WriteSet]) -> Result<Vec<Answer>, StoreError> {
         let mut tx = self.writer().begin().await?;
+        let passed = self.check_guards(&mut tx, all).await?;
+        let sets: Vec<&WriteSet> = all
+            .iter()
+            .zip(&passed)
+            .filter(|(_, passed)| **passed)
+            .map(|(set, _)| *set)
+            .collect();
         let mut plan = Plan::default();
         let events: Vec<&AuditEvent> = sets.iter().flat_map(|s| s.audit.iter()).collect();
         if !events.is_empty() {
@@ -294,7 +312,6 @@ impl Db {
                 "UPDATE audit_head SET last_hash = $1 WHERE id = 1",
                 vec![last_hash.into()],
                 None,
-                false,
             );
         }
         let rounds = sets.iter().map(|s| s.statements.len()).max().unwrap_or(0);
@@ -315,18 +332,54 @@ impl Db {
                             None => rows.push((target, width, statement.args.clone(), vec![k])),
                         }
                     }
-                    Sql::Text(sql) => {
-                        plan.text(sql, statement.args.clone(), Some(k), statement.fetch)
-                    }
+                    Sql::Text(sql) => plan.text(sql, statement.args.clone(), Some(k)),
                 }
             }
             for (target, width, args, owners) in rows {
                 plan.rows(target, width, args, owners);
             }
         }
-        let results = plan.run(&mut tx, sets.len()).await?;
+        let mut results = plan
+            .execute(&mut tx, sets.len(), self.backend())
+            .await?
+            .into_iter();
         tx.commit().await?;
-        Ok(results)
+        Ok(passed
+            .into_iter()
+            .map(|passed| match passed {
+                true => Ok(results.next().unwrap_or_default()),
+                false => Err(StoreError::GuardFailed),
+            })
+            .collect())
+    }
+
+    /// Runs the guards of `sets` (all in one query on SQLite) and says which sets may be written:
+    /// those without a guard and those whose guard changed a row.
+    async fn check_guards(
+        &self,
+        conn: &mut AnyConnection,
+        sets: &[&WriteSet],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut plan = Plan::default();
+        for (k, set) in sets.iter().enumerate() {
+            if let Some(guard) = &set.guard {
+                let Sql::Text(sql) = guard.sql else {
+                    return Err(StoreError::GroupCommit("a guard is a statement".into()));
+                };
+                plan.text(sql, guard.args.clone(), Some(k));
+            }
+        }
+        if plan.steps.is_empty() {
+            return Ok(vec![true; sets.len()]);
+        }
+        let results = plan.execute(conn, sets.len(), self.backend()).await?;
+        Ok(sets
+            .iter()
+            .zip(results)
+            .map(|(set, written)| {
+                set.guard.is_none() || written.first().is_some_and(|w| w.rows_affected > 0)
+            })
+            .collect())
     }
 }
 
@@ -340,19 +393,17 @@ struct Step {
     /// With parameters numbered from `$1`.
     sql: String,
     args: Vec<Arg>,
-    /// The sets a statement's result goes to: one for a statement of a set (with its rows),
-    /// each owner of a multi-row INSERT (one row each), none for the audit chain's.
+    /// The sets a statement's result goes to: one for a statement of a set, each owner of a
+    /// multi-row INSERT (one row each), none for the audit chain's.
     owners: Vec<usize>,
-    fetch: bool,
 }
 
 impl Plan {
-    fn text(&mut self, sql: &str, args: Vec<Arg>, owner: Option<usize>, fetch: bool) {
+    fn text(&mut self, sql: &str, args: Vec<Arg>, owner: Option<usize>) {
         self.steps.push(Step {
             sql: sql.to_string(),
             args,
             owners: owner.into_iter().collect(),
-            fetch,
         });
     }
 
@@ -365,14 +416,24 @@ impl Plan {
                 sql: format!("INSERT INTO {target} VALUES {}", values_clause(n, width)),
                 args: chunk.to_vec(),
                 owners: owners.by_ref().take(n).collect(),
-                fetch: false,
             });
         }
     }
 
-    /// Runs the statements in order. (Sending them to SQLite as one multi-statement query, to
-    /// save the hand-offs to its connection thread, was measured and gained nothing: see
-    /// docs/performance.md.)
+    /// Runs the statements in order: on SQLite as one query, on PostgreSQL one by one.
+    async fn execute(
+        self,
+        conn: &mut AnyConnection,
+        sets: usize,
+        backend: Backend,
+    ) -> Result<Vec<Vec<Written>>, StoreError> {
+        match backend {
+            Backend::Sqlite => self.run_as_one_query(conn, sets).await,
+            Backend::Postgres => self.run(conn, sets).await,
+        }
+    }
+
+    /// Runs the statements in order, one round trip each (PostgreSQL).
     async fn run(
         self,
         conn: &mut AnyConnection,
@@ -381,22 +442,107 @@ impl Plan {
         let mut results: Vec<Vec<Written>> = (0..sets).map(|_| Vec::new()).collect();
         for step in self.steps {
             let query = bind_args(sqlx::query(&step.sql), &step.args);
-            let written = if step.fetch {
-                let rows = query.fetch_all(&mut *conn).await?;
-                Written {
-                    rows_affected: rows.len() as u64,
-                    rows,
-                }
-            } else {
-                Written {
-                    rows_affected: query.execute(&mut *conn).await?.rows_affected(),
-                    rows: Vec::new(),
-                }
+            let written = Written {
+                rows_affected: query.execute(&mut *conn).await?.rows_affected(),
             };
             deliver(&mut results, &step.owners, written);
         }
         Ok(results)
     }
+}
+
+impl Plan {
+    /// Runs the statements in order as few multi-statement queries (SQLite): one, unless the
+    /// batch binds more than [`MAX_PARAMS_PER_QUERY`] values. (careid's batched statements
+    /// return no rows: a set that needs to read first does so outside the batch and claims with
+    /// a guard.)
+    ///
+    /// Why: every query is a hand-off to the SQLite connection's thread and back, and the writer
+    /// holds the write lock across all of them. With one hand-off per statement, a batch of eight
+    /// logins' sets took 2.5 ms of mostly waking threads, and that, not the CPU, capped logins/s
+    /// (docs/performance.md, session 5). SQLite runs the statements of one query one after
+    /// another and sqlx reports each one's rows followed by its result, so every set still gets
+    /// what each of its statements did. (sqlx marks several statements in one query with
+    /// arguments as a SQLite-only behaviour it may drop; the group commit tests run this path on
+    /// every batch, so an upgrade that drops it fails them.)
+    async fn run_as_one_query(
+        self,
+        conn: &mut AnyConnection,
+        sets: usize,
+    ) -> Result<Vec<Vec<Written>>, StoreError> {
+        use futures::TryStreamExt;
+        use sqlx::{Either, Executor};
+
+        let mut results: Vec<Vec<Written>> = (0..sets).map(|_| Vec::new()).collect();
+        let mut steps = self.steps.into_iter().peekable();
+        while steps.peek().is_some() {
+            let mut chunk: Vec<Step> = Vec::new();
+            let mut params = 0;
+            while let Some(step) =
+                steps.next_if(|s| chunk.is_empty() || params + s.args.len() <= MAX_PARAMS_PER_QUERY)
+            {
+                params += step.args.len();
+                chunk.push(step);
+            }
+            let mut sql = String::new();
+            let mut args: Vec<Arg> = Vec::with_capacity(params);
+            for step in &chunk {
+                sql.push_str(&renumber_params(&step.sql, args.len()));
+                sql.push_str(";\n");
+                args.extend(step.args.iter().cloned());
+            }
+            let query = bind_args(sqlx::query(&sql), &args).persistent(false);
+            let mut stream = conn.fetch_many(query);
+            let mut chunk = chunk.into_iter();
+            while let Some(item) = stream.try_next().await? {
+                // Statements with no RETURNING clause produce no rows, only their results.
+                if let Either::Left(done) = item {
+                    let step = chunk.next().ok_or_else(|| {
+                        StoreError::GroupCommit("more results than statements".into())
+                    })?;
+                    let written = Written {
+                        rows_affected: done.rows_affected(),
+                    };
+                    deliver(&mut results, &step.owners, written);
+                }
+            }
+            if chunk.next().is_some() {
+                return Err(StoreError::GroupCommit(
+                    "fewer results than statements".into(),
+                ));
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// Most values one multi-statement query binds (SQLite allows 32,766 since 3.32).
+const MAX_PARAMS_PER_QUERY: usize = 30_000;
+
+/// `sql` with each parameter `$n` renamed `$(n + offset)`, so that statements can share one
+/// argument list. careid's SQL has no `$` inside string literals.
+fn renumber_params(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut n = 0usize;
+        let mut digits = false;
+        while let Some((_, d)) = chars.next_if(|(_, d)| d.is_ascii_digit()) {
+            n = n * 10 + (d as usize - '0' as usize);
+            digits = true;
+        }
+        if digits {
+            out.push_str(&(n + offset).to_string());
+        }
+    }
+    out
 }
 
 /// Gives a statement's result to its set, or one row each to the owners of a multi-row INSERT.
@@ -406,10 +552,7 @@ fn deliver(results: &mut [Vec<Written>], owners: &[usize], written: Written) {
         [one] => results[*one].push(written),
         many => {
             for k in many {
-                results[*k].push(Written {
-                    rows_affected: 1,
-                    rows: Vec::new(),
-                });
+                results[*k].push(Written { rows_affected: 1 });
             }
         }
     }
@@ -425,5 +568,23 @@ impl GroupCommit {
 
     fn queue_take(&self) -> Vec<(WriteSet, oneshot::Sender<Answer>)> {
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_renumbered_after_the_statements_before() {
+        assert_eq!(
+            renumber_params("UPDATE t SET a = $1, b = $12 WHERE c = $2", 10),
+            "UPDATE t SET a = $11, b = $22 WHERE c = $12"
+        );
+        assert_eq!(renumber_params("SELECT $1", 0), "SELECT $1");
+        assert_eq!(
+            renumber_params("INSERT INTO t VALUES ($1, $2), ($3, $4)", 2),
+            "INSERT INTO t VALUES ($3, $4), ($5, $6)"
+        );
     }
 }

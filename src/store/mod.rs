@@ -34,7 +34,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use audit::{AuditEvent, AuditVerification, ChainBreak};
-pub use codes::Redeemed;
+pub use codes::CodeState;
 pub use group_commit::{WriteSet, Written};
 pub use jobs::Purged;
 pub use outbox::LogoutDelivery;
@@ -57,6 +57,10 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("group commit failed: {0}")]
     GroupCommit(String),
+    /// The set's guard changed no row: what it was to claim had been claimed (a code redeemed,
+    /// a sign-in completed) by another request first. Nothing of the set was written.
+    #[error("claimed by another request first")]
+    GuardFailed,
 }
 
 impl From<serde_json::Error> for StoreError {

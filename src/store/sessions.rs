@@ -24,6 +24,14 @@ fn session_from(r: &AnyRow) -> Result<Session, StoreError> {
     })
 }
 
+impl WriteSet {
+    /// A set written only if it removes the pending flow: a flow completes once, and of two
+    /// concurrent completions the second writes nothing ([`StoreError::GuardFailed`]).
+    pub fn taking_login_flow(id: &str) -> WriteSet {
+        WriteSet::guarded("DELETE FROM login_flows WHERE id = $1", vec![id.into()])
+    }
+}
+
 impl Db {
     pub async fn insert_session(&self, secret_hash: &str, s: &Session) -> Result<(), StoreError> {
         let mut set = WriteSet::new();
@@ -150,12 +158,12 @@ impl Db {
             .transpose()
     }
 
-    /// Removes a flow once it has produced a code: a flow completes once.
+    /// Removes a flow on its own; true if this call removed it.
     pub async fn take_login_flow(&self, id: &str) -> Result<bool, StoreError> {
-        let mut set = WriteSet::new();
-        set.execute("DELETE FROM login_flows WHERE id = $1", vec![id.into()]);
-        let done = self.commit(set).await?;
-        Ok(done.first().is_some_and(|w| w.rows_affected == 1))
+        Ok(self
+            .commit_guarded(WriteSet::taking_login_flow(id))
+            .await?
+            .is_some())
     }
 }
 

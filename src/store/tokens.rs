@@ -21,18 +21,9 @@ pub struct AccessTokenRecord {
 }
 
 impl WriteSet {
-    /// First in a set issuing tokens from a code: holds the code's row until the set commits,
-    /// so that a replay of the code (which marks that row) and this issuance happen one after
-    /// the other, never interleaved (a row lock on PostgreSQL; SQLite has one writer anyway).
-    pub fn hold_code(&mut self, code_hash: &str) {
-        self.execute(
-            "UPDATE auth_codes SET used_at = used_at WHERE code_hash = $1",
-            vec![code_hash.into()],
-        );
-    }
-
     /// After [`Self::insert_access_token`] for a token from a code: revokes it at once when the
-    /// code was replayed before this set committed.
+    /// code is marked replayed. (The set also marks the code used, so a replay presented after
+    /// the check finds these tokens; this covers a replay marked before it.)
     pub fn revoke_if_code_replayed(&mut self, jti: &str, code_hash: &str) {
         self.execute(
             "UPDATE access_tokens SET revoked_at = (SELECT replayed_at FROM auth_codes WHERE code_hash = $1) \

@@ -432,3 +432,53 @@ async fn a_failing_write_set_fails_alone_and_leaves_nothing_behind() {
     );
     assert_eq!(intact_rows(&env), chained_before + 39);
 }
+
+/// A batch too large for one query (SQLite sends a batch as one multi-statement query while it
+/// binds at most 30,000 values) is split, still in one transaction: every row of a set of 4,000
+/// audit events and a token arrives, chained in order, and each statement's result reaches its
+/// set.
+#[tokio::test]
+async fn a_write_set_larger_than_one_query_commits_whole() {
+    let env = TestEnv::start().await;
+    let client = env.confidential_client().await;
+    let now = env.now();
+    let chained_before = intact_rows(&env);
+    let mut set = WriteSet::new();
+    for i in 0..4_000 {
+        set.audit(AuditEvent {
+            at: now,
+            kind: "test.large_batch".into(),
+            outcome: "success".into(),
+            actor: Some(format!("actor-{i}")),
+            client_id: None,
+            detail: serde_json::json!({ "i": i }),
+        });
+    }
+    set.insert_access_token(&AccessTokenRecord {
+        jti: "after-the-events".into(),
+        client_id: client.client.metadata.client_id.clone(),
+        user_uuid: None,
+        sid: None,
+        code_hash: None,
+        scope: "api".into(),
+        issued_at: now,
+        expires_at: now + 600,
+        family_id: None,
+    });
+    let written = env.db.commit(set).await.unwrap();
+    assert_eq!(written.len(), 1, "one result for the set's one statement");
+    assert!(env
+        .db
+        .access_token_active("after-the-events")
+        .await
+        .unwrap());
+    let mut conn = raw(&env).await;
+    let count: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE kind = 'test.large_batch'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get("n");
+    assert_eq!(count, 4_000);
+    assert_eq!(intact_rows(&env), chained_before + 4_000);
+}

@@ -298,3 +298,36 @@ async fn every_response_carries_the_security_headers() {
         "a proxy's plain request id is kept"
     );
 }
+
+/// The card link of one sign-in followed by several requests at once (a double click, or a
+/// copied link): one gets a code, the others the "expired" page.
+#[tokio::test]
+async fn a_sign_in_completes_once_when_its_link_is_followed_at_once() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("123412341279").await;
+    let client = env.confidential_client().await;
+    let browser = env.browser(Some(&card));
+    let r = browser
+        .client
+        .get(env.authorize_url(&client.client.metadata.client_id, &[], true))
+        .send()
+        .await
+        .unwrap();
+    let link = card_link(&r.text().await.unwrap()).unwrap();
+    let browsers: Vec<Browser> = (0..6).map(|_| env.browser(Some(&card))).collect();
+    let attempts = browsers.iter().map(|b| b.follow_card_link(&link));
+    let mut codes = 0;
+    for outcome in futures::future::join_all(attempts).await {
+        match outcome {
+            SignIn::Redirected(back) => {
+                assert!(query_param(&back, "code").is_some());
+                codes += 1;
+            }
+            SignIn::Page(status, body) => {
+                assert_eq!(status, 400);
+                assert!(body.contains("This sign-in has expired"), "{body}");
+            }
+        }
+    }
+    assert_eq!(codes, 1);
+}

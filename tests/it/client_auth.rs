@@ -564,3 +564,64 @@ async fn malformed_token_requests_get_invalid_request_never_a_server_error() {
         );
     }
 }
+
+/// A code presented by many requests at once: one gets tokens, every other is refused with
+/// `invalid_grant`, and (as with any replay) the tokens issued from it end revoked.
+#[tokio::test]
+async fn a_code_presented_many_times_at_once_issues_tokens_once_and_revokes_them() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("123412341253").await;
+    let client = env.confidential_client().await;
+    let code = env.code_for(&client, &card).await;
+    let attempts = (0..8).map(|_| env.redeem(&client, &code));
+    let mut issued = Vec::new();
+    for r in futures::future::join_all(attempts).await {
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap();
+        match status {
+            200 => issued.push(body["access_token"].as_str().unwrap().to_string()),
+            _ => assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("invalid_grant"))
+            ),
+        }
+    }
+    assert_eq!(issued.len(), 1, "one presentation gets tokens");
+    let jti = jwt_claims(&issued[0])["jti"].as_str().unwrap().to_string();
+    assert!(
+        !env.db.access_token_active(&jti).await.unwrap(),
+        "the replays revoked it"
+    );
+}
+
+/// A code is good for one presentation: one refused for a wrong verifier is spent, so a
+/// second try (now with the right verifier, as an attacker who learns it later would) fails.
+#[tokio::test]
+async fn a_refused_presentation_spends_the_code() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("123412341261").await;
+    let client = env.confidential_client().await;
+    let code = env.code_for(&client, &card).await;
+    let wrong = env
+        .http()
+        .post(env.endpoint("/token"))
+        .basic_auth(&client.client.metadata.client_id, client.secret.as_deref())
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("code_verifier", "x".repeat(50).as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 400);
+    let again = env.redeem(&client, &code).await;
+    assert_eq!(again.status(), 400);
+    let body: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("already been used"));
+}
