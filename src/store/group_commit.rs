@@ -2,10 +2,16 @@
 //!
 //! A request gathers the rows it must write — the access-token record and its audit event, a new
 //! session and its code — into a [`WriteSet`] and hands it to [`Db::commit`]. Sets queue in the
-//! process; whoever holds the turn writes every queued set in one transaction, in a task of its
-//! own (so a dropped request cannot take the others' writes with it), and tells each caller
-//! what its statements did once the transaction has committed. A set is atomic: all of it
-//! commits or none does, and nobody is told "written" before the commit.
+//! process and are written many to a transaction, away from the request (so a dropped request
+//! cannot take the others' writes with it); each caller is told what its statements did once
+//! the transaction has committed. A set is atomic: all of it commits or none does, and nobody
+//! is told "written" before the commit.
+//!
+//! On SQLite the batches are written by a thread of the process's own ([`WriterThread`]): it
+//! takes every set waiting, writes them, and starts again. Its own thread, rather than a task
+//! among the request handlers, because the writer is what every login waits for, and a task
+//! would wait for a turn on a runtime thread busy signing tokens (measured: docs/performance.md,
+//! session 5). On PostgreSQL a batch is written by a task of whoever takes the turn.
 //!
 //! Why: on SQLite every commit takes the single write lock and appends whole pages to the WAL,
 //! and every statement is a hand-off to the connection's thread. One transaction per batch
@@ -196,11 +202,71 @@ impl WriteSet {
 
 type Answer = Result<Vec<Written>, StoreError>;
 
-/// The queue and the turn, shared by every clone of a [`Db`].
+type Queued = (WriteSet, oneshot::Sender<Answer>);
+
+/// How a process's sets reach a transaction, shared by every clone of a [`Db`].
 #[derive(Default)]
 pub(crate) struct GroupCommit {
+    /// SQLite: the writer thread's inbox.
+    thread: Option<WriterThread>,
+    /// PostgreSQL: the sets waiting, and the turn to write them.
     turn: Arc<tokio::sync::Mutex<()>>,
-    queue: Mutex<Vec<(WriteSet, oneshot::Sender<Answer>)>>,
+    queue: Mutex<Vec<Queued>>,
+}
+
+impl GroupCommit {
+    /// On SQLite, starts the writer thread for `writer`.
+    pub(crate) fn new(writer: BatchWriter) -> Result<GroupCommit, StoreError> {
+        Ok(GroupCommit {
+            thread: match writer.backend {
+                Backend::Sqlite => Some(WriterThread::start(writer)?),
+                Backend::Postgres => None,
+            },
+            ..GroupCommit::default()
+        })
+    }
+}
+
+/// The thread that writes SQLite batches. It ends when the last clone of its [`Db`] is gone.
+pub(crate) struct WriterThread {
+    inbox: tokio::sync::mpsc::UnboundedSender<Queued>,
+}
+
+impl WriterThread {
+    fn start(writer: BatchWriter) -> Result<WriterThread, StoreError> {
+        let (inbox, mut sets) = tokio::sync::mpsc::unbounded_channel::<Queued>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("careid-writer".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    while let Some(first) = sets.recv().await {
+                        let mut batch = vec![first];
+                        while let Ok(more) = sets.try_recv() {
+                            batch.push(more);
+                        }
+                        writer.write_batch(batch).await;
+                    }
+                })
+            })?;
+        Ok(WriterThread { inbox })
+    }
+
+    async fn commit(&self, set: WriteSet) -> Answer {
+        let stopped = || StoreError::GroupCommit("the writer thread stopped".into());
+        let (done, answer) = oneshot::channel();
+        self.inbox.send((set, done)).map_err(|_| stopped())?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+/// What writes batches: the write connections and which database they are.
+#[derive(Clone)]
+pub(crate) struct BatchWriter {
+    pub(crate) pool: sqlx::AnyPool,
+    pub(crate) backend: Backend,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -216,11 +282,15 @@ impl Db {
         if set.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(thread) = &self.group().thread {
+            return thread.commit(set).await;
+        }
         // PostgreSQL takes concurrent writers, so a set that does not extend the audit chain
         // (whose head row serialises its writers anyway) commits on its own at once instead of
         // waiting its turn behind the batch in flight.
-        if self.backend() == Backend::Postgres && set.audit.is_empty() {
-            return self.write_alone(&set).await;
+        let writer = self.batch_writer();
+        if set.audit.is_empty() {
+            return writer.write_alone(&set).await;
         }
         let (done, mut answer) = oneshot::channel();
         self.group().queue_push(set, done);
@@ -229,10 +299,10 @@ impl Db {
         if let Ok(written) = answer.try_recv() {
             return written;
         }
-        let db = self.clone();
+        let group = self.group_handle();
         tokio::spawn(async move {
-            let batch = db.group().queue_take();
-            db.write_batch(batch).await;
+            let batch = group.queue_take();
+            writer.write_batch(batch).await;
             drop(turn);
         });
         answer
@@ -249,10 +319,12 @@ impl Db {
             Err(e) => Err(e),
         }
     }
+}
 
+impl BatchWriter {
     /// Writes the sets in one transaction, or each in its own when that fails, and answers
     /// every caller.
-    async fn write_batch(&self, batch: Vec<(WriteSet, oneshot::Sender<Answer>)>) {
+    async fn write_batch(&self, batch: Vec<Queued>) {
         if batch.is_empty() {
             return;
         }
@@ -295,7 +367,7 @@ impl Db {
     /// bound for the same table go in one multi-row INSERT. `Err` when the transaction failed;
     /// otherwise an answer per set.
     async fn write_sets(&self, all: &[&WriteSet]) -> Result<Vec<Answer>, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.pool.begin().await?;
         let passed = self.check_guards(&mut tx, all).await?;
         let sets: Vec<&WriteSet> = all
             .iter()
@@ -340,7 +412,7 @@ impl Db {
             }
         }
         let mut results = plan
-            .execute(&mut tx, sets.len(), self.backend())
+            .execute(&mut tx, sets.len(), self.backend)
             .await?
             .into_iter();
         tx.commit().await?;
@@ -372,7 +444,7 @@ impl Db {
         if plan.steps.is_empty() {
             return Ok(vec![true; sets.len()]);
         }
-        let results = plan.execute(conn, sets.len(), self.backend()).await?;
+        let results = plan.execute(conn, sets.len(), self.backend).await?;
         Ok(sets
             .iter()
             .zip(results)
@@ -566,7 +638,7 @@ impl GroupCommit {
             .push((set, done));
     }
 
-    fn queue_take(&self) -> Vec<(WriteSet, oneshot::Sender<Answer>)> {
+    fn queue_take(&self) -> Vec<Queued> {
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

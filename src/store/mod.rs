@@ -138,11 +138,15 @@ impl Db {
             Backend::Sqlite => pool_options(SQLITE_WRITERS).connect_with(options).await?,
             Backend::Postgres => pool.clone(),
         };
+        let group = group_commit::GroupCommit::new(group_commit::BatchWriter {
+            pool: writer.clone(),
+            backend,
+        })?;
         Ok(Db {
             pool,
             writer,
             backend,
-            group: Default::default(),
+            group: std::sync::Arc::new(group),
         })
     }
 
@@ -162,6 +166,17 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub(crate) fn group_handle(&self) -> std::sync::Arc<group_commit::GroupCommit> {
+        self.group.clone()
+    }
+
+    pub(crate) fn batch_writer(&self) -> group_commit::BatchWriter {
+        group_commit::BatchWriter {
+            pool: self.writer.clone(),
+            backend: self.backend,
+        }
     }
 
     pub(crate) fn group(&self) -> &group_commit::GroupCommit {
