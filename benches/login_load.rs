@@ -6,7 +6,9 @@
 //! starts without a session cookie, so every iteration is a full authentication.
 //!
 //! Run: `cargo bench --bench login_load -- [--mode login|client-credentials|introspect|refresh]
-//! [--concurrency 16] [--seconds 10] [--pool 16] [--postgres URL]`. The other modes drive one
+//! [--concurrency 16] [--seconds 10] [--pool 16] [--postgres URL] [--with-clients N]`.
+//! `--with-clients N` adds N back-end callers asking for client-credentials tokens while the
+//! logins run, and reports their tokens/s and latency too. The other modes drive one
 //! token-endpoint operation from back-end callers (each introspect/refresh caller signs in once first).
 //! Prints logins/s, tokens/s, latency percentiles per step and the server's RSS (idle and peak),
 //! and the ceiling that RS256 signing alone puts on this machine (measured in-process before the
@@ -36,6 +38,8 @@ struct Args {
     pool: u32,
     /// login (default), client-credentials, introspect or refresh.
     mode: String,
+    /// Login mode: back-end callers asking for client-credentials tokens during the logins.
+    with_clients: usize,
 }
 
 fn args() -> Args {
@@ -45,6 +49,7 @@ fn args() -> Args {
         postgres: None,
         pool: 16,
         mode: "login".into(),
+        with_clients: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -54,6 +59,9 @@ fn args() -> Args {
             "--postgres" => a.postgres = it.next(),
             "--pool" => a.pool = it.next().and_then(|v| v.parse().ok()).unwrap_or(16),
             "--mode" => a.mode = it.next().unwrap_or_else(|| "login".into()),
+            "--with-clients" => {
+                a.with_clients = it.next().and_then(|v| v.parse().ok()).unwrap_or(0)
+            }
             _ => {}
         }
     }
@@ -592,6 +600,16 @@ async fn main() {
     let users: Vec<_> = (0..args.concurrency)
         .map(|i| tokio::spawn(virtual_user(setup.clone(), i, until)))
         .collect();
+    let callers: Vec<_> = (0..args.with_clients)
+        .map(|i| {
+            tokio::spawn(api_user(
+                setup.clone(),
+                args.concurrency + i,
+                until,
+                "client-credentials".into(),
+            ))
+        })
+        .collect();
     let mut all = Samples::default();
     for u in users {
         let s = u.await.unwrap();
@@ -600,6 +618,12 @@ async fn main() {
         all.token.extend(s.token);
         all.login.extend(s.login);
         all.errors += s.errors;
+    }
+    let mut client_tokens = Samples::default();
+    for c in callers {
+        let s = c.await.unwrap();
+        client_tokens.token.extend(s.token);
+        client_tokens.errors += s.errors;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let peak = rss_kib(pid, "VmHWM:");
@@ -626,6 +650,15 @@ async fn main() {
     line("authorize", all.authorize);
     line("card", all.card);
     line("token", all.token);
+    if args.with_clients > 0 {
+        println!(
+            "  and {} client-credentials callers at the same time: {:.0} tokens/s (errors {})",
+            args.with_clients,
+            client_tokens.token.len() as f64 / elapsed,
+            client_tokens.errors
+        );
+        line("client", client_tokens.token);
+    }
     println!(
         "  server RSS idle {:.1} MiB, peak {:.1} MiB",
         idle as f64 / 1024.0,
