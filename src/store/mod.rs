@@ -122,10 +122,11 @@ impl Db {
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
-                            // mmap_size: pages of the database file are read through a mapping
-                            // instead of a read() each time a connection's cache is reset (in
-                            // WAL mode, after every write by another connection).
-                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA mmap_size = 268435456;").await?;
+                            // No mmap_size: with the file mapped, a connection drops its mapping
+                            // at the start of every read after another connection's write, and
+                            // each munmap interrupts every core to flush its TLB. Measured on 2
+                            // vCPUs: 14 % fewer logins/s with it (docs/performance.md, session 5).
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;").await?;
                         }
                         Ok(())
                     })
