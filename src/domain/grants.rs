@@ -13,7 +13,7 @@ use super::client::{Client, SigningAlg, USER_SCOPES};
 use super::identity::UserStatus;
 use super::provider::{Provider, ServiceError};
 use super::secrets;
-use super::token::{TokenError, TokenResponse};
+use super::token::{Claim, TokenError, TokenResponse};
 use crate::clock::UnixTime;
 use crate::store::{AccessTokenRecord, RefreshRecord, WriteSet};
 
@@ -116,19 +116,10 @@ impl Provider {
         if record.revoked_at.is_some() {
             return Err(invalid("the refresh token has been revoked"));
         }
-        if record.used_at.is_some() || !self.db.use_refresh_token(&hash, now).await? {
-            self.revoke_family(&record.family_id).await?;
-            self.audit(
-                "token.refresh_reuse",
-                "refused",
-                Some(&record.user_uuid),
-                Some(&record.client_id),
-                json!({ "family": record.family_id }),
-            )
-            .await?;
-            return Err(invalid(
-                "the refresh token was already used; its family has been revoked",
-            ));
+        if record.used_at.is_some() {
+            return self
+                .refuse_refresh_reuse(client, &record.family_id, &record.user_uuid)
+                .await;
         }
         if now >= record.expires_at || now >= record.family_expires_at {
             return Err(invalid("the refresh token has expired"));
@@ -158,8 +149,37 @@ impl Provider {
             offline: record.offline,
             expires_at: record.family_expires_at,
         };
-        self.issue_user_tokens(client, &grant, &user, None, Some(family), "refresh_token")
-            .await
+        self.issue_user_tokens(
+            client,
+            &grant,
+            &user,
+            Some(Claim::RefreshToken(hash)),
+            Some(family),
+            "refresh_token",
+        )
+        .await
+    }
+
+    /// A refresh token presented after it was rotated: its whole family is revoked, refresh and
+    /// access tokens (RFC 9700 §4.14.2), and the presentation refused.
+    pub(crate) async fn refuse_refresh_reuse(
+        &self,
+        client: &Client,
+        family_id: &str,
+        user_uuid: &str,
+    ) -> Result<TokenResponse, TokenError> {
+        self.revoke_family(family_id).await?;
+        self.audit(
+            "token.refresh_reuse",
+            "refused",
+            Some(user_uuid),
+            Some(&client.metadata.client_id),
+            json!({ "family": family_id }),
+        )
+        .await?;
+        Err(TokenError::InvalidGrant(
+            "the refresh token was already used; its family has been revoked".into(),
+        ))
     }
 
     /// Tokens for a back-end client acting for itself: its own scopes, no user, no ID token.

@@ -14,6 +14,14 @@ use super::provider::{Provider, ServiceError};
 use super::secrets;
 use crate::store::{AccessTokenRecord, CodeState, WriteSet};
 
+/// What a grant's tokens use up. It is marked in the commit that records the tokens (a guard:
+/// [`WriteSet::redeeming_code`], [`WriteSet::rotating_refresh_token`]), so of concurrent
+/// presentations one issues, and a replay that revokes finds what the first one wrote.
+pub(crate) enum Claim {
+    Code(String),
+    RefreshToken(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("invalid_request: {0}")]
@@ -244,7 +252,7 @@ impl Provider {
             client,
             &grant,
             &user,
-            Some(code_hash),
+            Some(Claim::Code(code_hash)),
             family,
             "authorization_code",
         )
@@ -337,11 +345,16 @@ impl Provider {
         client: &Client,
         grant: &CodeGrant,
         user: &User,
-        code_hash: Option<String>,
+        claim: Option<Claim>,
         family: Option<Family>,
         grant_type: &'static str,
     ) -> Result<TokenResponse, TokenError> {
         let now = self.now();
+        let code_hash = match &claim {
+            Some(Claim::Code(hash)) => Some(hash.clone()),
+            _ => None,
+        };
+        let family_id = family.as_ref().map(|f| f.id.clone());
         let times = TokenTimes {
             now,
             id_token_ttl: self.config.tokens.id_token_ttl_secs,
@@ -367,8 +380,9 @@ impl Provider {
         } else {
             None
         };
-        let mut writes = match &code_hash {
-            Some(code) => WriteSet::redeeming_code(code, now),
+        let mut writes = match &claim {
+            Some(Claim::Code(hash)) => WriteSet::redeeming_code(hash, now),
+            Some(Claim::RefreshToken(hash)) => WriteSet::rotating_refresh_token(hash, now),
             None => WriteSet::new(),
         };
         writes.insert_access_token(&AccessTokenRecord {
@@ -390,12 +404,21 @@ impl Provider {
             None => None,
         };
         writes.audit(self.audit_event("token.issued", "success", Some(&grant.user_uuid), Some(&grant.client_id), json!({ "grant_type": grant_type, "jti": jti, "sid": grant.sid, "refresh": refresh_token.is_some() })));
-        if self.db.commit_guarded(writes).await?.is_none() {
-            // Only a code's set has a guard: the code was redeemed by a concurrent request
-            // between the read and this commit.
-            return self
-                .refuse_replay(client, code_hash.as_deref().unwrap_or_default())
-                .await;
+        let written = self.db.commit_guarded(writes).await?;
+        // The code or refresh token was used by a concurrent request between the read and
+        // this commit: this presentation is the replay.
+        match (written, claim) {
+            (None, Some(Claim::Code(hash))) => return self.refuse_replay(client, &hash).await,
+            (None, Some(Claim::RefreshToken(_))) => {
+                return self
+                    .refuse_refresh_reuse(
+                        client,
+                        family_id.as_deref().unwrap_or_default(),
+                        &grant.user_uuid,
+                    )
+                    .await
+            }
+            _ => {}
         }
         metrics::counter!("careid_tokens_issued_total", "grant_type" => grant_type).increment(1);
         Ok(TokenResponse {

@@ -1,5 +1,7 @@
-//! The `refresh_tokens` table. A token is stored by its SHA-256; rotating marks it used in the
-//! same statement that reads it, so a token rotates once, and a second presentation is detected.
+//! The `refresh_tokens` table. A token is stored by its SHA-256. Rotating marks it used in the
+//! commit that writes its successor, guarded by `used_at IS NULL AND revoked_at IS NULL`, so a
+//! token rotates once, a second presentation is detected, and a reuse that revokes the family
+//! always finds the successor.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -62,20 +64,6 @@ impl Db {
         row.as_ref().map(record_from).transpose()
     }
 
-    /// Marks the token used (rotated); false if it was already used or revoked.
-    pub async fn use_refresh_token(
-        &self,
-        token_hash: &str,
-        now: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL")
-            .bind(now)
-            .bind(token_hash)
-            .execute(self.writer())
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     pub async fn revoke_refresh_family(
         &self,
         family_id: &str,
@@ -118,6 +106,16 @@ impl Db {
 }
 
 impl WriteSet {
+    /// A set written only if it marks the refresh token used (rotated) while it is neither used
+    /// nor revoked: of concurrent presentations one rotates, the others get
+    /// [`StoreError::GuardFailed`] and write nothing.
+    pub fn rotating_refresh_token(token_hash: &str, now: UnixTime) -> WriteSet {
+        WriteSet::guarded(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL",
+            vec![now.into(), token_hash.into()],
+        )
+    }
+
     pub fn insert_refresh_token(
         &mut self,
         token_hash: &str,

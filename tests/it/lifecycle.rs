@@ -139,6 +139,48 @@ async fn refresh_tokens_rotate_keep_the_original_authentication_and_reuse_revoke
     );
 }
 
+/// One refresh token presented by several requests at once (a client retrying, or a thief
+/// racing it): one rotates it, the others are refused, and as with any reuse the whole family
+/// is revoked, including the token the winner was given in the same instant.
+#[tokio::test]
+async fn a_refresh_token_presented_many_times_at_once_rotates_once_and_the_family_dies() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("910000000019").await;
+    let client = refreshing_client(&env, &["openid"], None).await;
+    let (first, _) = sign_in(&env, &client, &card, "openid").await;
+    let r1 = first["refresh_token"].as_str().unwrap().to_string();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", r1.as_str()),
+    ];
+    let attempts = (0..8).map(|_| token_call(&env, &client, "/token", &form));
+    let mut rotated = Vec::new();
+    for (status, body) in futures::future::join_all(attempts).await {
+        match status {
+            200 => rotated.push(body),
+            _ => assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("invalid_grant"))
+            ),
+        }
+    }
+    assert_eq!(rotated.len(), 1, "one presentation rotates the token");
+    let r2 = rotated[0]["refresh_token"].as_str().unwrap();
+    let (status, _) = token_call(
+        &env,
+        &client,
+        "/token",
+        &[("grant_type", "refresh_token"), ("refresh_token", r2)],
+    )
+    .await;
+    assert_eq!(status, 400, "the winner's new refresh token is revoked");
+    assert_eq!(
+        userinfo_status(&env, rotated[0]["access_token"].as_str().unwrap()).await,
+        401,
+        "and its access token"
+    );
+}
+
 #[tokio::test]
 async fn refresh_tokens_die_with_their_session_unless_offline_access_was_granted() {
     let env = TestEnv::start().await;
