@@ -34,7 +34,10 @@
 //! request read what it needs, decide, and claim and write in one commit, instead of claiming in
 //! a commit of its own first.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
 
 use sqlx::AnyConnection;
 use tokio::sync::oneshot;
@@ -215,6 +218,11 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
+    /// Whether this process's writer thread (SQLite) has stopped, so no write can succeed.
+    pub(crate) fn thread_stopped(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_running())
+    }
+
     /// On SQLite, starts the writer thread for `writer`.
     pub(crate) fn new(writer: BatchWriter) -> Result<GroupCommit, StoreError> {
         Ok(GroupCommit {
@@ -247,11 +255,21 @@ impl WriterThread {
                         while let Ok(more) = sets.try_recv() {
                             batch.push(more);
                         }
-                        writer.write_batch(batch).await;
+                        // A panic (a bug) fails this batch's callers, whose answers are
+                        // dropped, not every later one: the thread carries on.
+                        let written = AssertUnwindSafe(writer.write_batch(batch));
+                        if written.catch_unwind().await.is_err() {
+                            tracing::error!("the writer thread caught a panic writing a batch");
+                        }
                     }
                 })
             })?;
         Ok(WriterThread { inbox })
+    }
+
+    /// Whether the thread still takes sets.
+    pub(crate) fn is_running(&self) -> bool {
+        !self.inbox.is_closed()
     }
 
     async fn commit(&self, set: WriteSet) -> Answer {

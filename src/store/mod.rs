@@ -160,8 +160,12 @@ impl Db {
     }
 
     /// For `/readyz`: the database answers a query.
+    /// The database answers, and (SQLite) the writer thread takes writes.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        if self.group.thread_stopped() {
+            return Err(StoreError::GroupCommit("the writer thread stopped".into()));
+        }
         Ok(())
     }
 
