@@ -336,10 +336,10 @@ pub(crate) const EVENTS_TARGET: &str =
 /// Starts appending `events`, in order, inside the caller's transaction: moves the head by their
 /// number and returns their rows for [`EVENTS_TARGET`] (nine arguments each) and the last row's
 /// hash, which the caller stores in `audit_head.last_hash` in the same transaction. The head
-/// update is the transaction's first statement: it takes SQLite's write lock or PostgreSQL's lock
-/// on that row until commit, so concurrent appends (from any connection or process) take turns:
-/// each reads the `seq` and hash the one before it committed, and a rolled-back append leaves
-/// no gap.
+/// update comes before the transaction's other writes (only a batch's guards, which lock just
+/// the rows they claim, run before it): it takes SQLite's write lock or PostgreSQL's lock on that
+/// row until commit, so concurrent appends (from any connection or process) take turns: each
+/// reads the `seq` and hash the one before it committed, and a rolled-back append leaves no gap.
 pub(crate) async fn chain_rows(
     conn: &mut AnyConnection,
     events: &[&AuditEvent],

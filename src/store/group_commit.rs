@@ -18,8 +18,10 @@
 //! shares the lock, the pages and the commit among all the requests in it, and the writes of a
 //! process queue here instead of sleeping in SQLite's busy handler. On PostgreSQL it saves a
 //! commit (and a WAL flush) per request. Audit events of the batch are chained in the same
-//! transaction, before the other writes, so the `audit_head` row lock orders batches from
-//! different processes the same way everywhere.
+//! transaction, after the guards and before the other writes, so the `audit_head` row lock
+//! orders batches from different processes the same way everywhere. (A guard locks only the row
+//! it claims, and no statement run after the head lock updates a row a guard claims, so the
+//! two kinds of lock cannot wait on each other in a cycle.)
 //!
 //! On PostgreSQL, which takes concurrent writers, only sets that carry audit events queue (the
 //! chain's head row serialises them anyway); the others commit on their own at once.
