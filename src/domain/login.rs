@@ -88,6 +88,15 @@ pub fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
     format!("{base}{sep}{}", s.finish())
 }
 
+/// What [`Provider::open_session`] prepared.
+struct OpenedSession {
+    session: Session,
+    /// The new cookie secret.
+    secret: String,
+    /// Another user's session in this browser, to end once the sign-in has committed.
+    replaced: Option<String>,
+}
+
 impl Provider {
     fn error_redirect(&self, redirect_uri: &str, state: Option<&str>, e: &RedirectError) -> String {
         let mut pairs = vec![
@@ -357,7 +366,11 @@ impl Provider {
         // Taking the flow guards the set: of two completions of one flow, one writes.
         let mut writes = WriteSet::taking_login_flow(flow_id);
         writes.touch_authenticator(authenticator_id, now);
-        let (session, session_secret) = self
+        let OpenedSession {
+            session,
+            secret: session_secret,
+            replaced,
+        } = self
             .open_session(
                 previous_secret,
                 user_uuid,
@@ -393,6 +406,9 @@ impl Provider {
         };
         if self.db.commit_guarded(writes).await?.is_none() {
             return Ok(None);
+        }
+        if let Some(sid) = replaced {
+            self.end_session(&sid, "replaced").await?;
         }
         metrics::counter!("careid_logins_total", "method" => label, "outcome" => "success")
             .increment(1);
@@ -434,9 +450,10 @@ impl Provider {
         Ok(Ok((authenticator.user_uuid, authenticator.id)))
     }
 
-    /// After a successful authentication: the same user's usable session is refreshed (same
-    /// `sid`, new cookie secret); otherwise a new session starts and any other one in this
-    /// browser ends.
+    /// After a successful authentication, adds to `writes`: the same user's usable session
+    /// refreshed (same `sid`, new cookie secret), or a new session. Another user's session in
+    /// this browser is named in `replaced`, for the caller to end once the set has committed (a
+    /// sign-in that loses the race for its flow changes no session).
     async fn open_session(
         &self,
         previous_secret: Option<&str>,
@@ -444,7 +461,7 @@ impl Provider {
         authenticator_id: &str,
         method: Method,
         writes: &mut WriteSet,
-    ) -> Result<(Session, String), ServiceError> {
+    ) -> Result<OpenedSession, ServiceError> {
         let now = self.now();
         let secret = secrets::random_token();
         let previous = self.usable_session(previous_secret).await?;
@@ -460,23 +477,26 @@ impl Provider {
             absolute_expiry: now + self.config.session.absolute_timeout_secs,
             ended_at: None,
         };
+        let mut replaced = None;
         if let Some(prev) = previous {
             if prev.user_uuid == user_uuid {
                 session.sid = prev.sid.clone();
                 session.created_at = prev.created_at;
-                if self
-                    .db
-                    .reauthenticate_session(&prev.sid, &secrets::digest(&secret), &session)
-                    .await?
-                {
-                    return Ok((session, secret));
-                }
-            } else {
-                self.end_session(&prev.sid, "replaced").await?;
+                writes.reauthenticate_session(&prev.sid, &secrets::digest(&secret), &session);
+                return Ok(OpenedSession {
+                    session,
+                    secret,
+                    replaced,
+                });
             }
+            replaced = Some(prev.sid);
         }
         writes.insert_session(&secrets::digest(&secret), &session);
-        Ok((session, secret))
+        Ok(OpenedSession {
+            session,
+            secret,
+            replaced,
+        })
     }
 
     /// The one path that ends a session, whatever the cause (logout, suspension, card removal,

@@ -244,7 +244,10 @@ impl Provider {
         {
             Ok(checked) => checked,
             Err(refused) => {
-                self.db.spend_code(&code_hash, now).await?;
+                if !self.db.spend_code(&code_hash, now).await? {
+                    // Another presentation used it meanwhile: this one is a replay after all.
+                    return self.refuse_replay(client, &code_hash).await;
+                }
                 return Err(refused);
             }
         };
@@ -396,9 +399,6 @@ impl Provider {
             expires_at: now + times.access_token_ttl,
             family_id: family.as_ref().map(|f| f.id.clone()),
         });
-        if let Some(code) = &code_hash {
-            writes.revoke_if_code_replayed(&jti, code);
-        }
         let refresh_token = match family {
             Some(f) => Some(self.store_refresh_token(client, grant, &f, &mut writes)?),
             None => None,

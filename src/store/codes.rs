@@ -39,10 +39,11 @@ impl WriteSet {
 
 impl WriteSet {
     /// A set written only if it marks the code used: the first of concurrent redemptions
-    /// writes its tokens, the others get [`StoreError::GuardFailed`] and write nothing.
+    /// writes its tokens, the others get [`StoreError::GuardFailed`] and write nothing. A code
+    /// marked replayed ([`Db::revoke_tokens_of_code`]) is never redeemed.
     pub fn redeeming_code(code_hash: &str, now: UnixTime) -> WriteSet {
         WriteSet::guarded(
-            "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+            "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND replayed_at IS NULL",
             vec![now.into(), code_hash.into()],
         )
     }
@@ -79,10 +80,12 @@ impl Db {
         )?)))
     }
 
-    /// Marks a code used without issuing anything (a refused redemption spends the code too).
-    pub async fn spend_code(&self, code_hash: &str, now: UnixTime) -> Result<(), StoreError> {
-        self.commit_guarded(WriteSet::redeeming_code(code_hash, now))
-            .await
-            .map(|_| ())
+    /// Marks a code used without issuing anything (a refused presentation spends the code too).
+    /// False when it was used already: another presentation got there first.
+    pub async fn spend_code(&self, code_hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+        Ok(self
+            .commit_guarded(WriteSet::redeeming_code(code_hash, now))
+            .await?
+            .is_some())
     }
 }

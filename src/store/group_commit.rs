@@ -20,8 +20,10 @@
 //! commit (and a WAL flush) per request. Audit events of the batch are chained in the same
 //! transaction, after the guards and before the other writes, so the `audit_head` row lock
 //! orders batches from different processes the same way everywhere. (A guard locks only the row
-//! it claims, and no statement run after the head lock updates a row a guard claims, so the
-//! two kinds of lock cannot wait on each other in a cycle.)
+//! it claims, guards run sorted, and no statement run after the head lock updates a row a guard
+//! claims, so a batch holding the head never waits for a guard's row. What remains possible on
+//! PostgreSQL is rare: housekeeping deleting a claimed row; PostgreSQL then aborts one
+//! transaction and its sets are retried one by one.)
 //!
 //! On PostgreSQL, which takes concurrent writers, only sets that carry audit events queue (the
 //! chain's head row serialises them anyway); the others commit on their own at once.
@@ -245,12 +247,23 @@ pub(crate) struct WriterThread {
 impl WriterThread {
     fn start(writer: BatchWriter) -> Result<WriterThread, StoreError> {
         let (inbox, mut sets) = tokio::sync::mpsc::unbounded_channel::<Queued>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        // The runtime is made on the new thread (a runtime dropped inside the caller's async
+        // context would panic), which reports whether it could.
+        let (started, outcome) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
         std::thread::Builder::new()
             .name("careid-writer".into())
             .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = started.send(Ok(()));
                 runtime.block_on(async move {
                     while let Some(first) = sets.recv().await {
                         let mut batch = vec![first];
@@ -266,6 +279,9 @@ impl WriterThread {
                     }
                 })
             })?;
+        outcome
+            .recv()
+            .map_err(|_| StoreError::GroupCommit("the writer thread did not start".into()))??;
         Ok(WriterThread { inbox })
     }
 
@@ -452,14 +468,21 @@ impl BatchWriter {
         conn: &mut AnyConnection,
         sets: &[&WriteSet],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut plan = Plan::default();
+        let mut guards = Vec::new();
         for (k, set) in sets.iter().enumerate() {
             if let Some(guard) = &set.guard {
                 let Sql::Text(sql) = guard.sql else {
                     return Err(StoreError::GroupCommit("a guard is a statement".into()));
                 };
-                plan.text(sql, guard.args.clone(), Some(k));
+                guards.push((sql, &guard.args, k));
             }
+        }
+        // In one order everywhere (by statement, then arguments), so that two processes whose
+        // batches claim the same rows lock them in the same order, not into a deadlock.
+        guards.sort_by_cached_key(|(sql, args, k)| (*sql, format!("{args:?}"), *k));
+        let mut plan = Plan::default();
+        for (sql, args, k) in guards {
+            plan.text(sql, args.clone(), Some(k));
         }
         if plan.steps.is_empty() {
             return Ok(vec![true; sets.len()]);

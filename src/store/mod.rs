@@ -69,9 +69,9 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-/// Write connections on SQLite. Measured (docs/performance.md): one connection queues every
-/// write behind the previous one's thread hand-offs; two overlap that work and only contend at
-/// commit, giving the lowest login p99 of 1, 2 and 8 (the whole pool).
+/// Write connections on SQLite: one for the writer thread's batches (`group_commit`), one for
+/// the writes made outside them (registration, WebAuthn ceremonies, housekeeping, revocations),
+/// which then wait for the batch in SQLite's busy handler rather than behind each other.
 const SQLITE_WRITERS: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,8 +159,7 @@ impl Db {
         Ok(())
     }
 
-    /// For `/readyz`: the database answers a query.
-    /// The database answers, and (SQLite) the writer thread takes writes.
+    /// For `/readyz`: the database answers a query, and (SQLite) the writer thread takes writes.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         if self.group.thread_stopped() {

@@ -66,30 +66,6 @@ impl Db {
         Ok(())
     }
 
-    /// Re-authentication of the same user: new cookie secret (no fixation), same `sid`.
-    pub async fn reauthenticate_session(
-        &self,
-        sid: &str,
-        new_secret_hash: &str,
-        s: &Session,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET secret_hash = $1, authenticator_id = $2, amr = $3, aal = $4, auth_time = $5, last_seen_at = $6, absolute_expiry = $7 \
-             WHERE sid = $8 AND ended_at IS NULL",
-        )
-        .bind(new_secret_hash)
-        .bind(&s.authenticator_id)
-        .bind(&s.amr)
-        .bind(s.aal)
-        .bind(s.auth_time)
-        .bind(s.last_seen_at)
-        .bind(s.absolute_expiry)
-        .bind(sid)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// The sids of a user's sessions that have not ended.
     pub async fn open_sessions_of_user(&self, user_uuid: &str) -> Result<Vec<String>, StoreError> {
         let rows =
@@ -168,6 +144,26 @@ impl Db {
 }
 
 impl WriteSet {
+    /// Re-authentication of the same user: new cookie secret (no fixation), same `sid`. (If the
+    /// session ends before the set commits, this changes nothing, and the code issued with it is
+    /// refused at `/token`, since its session has ended.)
+    pub fn reauthenticate_session(&mut self, sid: &str, new_secret_hash: &str, s: &Session) {
+        self.execute(
+            "UPDATE sessions SET secret_hash = $1, authenticator_id = $2, amr = $3, aal = $4, auth_time = $5, last_seen_at = $6, absolute_expiry = $7 \
+             WHERE sid = $8 AND ended_at IS NULL",
+            vec![
+                new_secret_hash.into(),
+                (&s.authenticator_id).into(),
+                (&s.amr).into(),
+                s.aal.into(),
+                s.auth_time.into(),
+                s.last_seen_at.into(),
+                s.absolute_expiry.into(),
+                sid.into(),
+            ],
+        );
+    }
+
     /// Notes that an open session was used (the idle timeout restarts).
     pub fn touch_session(&mut self, sid: &str, now: UnixTime) {
         self.execute(

@@ -21,17 +21,6 @@ pub struct AccessTokenRecord {
 }
 
 impl WriteSet {
-    /// After [`Self::insert_access_token`] for a token from a code: revokes it at once when the
-    /// code is marked replayed. (The set also marks the code used, so a replay presented after
-    /// the check finds these tokens; this covers a replay marked before it.)
-    pub fn revoke_if_code_replayed(&mut self, jti: &str, code_hash: &str) {
-        self.execute(
-            "UPDATE access_tokens SET revoked_at = (SELECT replayed_at FROM auth_codes WHERE code_hash = $1) \
-             WHERE jti = $2 AND EXISTS (SELECT 1 FROM auth_codes WHERE code_hash = $1 AND replayed_at IS NOT NULL)",
-            vec![code_hash.into(), jti.into()],
-        );
-    }
-
     /// Records an issued access token.
     pub fn insert_access_token(&mut self, t: &AccessTokenRecord) {
         self.insert(
@@ -72,8 +61,9 @@ impl Db {
     }
 
     /// After a code was presented twice: marks the code as replayed and revokes every token
-    /// issued from it so far (tokens still being issued from it read the mark: see
-    /// [`WriteSet::revoke_if_code_replayed`]). Returns how many were revoked.
+    /// issued from it. (Tokens are written in the commit that marks their code used, so once a
+    /// replay is seen they are all there; and a code marked replayed is never redeemed: see
+    /// [`WriteSet::redeeming_code`].) Returns how many were revoked.
     pub async fn revoke_tokens_of_code(
         &self,
         code_hash: &str,

@@ -331,3 +331,39 @@ async fn a_sign_in_completes_once_when_its_link_is_followed_at_once() {
     }
     assert_eq!(codes, 1);
 }
+
+/// The same, from a browser already signed in (a double click on a re-authentication): the
+/// request that loses the race for the flow changes nothing, so the session the winner's
+/// cookie names still works afterwards.
+#[tokio::test]
+async fn a_reauthentication_completed_twice_at_once_keeps_the_session() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("123412341287").await;
+    let client = env.confidential_client().await;
+    let id = client.client.metadata.client_id.clone();
+    let browser = env.browser(Some(&card));
+    let SignIn::Redirected(_) = browser.sign_in(&env.authorize_url(&id, &[], true)).await else {
+        panic!("first sign-in")
+    };
+    for round in 0..5 {
+        let r = browser
+            .client
+            .get(env.authorize_url(&id, &[("prompt", "login")], true))
+            .send()
+            .await
+            .unwrap();
+        let link = card_link(&r.text().await.unwrap()).expect("prompt=login asks for the card");
+        let outcomes =
+            futures::future::join_all((0..4).map(|_| browser.follow_card_link(&link))).await;
+        let codes = outcomes
+            .iter()
+            .filter(|o| matches!(o, SignIn::Redirected(_)))
+            .count();
+        assert_eq!(codes, 1, "round {round}");
+        assert_eq!(
+            env.silent_error(&browser, &id, &[]).await,
+            None,
+            "round {round}: the session still signs in silently"
+        );
+    }
+}
