@@ -482,3 +482,85 @@ async fn a_write_set_larger_than_one_query_commits_whole() {
     assert_eq!(count, 4_000);
     assert_eq!(intact_rows(&env), chained_before + 4_000);
 }
+
+/// Guarded sets in one batch: of twelve sets claiming the same code, one is written and eleven
+/// write nothing (not their token, not their audit event) and are told so; a set in the same
+/// batch that breaks a constraint fails alone; the chain stays intact.
+#[tokio::test]
+async fn of_sets_claiming_one_code_one_is_written_and_the_rest_leave_nothing() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("123412341295").await;
+    let client = env.confidential_client().await;
+    let code = env.code_for(&client, &card).await;
+    let hash = careid::domain::secrets::digest(&code);
+    let now = env.now();
+    let record = |jti: &str| AccessTokenRecord {
+        jti: jti.into(),
+        client_id: client.client.metadata.client_id.clone(),
+        user_uuid: None,
+        sid: None,
+        code_hash: None,
+        scope: "api".into(),
+        issued_at: now,
+        expires_at: now + 600,
+        family_id: None,
+    };
+    env.db.insert_access_token(&record("taken")).await.unwrap();
+    let chained_before = intact_rows(&env);
+    let event = |actor: &str| AuditEvent {
+        at: now,
+        kind: "test.guarded".into(),
+        outcome: "success".into(),
+        actor: Some(actor.into()),
+        client_id: None,
+        detail: serde_json::json!({}),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let db = env.db.clone();
+        let mut set = WriteSet::redeeming_code(&hash, now);
+        let jti = format!("claim-{i}");
+        set.insert_access_token(&record(&jti));
+        set.audit(event(&jti));
+        tasks.spawn(async move { (jti, db.commit_guarded(set).await) });
+    }
+    let db = env.db.clone();
+    let mut breaking = WriteSet::new();
+    breaking.insert_access_token(&record("taken"));
+    breaking.audit(event("taken"));
+    tasks.spawn(async move { ("taken".to_string(), db.commit_guarded(breaking).await) });
+
+    let (mut written, mut claimed_first, mut failed) = (Vec::new(), 0, Vec::new());
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            (jti, Ok(Some(_))) => written.push(jti),
+            (_, Ok(None)) => claimed_first += 1,
+            (jti, Err(e)) => {
+                assert!(matches!(e, careid::store::StoreError::Database(_)), "{e}");
+                failed.push(jti);
+            }
+        }
+    }
+    assert_eq!(written.len(), 1, "one claim wins");
+    assert_eq!(claimed_first, 11, "the others are told they lost");
+    assert_eq!(failed, vec!["taken".to_string()]);
+    for i in 0..12 {
+        let jti = format!("claim-{i}");
+        assert_eq!(
+            env.db.access_token_active(&jti).await.unwrap(),
+            written.contains(&jti),
+            "{jti}: written only by the winner"
+        );
+    }
+    let mut conn = raw(&env).await;
+    let actors: Vec<String> =
+        sqlx::query("SELECT actor FROM audit_events WHERE kind = 'test.guarded'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("actor"))
+            .collect();
+    assert_eq!(actors, written, "only the winner's audit event");
+    assert_eq!(intact_rows(&env), chained_before + 1);
+}
