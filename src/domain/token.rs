@@ -262,6 +262,19 @@ impl Provider {
         .await
     }
 
+    /// Whether the session ended after the grant was checked. Ending a session marks it ended
+    /// first and then revokes its tokens in separate statements, so tokens committed between
+    /// the two would be missed; read after the tokens' commit, an ended session is seen here
+    /// whenever its revocation may have run before the commit, and the caller revokes them
+    /// itself.
+    async fn session_ended_meanwhile(&self, sid: &str) -> Result<bool, TokenError> {
+        Ok(self
+            .db
+            .session_by_sid(sid)
+            .await?
+            .is_none_or(|s| s.ended_at.is_some()))
+    }
+
     /// A code presented again: every token issued from it is revoked (RFC 6749 §4.1.2) and the
     /// presentation refused.
     async fn refuse_replay(
@@ -358,6 +371,13 @@ impl Provider {
             _ => None,
         };
         let family_id = family.as_ref().map(|f| f.id.clone());
+        // Tokens from a code, and from a refresh family bound to its session, live only as
+        // long as the sign-in session.
+        let session_bound = match &claim {
+            Some(Claim::Code(_)) => true,
+            Some(Claim::RefreshToken(_)) => family.as_ref().is_some_and(|f| !f.offline),
+            None => false,
+        };
         let times = TokenTimes {
             now,
             id_token_ttl: self.config.tokens.id_token_ttl_secs,
@@ -419,6 +439,15 @@ impl Provider {
                     .await
             }
             _ => {}
+        }
+        if session_bound && self.session_ended_meanwhile(&grant.sid).await? {
+            self.db.revoke_access_token(&jti, now).await?;
+            if let Some(family_id) = &family_id {
+                self.revoke_family(family_id).await?;
+            }
+            return Err(TokenError::InvalidGrant(
+                "the sign-in session has ended".into(),
+            ));
         }
         metrics::counter!("careid_tokens_issued_total", "grant_type" => grant_type).increment(1);
         Ok(TokenResponse {

@@ -181,6 +181,44 @@ async fn a_refresh_token_presented_many_times_at_once_rotates_once_and_the_famil
     );
 }
 
+/// Ending a session marks it ended and then revokes its tokens, in separate steps. A refresh
+/// grant that commits in between must not leave live tokens behind: it sees the ended session
+/// after its commit, revokes the family (and what it just wrote), and is refused.
+#[tokio::test]
+async fn a_refresh_in_the_middle_of_a_logout_leaves_nothing_alive() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("910000000027").await;
+    let client = refreshing_client(&env, &["openid"], None).await;
+    let (first, _) = sign_in(&env, &client, &card, "openid").await;
+    let sid = jwt_claims(first["id_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A logout's first step: the session is marked ended, its tokens not yet revoked.
+    assert!(env.db.end_session(&sid, "logout", env.now()).await.unwrap());
+    let (status, body) = token_call(
+        &env,
+        &client,
+        "/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", first["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(body.get("access_token").is_none());
+    assert_eq!(
+        userinfo_status(&env, first["access_token"].as_str().unwrap()).await,
+        401,
+        "the family's access tokens are revoked too"
+    );
+}
+
 #[tokio::test]
 async fn refresh_tokens_die_with_their_session_unless_offline_access_was_granted() {
     let env = TestEnv::start().await;
