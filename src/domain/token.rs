@@ -425,18 +425,34 @@ impl Provider {
         };
         writes.audit(self.audit_event("token.issued", "success", Some(&grant.user_uuid), Some(&grant.client_id), json!({ "grant_type": grant_type, "jti": jti, "sid": grant.sid, "refresh": refresh_token.is_some() })));
         let written = self.db.commit_guarded(writes).await?;
-        // The code or refresh token was used by a concurrent request between the read and
-        // this commit: this presentation is the replay.
+        // The guard changed nothing: between the read and this commit the code or refresh
+        // token was used by a concurrent request (this presentation is the replay), or it was
+        // revoked or purged (then it is merely no longer valid).
         match (written, claim) {
-            (None, Some(Claim::Code(hash))) => return self.refuse_replay(client, &hash).await,
-            (None, Some(Claim::RefreshToken(_))) => {
+            (None, Some(Claim::Code(hash))) => {
+                return match self.db.code(&hash).await? {
+                    CodeState::Unknown => Err(TokenError::InvalidGrant("unknown code".into())),
+                    _ => self.refuse_replay(client, &hash).await,
+                }
+            }
+            (None, Some(Claim::RefreshToken(hash))) => {
+                let used = self
+                    .db
+                    .refresh_token(&hash)
+                    .await?
+                    .is_some_and(|r| r.used_at.is_some());
+                if !used {
+                    return Err(TokenError::InvalidGrant(
+                        "the refresh token has been revoked".into(),
+                    ));
+                }
                 return self
                     .refuse_refresh_reuse(
                         client,
                         family_id.as_deref().unwrap_or_default(),
                         &grant.user_uuid,
                     )
-                    .await
+                    .await;
             }
             _ => {}
         }

@@ -219,6 +219,46 @@ async fn a_refresh_in_the_middle_of_a_logout_leaves_nothing_alive() {
     );
 }
 
+/// A refresh token revoked by its client while it is being presented: the presentation may
+/// win (and the revocation then finds the new family member too) or be refused, but it is
+/// never taken for a reuse (no `token.refresh_reuse` in the audit trail), and nothing of the
+/// family is alive afterwards.
+#[tokio::test]
+async fn a_refresh_racing_its_revocation_is_not_reported_as_reuse() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("910000000035").await;
+    let client = refreshing_client(&env, &["openid"], None).await;
+    for _ in 0..8 {
+        let (first, _) = sign_in(&env, &client, &card, "openid").await;
+        let refresh = first["refresh_token"].as_str().unwrap();
+        let grant = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+        let revoke = [("token", refresh), ("token_type_hint", "refresh_token")];
+        let ((status, body), (revoked, _)) = futures::join!(
+            token_call(&env, &client, "/token", &grant),
+            token_call(&env, &client, "/revoke", &revoke)
+        );
+        assert_eq!(revoked, 200);
+        match status {
+            200 => assert_eq!(
+                userinfo_status(&env, body["access_token"].as_str().unwrap()).await,
+                401,
+                "the revocation ends the family, its newest member included"
+            ),
+            _ => assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("invalid_grant"))
+            ),
+        }
+    }
+    assert!(!env
+        .db
+        .recent_audit(500)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.kind == "token.refresh_reuse"));
+}
+
 #[tokio::test]
 async fn refresh_tokens_die_with_their_session_unless_offline_access_was_granted() {
     let env = TestEnv::start().await;
