@@ -60,6 +60,25 @@ fn broken(env: &TestEnv) -> String {
     stderr(&out)
 }
 
+/// The record of a client-credentials access token `jti` of `client`, issued at `now`.
+fn client_token(
+    client: &careid::domain::client::NewClient,
+    jti: &str,
+    now: i64,
+) -> AccessTokenRecord {
+    AccessTokenRecord {
+        jti: jti.into(),
+        client_id: client.client.metadata.client_id.clone(),
+        user_uuid: None,
+        sid: None,
+        code_hash: None,
+        scope: "api".into(),
+        issued_at: now,
+        expires_at: now + 600,
+        family_id: None,
+    }
+}
+
 /// A connection of its own, as someone with database access would use behind careid's back.
 async fn raw(env: &TestEnv) -> AnyConnection {
     sqlx::any::install_default_drivers();
@@ -356,17 +375,7 @@ async fn a_failing_write_set_fails_alone_and_leaves_nothing_behind() {
     let env = TestEnv::start().await;
     let client = env.confidential_client().await;
     let now = env.now();
-    let record = |jti: &str| AccessTokenRecord {
-        jti: jti.into(),
-        client_id: client.client.metadata.client_id.clone(),
-        user_uuid: None,
-        sid: None,
-        code_hash: None,
-        scope: "api".into(),
-        issued_at: now,
-        expires_at: now + 600,
-        family_id: None,
-    };
+    let record = |jti: &str| client_token(&client, jti, now);
     env.db.insert_access_token(&record("taken")).await.unwrap();
     let chained_before = intact_rows(&env);
 
@@ -454,17 +463,7 @@ async fn a_write_set_larger_than_one_query_commits_whole() {
             detail: serde_json::json!({ "i": i }),
         });
     }
-    set.insert_access_token(&AccessTokenRecord {
-        jti: "after-the-events".into(),
-        client_id: client.client.metadata.client_id.clone(),
-        user_uuid: None,
-        sid: None,
-        code_hash: None,
-        scope: "api".into(),
-        issued_at: now,
-        expires_at: now + 600,
-        family_id: None,
-    });
+    set.insert_access_token(&client_token(&client, "after-the-events", now));
     let written = env.db.commit(set).await.unwrap();
     assert_eq!(written.len(), 1, "one result for the set's one statement");
     assert!(env
@@ -494,17 +493,7 @@ async fn of_sets_claiming_one_code_one_is_written_and_the_rest_leave_nothing() {
     let code = env.code_for(&client, &card).await;
     let hash = careid::domain::secrets::digest(&code);
     let now = env.now();
-    let record = |jti: &str| AccessTokenRecord {
-        jti: jti.into(),
-        client_id: client.client.metadata.client_id.clone(),
-        user_uuid: None,
-        sid: None,
-        code_hash: None,
-        scope: "api".into(),
-        issued_at: now,
-        expires_at: now + 600,
-        family_id: None,
-    };
+    let record = |jti: &str| client_token(&client, jti, now);
     env.db.insert_access_token(&record("taken")).await.unwrap();
     let chained_before = intact_rows(&env);
     let event = |actor: &str| AuditEvent {
