@@ -60,6 +60,18 @@ fn broken(env: &TestEnv) -> String {
     stderr(&out)
 }
 
+/// The actors of the audit events of `kind`, in the order written.
+async fn actors_of(env: &TestEnv, kind: &str) -> Vec<String> {
+    sqlx::query("SELECT actor FROM audit_events WHERE kind = $1 ORDER BY id")
+        .bind(kind)
+        .fetch_all(&mut raw(env).await)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>("actor"))
+        .collect()
+}
+
 /// The record of a client-credentials access token `jti` of `client`, issued at `now`.
 fn client_token(
     client: &careid::domain::client::NewClient,
@@ -425,15 +437,7 @@ async fn a_failing_write_set_fails_alone_and_leaves_nothing_behind() {
             .await
             .unwrap());
     }
-    let mut conn = raw(&env).await;
-    let actors: Vec<String> =
-        sqlx::query("SELECT actor FROM audit_events WHERE kind = 'test.group_commit'")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>("actor"))
-            .collect();
+    let actors = actors_of(&env, "test.group_commit").await;
     assert_eq!(actors.len(), 39);
     assert!(
         !actors.iter().any(|a| a == "taken"),
@@ -541,15 +545,7 @@ async fn of_sets_claiming_one_code_one_is_written_and_the_rest_leave_nothing() {
             "{jti}: written only by the winner"
         );
     }
-    let mut conn = raw(&env).await;
-    let actors: Vec<String> =
-        sqlx::query("SELECT actor FROM audit_events WHERE kind = 'test.guarded'")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>("actor"))
-            .collect();
+    let actors = actors_of(&env, "test.guarded").await;
     assert_eq!(actors, written, "only the winner's audit event");
     assert_eq!(intact_rows(&env), chained_before + 1);
 }
