@@ -594,18 +594,8 @@ async fn a_refused_presentation_spends_the_code() {
     let client = env.confidential_client().await;
     let code = env.code_for(&client, &card).await;
     let wrong = env
-        .http()
-        .post(env.endpoint("/token"))
-        .basic_auth(&client.client.metadata.client_id, client.secret.as_deref())
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", RP_REDIRECT),
-            ("code_verifier", "x".repeat(50).as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .redeem_with_verifier(&client, &code, &"x".repeat(50))
+        .await;
     assert_eq!(wrong.status(), 400);
     let again = env.redeem(&client, &code).await;
     assert_eq!(again.status(), 400);

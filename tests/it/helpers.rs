@@ -404,6 +404,16 @@ impl TestEnv {
 
     /// Redeems a code with client_secret_basic and the standard verifier.
     pub async fn redeem(&self, client: &NewClient, code: &str) -> reqwest::Response {
+        self.redeem_with_verifier(client, code, VERIFIER).await
+    }
+
+    /// Redeems a code with client_secret_basic and `verifier`.
+    pub async fn redeem_with_verifier(
+        &self,
+        client: &NewClient,
+        code: &str,
+        verifier: &str,
+    ) -> reqwest::Response {
         self.http()
             .post(self.endpoint("/token"))
             .basic_auth(&client.client.metadata.client_id, client.secret.as_deref())
@@ -411,7 +421,7 @@ impl TestEnv {
                 ("grant_type", "authorization_code"),
                 ("code", code),
                 ("redirect_uri", RP_REDIRECT),
-                ("code_verifier", VERIFIER),
+                ("code_verifier", verifier),
             ])
             .send()
             .await
