@@ -224,7 +224,7 @@ pub(crate) struct GroupCommit {
 impl GroupCommit {
     /// Whether this process's writer thread (SQLite) has stopped, so no write can succeed.
     pub(crate) fn thread_stopped(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_running())
+        self.thread.as_ref().is_some_and(|t| t.inbox.is_closed())
     }
 
     /// On SQLite, starts the writer thread for `writer`.
@@ -283,11 +283,6 @@ impl WriterThread {
             .recv()
             .map_err(|_| StoreError::GroupCommit("the writer thread did not start".into()))??;
         Ok(WriterThread { inbox })
-    }
-
-    /// Whether the thread still takes sets.
-    pub(crate) fn is_running(&self) -> bool {
-        !self.inbox.is_closed()
     }
 
     async fn commit(&self, set: WriteSet) -> Answer {
