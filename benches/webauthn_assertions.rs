@@ -198,6 +198,7 @@ async fn start_server(users: usize) -> (Server, Vec<String>) {
         let code = secrets::random_token();
         db.insert_invitation(
             &secrets::digest(&code),
+            &secrets::digest(&secrets::random_token()),
             &Invitation {
                 user_uuid: uuid.clone(),
                 created_by: "bench".into(),
@@ -243,15 +244,15 @@ fn http(server: &Server, cookies: bool) -> reqwest::Client {
         .unwrap()
 }
 
-/// `name=value` of the ceremony cookie the options response set.
-fn ceremony_cookie(r: &reqwest::Response) -> String {
+/// `name=value` of the cookie called `name` that the response set.
+fn set_cookie(r: &reqwest::Response, name: &str) -> String {
     r.headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("__Host-careid_webauthn="))
+        .find(|v| v.starts_with(&format!("{name}=")))
         .and_then(|v| v.split(';').next())
-        .expect("ceremony cookie")
+        .unwrap_or_else(|| panic!("a {name} cookie"))
         .to_string()
 }
 
@@ -295,23 +296,20 @@ async fn virtual_user(
     let mut latencies = Vec::new();
     while Instant::now() < until {
         let started = Instant::now();
-        let page = browser
-            .get(&authorize)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let r = browser.get(&authorize).send().await.unwrap();
+        // The flow is bound to the browser that started it.
+        let binding = set_cookie(&r, "__Host-careid_browser");
+        let page = r.text().await.unwrap();
         let at = page.find("data-flow=\"").expect("sign-in page") + 11;
         let flow = &page[at..at + page[at..].find('"').unwrap()];
         let r = browser
             .post(format!("{}/webauthn/authenticate/options", server.issuer))
+            .header("cookie", &binding)
             .json(&serde_json::json!({ "flow": flow, "username": uuid }))
             .send()
             .await
             .unwrap();
-        let cookie = ceremony_cookie(&r);
+        let cookie = format!("{}; {binding}", set_cookie(&r, "__Host-careid_webauthn"));
         let options: RequestChallengeResponse = r.json().await.unwrap();
         let answer = key.do_authentication(origin.clone(), options).unwrap();
         let r = browser

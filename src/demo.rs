@@ -215,7 +215,9 @@ pub async fn passkey_invitation(db: &Db, now: UnixTime, ttl: i64) -> anyhow::Res
         created_at: now,
         expires_at: now + ttl,
     };
-    db.insert_invitation(&secrets::digest(&code), &invitation)
+    // The demo operator is the person: the code is handed over at once (no handover link).
+    let no_handover = secrets::digest(&secrets::random_token());
+    db.insert_invitation(&secrets::digest(&code), &no_handover, &invitation)
         .await?;
     Ok(code)
 }

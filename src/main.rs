@@ -171,6 +171,10 @@ struct AddClient {
     /// Refresh-token families end this long after sign-in at the latest.
     #[arg(long)]
     refresh_absolute_secs: Option<i64>,
+    /// An admin client (RA tooling): its users' tokens carry the careid:admin scope, the only
+    /// tokens the admin API accepts. Register one only for RA tools you run.
+    #[arg(long)]
+    admin: bool,
 }
 
 fn init_tracing(config: &Config) {
@@ -267,6 +271,7 @@ async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()>
                 allow_missing_pkce: a.allow_missing_pkce,
                 refresh_token_idle_ttl: a.refresh_idle_secs,
                 refresh_token_absolute_ttl: a.refresh_absolute_secs,
+                admin: a.admin,
             };
             let new = registry::register_client(&db, request, "cli", now).await?;
             println!("{}", serde_json::to_string_pretty(&new.to_json())?);

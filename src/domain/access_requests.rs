@@ -7,7 +7,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::admin::{AdminError, Caller, NewAssignment, Permission};
+use super::admin::authority as op;
+use super::admin::{AdminError, Caller, NewAssignment};
 use super::provider::Provider;
 use crate::clock::UnixTime;
 
@@ -73,19 +74,19 @@ impl Provider {
         caller: &Caller,
         r: NewAccessRequest,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::RequestAccess)?;
+        self.authorise(caller, &op::REQUEST_ACCESS)?;
         if r.reason.trim().is_empty() {
             return Err(AdminError::Invalid("reason is required".into()));
         }
         if self.db.user(&r.uuid).await?.is_none() {
             return Err(AdminError::NotFound(format!("no Care Identity {}", r.uuid)));
         }
-        if self.db.position(&r.position_id).await?.is_none() {
-            return Err(AdminError::NotFound(format!(
-                "no position {}",
-                r.position_id
-            )));
-        }
+        let position = self
+            .db
+            .position(&r.position_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no position {}", r.position_id)))?;
+        Self::own_organisation(caller, &position)?;
         let request = AccessRequest {
             id: uuid::Uuid::new_v4().to_string(),
             user_uuid: r.uuid,
@@ -116,9 +117,17 @@ impl Provider {
         caller: &Caller,
         status: Option<&str>,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::RequestAccess)?;
+        self.authorise(caller, &op::LIST_REQUESTS)?;
         let list = self.db.access_requests(status, 500).await?;
-        Ok(json!({ "requests": list.iter().map(AccessRequest::describe).collect::<Vec<_>>() }))
+        let ids: Vec<String> = list.iter().map(|r| r.position_id.clone()).collect();
+        let positions = self.db.positions(&ids).await?;
+        // Each organisation's RA staff and sponsors see their own organisation's queue.
+        let own = list.iter().filter(|r| {
+            positions
+                .get(&r.position_id)
+                .is_some_and(|p| p.org_code == caller.org_code)
+        });
+        Ok(json!({ "requests": own.map(AccessRequest::describe).collect::<Vec<_>>() }))
     }
 
     /// A sponsor's decision on a pending request.
@@ -129,7 +138,7 @@ impl Provider {
         approve: bool,
         d: Decision,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::ApproveAccess)?;
+        self.authorise(caller, &op::DECIDE_REQUEST)?;
         let request = self.request(id).await?;
         if request.requested_by == caller.uuid || request.user_uuid == caller.uuid {
             return Err(AdminError::Forbidden(SEPARATE.into()));
@@ -168,8 +177,16 @@ impl Provider {
         id: &str,
         f: Fulfilment,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::AssignPositions)?;
+        self.authorise(caller, &op::FULFIL_REQUEST)?;
         let request = self.request(id).await?;
+        let position = self
+            .db
+            .position(&request.position_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no position {}", request.position_id)))?;
+        // Checked before the request is claimed, so a refusal leaves it approved.
+        self.act_on_position(caller, &op::FULFIL_REQUEST, &request.user_uuid, &position)
+            .await?;
         if request.decided_by.as_deref() == Some(caller.uuid.as_str()) {
             return Err(AdminError::Forbidden(
                 "approval and execution are separate steps: someone other than the approver carries it out".into(),

@@ -84,8 +84,26 @@ pub const SCOPES: [&str; 11] = [
     "offline_access",
 ];
 
+/// The scope that carries registration-authority power to the admin API. Only clients
+/// registered as admin clients (`careid clients add --admin`) may be granted it, and only in a
+/// user's sign-in; an access token without it is refused by the admin API, whatever its user holds.
+pub const ADMIN_SCOPE: &str = "careid:admin";
+
 /// Scopes about a user: never granted to a client acting for itself (client credentials).
-pub const USER_SCOPES: [&str; 11] = SCOPES;
+pub const USER_SCOPES: [&str; 12] = [
+    "openid",
+    "profile",
+    "email",
+    "nhsperson",
+    "associatedorgs",
+    "nationalrbacaccess",
+    "professionalmemberships",
+    "organisationalmemberships",
+    "selectedrole",
+    "changedrole",
+    "offline_access",
+    ADMIN_SCOPE,
+];
 
 /// A client's own API scope (RFC 6749 scope-token, kept simple): lower-case letters, digits
 /// and `. _ : / -`, starting with a letter.
@@ -128,11 +146,17 @@ pub struct ClientMetadata {
     /// careid extension: a refresh-token family ends this long after sign-in at the latest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_absolute_ttl: Option<i64>,
+    /// careid extension: an admin client (RA tooling, the RA console). Only its users' tokens,
+    /// with [`ADMIN_SCOPE`], are accepted by the admin API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub careid_admin: bool,
 }
 
 impl ClientMetadata {
+    /// Whether the client may be granted `scope`. The admin scope needs an admin client, even
+    /// if a registration (or a hand-edited row) lists it.
     pub fn allows_scope(&self, scope: &str) -> bool {
-        self.scope.split(' ').any(|s| s == scope)
+        (scope != ADMIN_SCOPE || self.careid_admin) && self.scope.split(' ').any(|s| s == scope)
     }
     pub fn allows_grant(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)
@@ -167,6 +191,8 @@ pub struct ClientRequest {
     pub allow_missing_pkce: bool,
     pub refresh_token_idle_ttl: Option<i64>,
     pub refresh_token_absolute_ttl: Option<i64>,
+    /// Register an admin client: it is granted [`ADMIN_SCOPE`] and must use PKCE.
+    pub admin: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -286,7 +312,15 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
             return Err(meta_err("refresh token lifetimes must be positive"));
         }
     }
-    let scopes = if req.scopes.is_empty() {
+    if req.admin && req.allow_missing_pkce {
+        return Err(meta_err("an admin client must use PKCE"));
+    }
+    if !req.admin && req.scopes.iter().any(|s| s == ADMIN_SCOPE) {
+        return Err(meta_err(&format!(
+            "{ADMIN_SCOPE} is granted only to admin clients"
+        )));
+    }
+    let mut scopes = if req.scopes.is_empty() {
         vec![
             "openid",
             "profile",
@@ -303,8 +337,11 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
     } else {
         req.scopes.clone()
     };
+    if req.admin && !scopes.iter().any(|s| s == ADMIN_SCOPE) {
+        scopes.push(ADMIN_SCOPE.into());
+    }
     for s in &scopes {
-        if !SCOPES.contains(&s.as_str()) && !is_api_scope(s) {
+        if !USER_SCOPES.contains(&s.as_str()) && !is_api_scope(s) {
             return Err(meta_err(&format!(
                 "{s} is neither a careid scope nor a valid API scope name"
             )));
@@ -337,6 +374,7 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
         require_pkce: !req.allow_missing_pkce,
         refresh_token_idle_ttl: req.refresh_token_idle_ttl,
         refresh_token_absolute_ttl: req.refresh_token_absolute_ttl,
+        careid_admin: req.admin,
     };
     let client = Client {
         metadata,
@@ -416,6 +454,31 @@ mod tests {
         r.auth_method = Some("none".into());
         r.allow_missing_pkce = true;
         assert!(register(r, 0).is_err());
+    }
+
+    #[test]
+    fn only_admin_clients_get_the_admin_scope() {
+        let mut r = request();
+        r.scopes = vec!["openid".into(), ADMIN_SCOPE.into()];
+        assert!(
+            matches!(register(r.clone(), 0), Err(RegistrationError::Metadata(m)) if m.contains("admin clients")),
+            "an ordinary client cannot register the admin scope"
+        );
+        r.admin = true;
+        let admin = register(r.clone(), 0).unwrap().client.metadata;
+        assert!(admin.careid_admin && admin.allows_scope(ADMIN_SCOPE));
+        let mut plain = admin.clone();
+        plain.careid_admin = false;
+        assert!(
+            !plain.allows_scope(ADMIN_SCOPE),
+            "a stored scope list alone does not make an admin client"
+        );
+        r.allow_missing_pkce = true;
+        assert!(register(r, 0).is_err(), "admin clients use PKCE");
+        let mut defaults = request();
+        defaults.admin = true;
+        let meta = register(defaults, 0).unwrap().client.metadata;
+        assert!(meta.allows_scope(ADMIN_SCOPE) && meta.allows_scope("selectedrole"));
     }
 
     #[test]

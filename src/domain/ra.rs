@@ -13,7 +13,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::admin::{AdminError, Caller, Permission, RaRole};
+use super::admin::authority as op;
+use super::admin::{AdminError, Caller, RaRole};
 use super::identity::{Authenticator, UserStatus};
 use super::provider::Provider;
 use crate::clock::UnixTime;
@@ -87,8 +88,7 @@ impl Provider {
         uuid: &str,
         g: NewRaGrant,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::AssignRaRoles)?;
-        Self::not_self(caller, uuid)?;
+        self.act_on_person(caller, &op::GRANT_RA_ROLE, uuid).await?;
         if granted_role(&g.role).is_none() {
             return Err(AdminError::Invalid(
                 "role must be advanced_ra_agent, id_checker or local_smartcard_administrator"
@@ -118,7 +118,7 @@ impl Provider {
 
     /// RA Manager: ends an RA role grant of their organisation.
     pub async fn admin_end_ra_role(&self, caller: &Caller, id: &str) -> Result<Value, AdminError> {
-        self.require(caller, Permission::AssignRaRoles)?;
+        self.authorise(caller, &op::END_RA_ROLE)?;
         let grant = self
             .db
             .ra_grant(id)
@@ -127,7 +127,8 @@ impl Provider {
             .ok_or_else(|| {
                 AdminError::NotFound(format!("no RA role grant {id} at {}", caller.org_code))
             })?;
-        Self::not_self(caller, &grant.user_uuid)?;
+        self.act_on_person(caller, &op::END_RA_ROLE, &grant.user_uuid)
+            .await?;
         if !self.db.end_ra_grant(id, &caller.uuid, self.now()).await? {
             return Err(AdminError::Conflict("this grant has ended already".into()));
         }
@@ -163,8 +164,7 @@ impl Provider {
         uuid: &str,
         t: NewTac,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::IssueTac)?;
-        Self::not_self(caller, uuid)?;
+        self.act_on_person(caller, &op::ISSUE_TAC, uuid).await?;
         let user = self.active_identity(uuid).await?;
         if user.id_assurance_level < 1 {
             return Err(AdminError::Conflict(
@@ -181,8 +181,9 @@ impl Provider {
                 "tac_name and reason are required".into(),
             ));
         }
-        let (_, card) = self.unbound_certificate(&t.certificate_pem).await?;
         let now = self.now();
+        self.no_working_card(uuid, now).await?;
+        let (_, card) = self.unbound_certificate(&t.certificate_pem).await?;
         let expires_at = now + t.hours * 3600;
         let authenticator = Authenticator {
             id: uuid::Uuid::new_v4().to_string(),
@@ -221,12 +222,15 @@ impl Provider {
 
     /// Records a TAC's return: the card is locked and the sessions it opened end.
     pub async fn admin_return_tac(&self, caller: &Caller, id: &str) -> Result<Value, AdminError> {
-        self.require(caller, Permission::IssueTac)?;
+        self.authorise(caller, &op::RETURN_TAC)?;
         let issue = self
             .db
             .tac_issue(id)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("no TAC issue {id}")))?;
+        // Taking a TAC back only lowers access: any RA of the person's organisation may.
+        self.read_person(caller, &op::RETURN_TAC, &issue.user_uuid)
+            .await?;
         let now = self.now();
         if !self.db.return_tac(&issue, &caller.uuid, now).await? {
             return Err(AdminError::Conflict(
@@ -247,6 +251,25 @@ impl Provider {
         )
         .await?;
         Ok(json!({ "id": id, "returned_at": now }))
+    }
+
+    /// A TAC stands in for a card that is not there: refused while the person holds a working
+    /// smartcard (revoke it, reported lost or damaged, first) or another working TAC (policy:
+    /// one at a time, so each is accounted for).
+    async fn no_working_card(&self, uuid: &str, now: UnixTime) -> Result<(), AdminError> {
+        let working = self.db.authenticators_of(uuid).await?;
+        let working: Vec<_> = working.iter().filter(|a| a.is_usable(now)).collect();
+        if working.iter().any(|a| a.kind == "smartcard") {
+            return Err(AdminError::Conflict(
+                "the person holds an active smartcard: revoke it (lost, stolen or damaged) before issuing a TAC".into(),
+            ));
+        }
+        if working.iter().any(|a| a.kind == "tac") {
+            return Err(AdminError::Conflict(
+                "the person already holds an active TAC: record its return first".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The identity, if it exists and is active (404 / 409 otherwise).

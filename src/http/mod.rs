@@ -28,6 +28,12 @@ use crate::domain::provider::Provider;
 /// The sign-in session cookie: host-only, Secure, path `/` (the `__Host-` prefix enforces all three).
 pub const SESSION_COOKIE: &str = "__Host-careid_session";
 
+/// The browser-binding cookie: a random value, made at `/authorize` when the browser has none.
+/// Pending sign-ins are bound to it, so a flow id (a card link, a role page) is useless in any
+/// other browser. Host-only like the session cookie: the card listener must share the issuer's
+/// host name (ports do not separate cookies).
+pub const BROWSER_COOKIE: &str = "__Host-careid_browser";
+
 #[derive(Clone)]
 pub struct AppState {
     pub provider: Arc<Provider>,
@@ -79,6 +85,10 @@ fn oidc_routes() -> Router<AppState> {
         .route(
             "/webauthn/register/options",
             post(webauthn::register_options),
+        )
+        .route(
+            "/webauthn/invitation",
+            get(webauthn::invitation_handover).post(webauthn::invitation_handover),
         )
         .route("/account/authenticators", get(webauthn::account))
         .route(

@@ -30,6 +30,10 @@ fn environment() -> &'static Environment<'static> {
                 include_str!("../../templates/webauthn_register.html"),
             ),
             ("account.html", include_str!("../../templates/account.html")),
+            (
+                "invitation_handover.html",
+                include_str!("../../templates/invitation_handover.html"),
+            ),
         ] {
             env.add_template(name, text).expect("templates are valid");
         }

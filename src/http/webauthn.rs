@@ -95,6 +95,7 @@ pub struct SignInOptionsRequest {
 /// POST (JSON): options for signing in to a pending login flow.
 pub async fn sign_in_options(
     State(app): State<AppState>,
+    headers: HeaderMap,
     body: Result<Json<SignInOptionsRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(req)) = body else {
@@ -106,7 +107,12 @@ pub async fn sign_in_options(
     };
     match app
         .provider
-        .begin_authentication(&req.flow, req.username.as_deref(), req.conditional)
+        .begin_authentication(
+            &req.flow,
+            req.username.as_deref(),
+            req.conditional,
+            cookie(&headers, super::BROWSER_COOKIE),
+        )
         .await
     {
         Ok(Some(Ok(s))) => started(&app, s),
@@ -385,6 +391,70 @@ pub async fn account_change(
             },
             "That change was not made",
             &r.to_string(),
+            &rid,
+        ),
+        Err(e) => internal_page(e, &rid),
+    }
+}
+
+/// The person's side of an RA invitation: GET shows a button (so link previews and prefetches
+/// do not spend it), POST makes the code and shows it, once.
+pub async fn invitation_handover(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let rid = request_id(&headers);
+    let query_pairs = params::from_query(query.as_deref()).unwrap_or_default();
+    let form_pairs = params::from_query(std::str::from_utf8(&body).ok()).unwrap_or_default();
+    let posted = !body.is_empty();
+    let pairs = if posted { &form_pairs } else { &query_pairs };
+    let Some(handover) = pairs
+        .iter()
+        .find(|(k, _)| k == "handover")
+        .map(|(_, v)| v.clone())
+        .filter(|h| !h.is_empty() && h.len() <= 128)
+    else {
+        return Page::error(
+            StatusCode::BAD_REQUEST,
+            "This invitation link is not valid",
+            "Ask your Registration Authority for a new invitation.",
+            &rid,
+        );
+    };
+    let c = &app.provider.config;
+    let action = c.endpoint("/webauthn/invitation");
+    if !posted {
+        return Page::render(
+            StatusCode::OK,
+            "invitation_handover.html",
+            minijinja::context! { title => "Your invitation", handover, action },
+        );
+    }
+    match app.provider.hand_over_invitation(&handover).await {
+        Ok(Some((code, invitation))) => {
+            let url = crate::domain::login::with_query(
+                &c.endpoint("/webauthn/register"),
+                &[("invitation", &code)],
+            );
+            let expires = time::OffsetDateTime::from_unix_timestamp(invitation.expires_at)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc2822)
+                        .ok()
+                })
+                .unwrap_or_default();
+            Page::render(
+                StatusCode::OK,
+                "invitation_handover.html",
+                minijinja::context! { title => "Your invitation", code, url, expires },
+            )
+        }
+        Ok(None) => Page::error(
+            StatusCode::GONE,
+            "This invitation has been opened already, or has expired",
+            "An invitation is shown once. If you did not open it, tell your Registration Authority at once and ask for a new one.",
             &rid,
         ),
         Err(e) => internal_page(e, &rid),

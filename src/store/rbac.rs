@@ -166,6 +166,32 @@ impl Db {
         Ok(())
     }
 
+    /// Assignments not ended at `now`: current ones and those starting later.
+    pub async fn live_assignments(
+        &self,
+        user_uuid: &str,
+        now: UnixTime,
+    ) -> Result<Vec<Assignment>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM role_assignments WHERE user_uuid = $1 AND (ends_at IS NULL OR ends_at > $2) \
+             ORDER BY created_at, person_roleid",
+        )
+        .bind(user_uuid)
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(assignment_from).collect()
+    }
+
+    /// One assignment, ended or not.
+    pub async fn assignment(&self, person_roleid: &str) -> Result<Option<Assignment>, StoreError> {
+        let row = sqlx::query("SELECT * FROM role_assignments WHERE person_roleid = $1")
+            .bind(person_roleid)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(assignment_from).transpose()
+    }
+
     /// Assignments that give access at `now`: started, and not ended.
     pub async fn current_assignments(
         &self,
@@ -181,20 +207,7 @@ impl Db {
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    Assignment {
-                        person_roleid: r.try_get("person_roleid")?,
-                        user_uuid: r.try_get("user_uuid")?,
-                        position_id: r.try_get("position_id")?,
-                        profile_index: r.try_get("profile_index")?,
-                        org_code: r.try_get("org_code")?,
-                        starts_at: r.try_get("starts_at")?,
-                        ends_at: r.try_get("ends_at")?,
-                    },
-                    r.try_get("person_orgid")?,
-                ))
-            })
+            .map(|r| Ok((assignment_from(r)?, r.try_get("person_orgid")?)))
             .collect()
     }
 
@@ -305,4 +318,16 @@ impl WriteSet {
             vec![person_roleid.into(), sid.into()],
         );
     }
+}
+
+fn assignment_from(r: &sqlx::any::AnyRow) -> Result<Assignment, StoreError> {
+    Ok(Assignment {
+        person_roleid: r.try_get("person_roleid")?,
+        user_uuid: r.try_get("user_uuid")?,
+        position_id: r.try_get("position_id")?,
+        profile_index: r.try_get("profile_index")?,
+        org_code: r.try_get("org_code")?,
+        starts_at: r.try_get("starts_at")?,
+        ends_at: r.try_get("ends_at")?,
+    })
 }

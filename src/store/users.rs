@@ -87,6 +87,28 @@ impl Db {
         Ok(())
     }
 
+    /// Records the organisation whose RA registered the identity.
+    pub async fn set_registered_org(&self, uuid: &str, org_code: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET registered_org = $1 WHERE uuid = $2")
+            .bind(org_code)
+            .bind(uuid)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// The organisation whose RA registered the identity, if recorded.
+    pub async fn registered_org(&self, uuid: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT registered_org FROM users WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>("registered_org"))
+            .transpose()?
+            .flatten())
+    }
+
     pub async fn user(&self, uuid: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query("SELECT * FROM users WHERE uuid = $1")
             .bind(uuid)

@@ -202,16 +202,20 @@ impl Db {
         }))
     }
 
+    /// An invitation waiting to be handed over: `placeholder_hash` is a digest of a secret
+    /// nobody keeps, so the invitation cannot be used until [`Db::hand_over_invitation`].
     pub async fn insert_invitation(
         &self,
-        code_hash: &str,
+        placeholder_hash: &str,
+        handover_hash: &str,
         i: &Invitation,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO webauthn_invitations (code_hash, user_uuid, created_by, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO webauthn_invitations (code_hash, handover_hash, user_uuid, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(code_hash)
+        .bind(placeholder_hash)
+        .bind(handover_hash)
         .bind(&i.user_uuid)
         .bind(&i.created_by)
         .bind(i.created_at)
@@ -244,6 +248,29 @@ impl Db {
             })
         })
         .transpose()
+    }
+
+    /// Hands an invitation over once: its code becomes the one whose digest is `code_hash`.
+    /// The invitation, or None if the handover is unknown, used or expired.
+    pub async fn hand_over_invitation(
+        &self,
+        handover_hash: &str,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<Invitation>, StoreError> {
+        let done = sqlx::query(
+            "UPDATE webauthn_invitations SET code_hash = $1, handed_over_at = $2 \
+             WHERE handover_hash = $3 AND handed_over_at IS NULL AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .bind(handover_hash)
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        self.open_invitation(code_hash, now).await
     }
 
     /// Marks an invitation used; false if it was used (or expired) meanwhile.

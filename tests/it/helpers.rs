@@ -341,6 +341,17 @@ impl TestEnv {
         .await
     }
 
+    /// An admin client (RA tooling): its users' tokens may carry `careid:admin`.
+    pub async fn admin_client(&self) -> NewClient {
+        self.client(ClientRequest {
+            client_name: "RA tool".into(),
+            redirect_uris: vec![RP_REDIRECT.into()],
+            admin: true,
+            ..Default::default()
+        })
+        .await
+    }
+
     /// A plain HTTPS client trusting the test server CA (a relying party's back end).
     pub fn http(&self) -> reqwest::Client {
         reqwest::Client::builder()
@@ -792,6 +803,17 @@ pub async fn serve_jwks(jwks: serde_json::Value) -> String {
     uri
 }
 
+/// An RA invitation for `uuid`, handed over as the person at the desk would: the code.
+pub async fn invitation_code(env: &TestEnv, uuid: &str) -> String {
+    let p = &env.server.provider;
+    let v = p
+        .admin_invite_authenticator(&ra_manager(), uuid)
+        .await
+        .unwrap();
+    let handover = query_param(v["handover_url"].as_str().unwrap(), "handover").unwrap();
+    p.hand_over_invitation(&handover).await.unwrap().unwrap().0
+}
+
 /// An RA Manager calling the domain directly (tests that need an invitation, not the RA API).
 pub fn ra_manager() -> careid::domain::admin::Caller {
     careid::domain::admin::Caller {
@@ -799,6 +821,9 @@ pub fn ra_manager() -> careid::domain::admin::Caller {
         person_roleid: "ra-test".into(),
         org_code: "RZ9".into(),
         ra_roles: vec![careid::domain::admin::RaRole::Manager],
+        job_role: "R5080".into(),
+        client_id: "test-admin-client".into(),
+        jti: "test-jti".into(),
     }
 }
 

@@ -91,13 +91,8 @@ async fn held(page: &Page<'_>, id: &str) -> Vec<Value> {
 }
 
 async fn invitation_url(env: &TestEnv, uuid: &str) -> String {
-    let v = env
-        .server
-        .provider
-        .admin_invite_authenticator(&ra_manager(), uuid)
-        .await
-        .unwrap();
-    v["url"].as_str().unwrap().to_string()
+    let code = invitation_code(env, uuid).await;
+    env.endpoint(&format!("/webauthn/register?invitation={code}"))
 }
 
 /// Types `text` into the element as a keyboard would (focus, then text input).

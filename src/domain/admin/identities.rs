@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::authority as op;
 use super::{AdminError, Caller, Permission};
 use crate::domain::identity::{PersonalDetails, User, UserStatus};
 use crate::domain::provider::Provider;
@@ -117,28 +118,36 @@ impl Provider {
         caller: &Caller,
         uuid: &str,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::SearchIdentities)?;
+        self.read_person(caller, &op::SHOW, uuid).await?;
         let user = self
             .db
             .user(uuid)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
         let roles = rbac::current_roles(&self.db, uuid, self.now()).await?;
-        let details = self.db.personal_details(uuid).await?;
         let (reason, changed_at) = self.db.status_change(uuid).await?;
         let mut v = identity_json(&user);
         v["roles"] = serde_json::to_value(roles).unwrap_or_default();
-        v["personal_details"] = serde_json::to_value(details).unwrap_or_default();
+        // Date of birth, NI number and phones: only for roles that check identities.
+        if Permission::ViewPersonalDetails.allowed(&caller.ra_roles) {
+            let details = self.db.personal_details(uuid).await?;
+            v["personal_details"] = serde_json::to_value(details).unwrap_or_default();
+        }
         v["status_reason"] = json!(reason);
         v["status_changed_at"] = json!(changed_at);
         Ok(v)
     }
 
     pub async fn admin_search(&self, caller: &Caller, q: &str) -> Result<Value, AdminError> {
-        self.require(caller, Permission::SearchIdentities)?;
-        if q.trim().len() < 2 {
+        self.authorise(caller, &op::SEARCH)?;
+        // Wildcards match nothing of their own: the minimum counts what is left.
+        let q: String = q
+            .chars()
+            .filter(|c| !matches!(c, '%' | '_' | '*'))
+            .collect();
+        if q.trim().chars().count() < 2 {
             return Err(AdminError::Invalid(
-                "search with at least two characters".into(),
+                "search with at least two characters (wildcards do not count)".into(),
             ));
         }
         let found = self.db.search_users(q.trim(), 50).await?;
@@ -150,7 +159,7 @@ impl Provider {
         caller: &Caller,
         new: NewIdentity,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::CreateIdentity)?;
+        self.authorise(caller, &op::CREATE_IDENTITY)?;
         if new.given_name.trim().is_empty() || new.family_name.trim().is_empty() {
             return Err(AdminError::Invalid(
                 "given_name and family_name are required".into(),
@@ -181,11 +190,16 @@ impl Provider {
                 status: UserStatus::Active,
             };
             registry::create_user(&self.db, &user, &caller.uuid, now).await?;
+            self.db.set_registered_org(&uuid, &caller.org_code).await?;
             if details != PersonalDetails::default() {
                 self.db.set_personal_details(&uuid, &details).await?;
             }
-            self.admin_audit(caller, "admin.identity_created", json!({ "uuid": uuid }))
-                .await?;
+            self.admin_audit(
+                caller,
+                "admin.identity_created",
+                json!({ "uuid": uuid, "registered_org": caller.org_code }),
+            )
+            .await?;
             let mut v = identity_json(&user);
             v["personal_details"] = serde_json::to_value(&details).unwrap_or_default();
             return Ok(v);
@@ -204,8 +218,7 @@ impl Provider {
         status: UserStatus,
         reason: &str,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::ChangeStatus)?;
-        Self::not_self(caller, uuid)?;
+        self.act_on_person(caller, &op::SET_STATUS, uuid).await?;
         if reason.trim().is_empty() {
             return Err(AdminError::Invalid("a reason is required".into()));
         }
@@ -242,8 +255,7 @@ impl Provider {
         uuid: &str,
         v: Verification,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::VerifyIdentity)?;
-        Self::not_self(caller, uuid)?;
+        self.act_on_person(caller, &op::VERIFY, uuid).await?;
         if !(1..=3).contains(&v.level) {
             return Err(AdminError::Invalid("level must be 1, 2 or 3".into()));
         }
@@ -284,8 +296,8 @@ impl Provider {
         uuid: &str,
         change: DetailsChange,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::CreateIdentity)?;
-        Self::not_self(caller, uuid)?;
+        self.act_on_person(caller, &op::UPDATE_DETAILS, uuid)
+            .await?;
         let mut user = self
             .db
             .user(uuid)

@@ -4,17 +4,21 @@
 //! permission table), and separation of duties (§2: nobody raises their own access). Each
 //! operation is audited with the caller as actor.
 
+pub mod authority;
 mod identities;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::domain::client::ADMIN_SCOPE;
 use crate::domain::identity::{is_valid_uuid, User, UserStatus};
 use crate::domain::provider::{Provider, ServiceError};
 use crate::domain::rbac::{self, RbacError};
 use crate::domain::registry::{self, RegistryError};
 use crate::domain::secrets;
 
+use authority as op;
+pub use authority::{carries_ra_power, Operation, Standing, Target, OPERATIONS};
 pub use identities::{DetailsChange, Document, NewIdentity, Verification};
 
 /// RA roles: from the national job role of the caller's selected role (Manager, Agent), its
@@ -44,6 +48,7 @@ pub const RA_JOB_ROLES: [&str; 3] = ["R5072", "R5080", "R5090"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
     SearchIdentities,
+    ViewPersonalDetails,
     CreateIdentity,
     VerifyIdentity,
     ChangeStatus,
@@ -74,9 +79,9 @@ impl Permission {
             | Permission::ManageAuthenticators
             | Permission::IssueTac
             | Permission::AssignPositions => any(&[Manager, AdvancedAgent, Agent]),
-            Permission::CreateIdentity | Permission::VerifyIdentity => {
-                any(&[Manager, AdvancedAgent, Agent, IdChecker])
-            }
+            Permission::CreateIdentity
+            | Permission::VerifyIdentity
+            | Permission::ViewPersonalDetails => any(&[Manager, AdvancedAgent, Agent, IdChecker]),
             Permission::SearchIdentities => any(&[
                 Manager,
                 AdvancedAgent,
@@ -93,8 +98,15 @@ impl Permission {
 pub struct Caller {
     pub uuid: String,
     pub person_roleid: String,
+    /// The organisation of the selected role: where this caller's RA authority applies.
     pub org_code: String,
     pub ra_roles: Vec<RaRole>,
+    /// The national job role of the selected role (R5072 acts on R5072 holders).
+    pub job_role: String,
+    /// The admin client the access token was issued to, and the token's `jti`: recorded in
+    /// every `admin.*` audit event.
+    pub client_id: String,
+    pub jti: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,8 +171,10 @@ pub struct NewPosition {
 }
 
 impl Provider {
-    /// Authenticates an RA caller from a bearer token: active, AAL3 (RA work needs a smartcard or
-    /// equivalent), with a selected role that is still current and carries an RA role.
+    /// Authenticates an RA caller from a bearer token: active, issued to an admin client with
+    /// the admin scope (a relying party cannot replay its users' tokens here), AAL3 (RA work
+    /// needs a smartcard or equivalent), with a selected role that is still current and carries
+    /// an RA role.
     pub async fn admin_caller(&self, token: Option<&str>) -> Result<Caller, AdminError> {
         let token = token.ok_or_else(|| {
             AdminError::Unauthenticated("a bearer access token is required".into())
@@ -169,16 +183,22 @@ impl Provider {
             .active_access_claims(token)
             .await?
             .ok_or_else(|| AdminError::Unauthenticated("the access token is not active".into()))?;
-        let uuid = claims
-            .get("sub")
-            .and_then(Value::as_str)
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or("");
+        let client_id = text("client_id").to_string();
+        let jti = text("jti").to_string();
+        let admin_client = self
+            .active_client(&client_id)
+            .await?
+            .is_some_and(|c| c.metadata.careid_admin);
+        if !admin_client || !text("scope").split(' ').any(|s| s == ADMIN_SCOPE) {
+            return Err(AdminError::Forbidden(format!(
+                "the admin API accepts only tokens issued to an admin client with the {ADMIN_SCOPE} scope"
+            )));
+        }
+        let uuid = Some(text("sub"))
             .filter(|s| is_valid_uuid(s))
             .ok_or_else(|| AdminError::Forbidden("the token does not belong to a person".into()))?;
-        if claims
-            .get("authentication_assurance_level")
-            .and_then(Value::as_str)
-            != Some("3")
-        {
+        if text("authentication_assurance_level") != "3" {
             return Err(AdminError::Forbidden(
                 "RA work needs an AAL3 sign-in".into(),
             ));
@@ -220,6 +240,9 @@ impl Provider {
             person_roleid: role.person_roleid,
             org_code: role.org_code,
             ra_roles,
+            job_role: job,
+            client_id,
+            jti,
         })
     }
 
@@ -249,16 +272,6 @@ impl Provider {
         Ok((der.to_vec(), card))
     }
 
-    pub(crate) fn require(&self, caller: &Caller, p: Permission) -> Result<(), AdminError> {
-        if p.allowed(&caller.ra_roles) {
-            Ok(())
-        } else {
-            Err(AdminError::Forbidden(format!(
-                "your selected role does not allow this ({p:?})"
-            )))
-        }
-    }
-
     /// Separation of duties: nobody acts on their own identity in a way that changes their access.
     pub(crate) fn not_self(caller: &Caller, uuid: &str) -> Result<(), AdminError> {
         if caller.uuid == uuid {
@@ -278,8 +291,16 @@ impl Provider {
     ) -> Result<(), AdminError> {
         let mut detail = detail;
         detail["ra_role_profile"] = json!(caller.person_roleid);
-        self.audit(kind, "success", Some(&caller.uuid), None, detail)
-            .await?;
+        detail["org_code_acting"] = json!(caller.org_code);
+        detail["jti"] = json!(caller.jti);
+        self.audit(
+            kind,
+            "success",
+            Some(&caller.uuid),
+            Some(&caller.client_id),
+            detail,
+        )
+        .await?;
         Ok(())
     }
 
@@ -289,12 +310,8 @@ impl Provider {
         uuid: &str,
         certificate_pem: &str,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::ManageSmartcards)?;
-        Self::not_self(caller, uuid)?;
-        self.db
-            .user(uuid)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        self.act_on_person(caller, &op::BIND_SMARTCARD, uuid)
+            .await?;
         let (der, _) = self.unbound_certificate(certificate_pem).await?;
         let a = registry::bind_smartcard(&self.db, uuid, &der, &caller.uuid, self.now()).await?;
         self.admin_audit(
@@ -315,7 +332,8 @@ impl Provider {
         uuid: &str,
         authenticator_id: &str,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::ManageAuthenticators)?;
+        self.act_on_person(caller, &op::REVOKE_AUTHENTICATOR, uuid)
+            .await?;
         let found = self
             .db
             .authenticators_of(uuid)
@@ -356,24 +374,14 @@ impl Provider {
         uuid: &str,
         a: NewAssignment,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::AssignPositions)?;
-        Self::not_self(caller, uuid)?;
-        self.db
-            .user(uuid)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        self.authorise(caller, &op::ASSIGN)?;
         let position = self
             .db
             .position(&a.position_id)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("no position {}", a.position_id)))?;
-        if position
-            .profiles
-            .iter()
-            .any(|p| RA_JOB_ROLES.contains(&p.job_role.as_str()))
-        {
-            self.require(caller, Permission::AssignRaRoles)?;
-        }
+        self.act_on_position(caller, &op::ASSIGN, uuid, &position)
+            .await?;
         let now = self.now();
         let ids = rbac::assign_position(
             &self.db,
@@ -399,12 +407,26 @@ impl Provider {
         caller: &Caller,
         person_roleid: &str,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::AssignPositions)?;
-        if caller.person_roleid == person_roleid {
-            return Err(AdminError::Forbidden(
-                "RA staff may not end the role they are acting in".into(),
-            ));
-        }
+        self.authorise(caller, &op::END_ASSIGNMENT)?;
+        let not_current = || AdminError::NotFound(format!("no current assignment {person_roleid}"));
+        let assignment = self
+            .db
+            .assignment(person_roleid)
+            .await?
+            .ok_or_else(not_current)?;
+        let position = self
+            .db
+            .position(&assignment.position_id)
+            .await?
+            .ok_or_else(not_current)?;
+        // Ending needs what giving needs: the position's organisation, RA power, the person.
+        self.act_on_position(
+            caller,
+            &op::END_ASSIGNMENT,
+            &assignment.user_uuid,
+            &position,
+        )
+        .await?;
         if !self.db.end_assignment(person_roleid, self.now()).await? {
             return Err(AdminError::NotFound(format!(
                 "no current assignment {person_roleid}"
@@ -413,7 +435,7 @@ impl Provider {
         self.admin_audit(
             caller,
             "admin.assignment_ended",
-            json!({ "person_roleid": person_roleid }),
+            json!({ "person_roleid": person_roleid, "uuid": assignment.user_uuid, "position_id": assignment.position_id }),
         )
         .await?;
         Ok(json!({ "person_roleid": person_roleid, "ended_at": self.now() }))
@@ -424,7 +446,7 @@ impl Provider {
         caller: &Caller,
         p: NewPosition,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::CreatePositions)?;
+        self.authorise(caller, &op::CREATE_POSITION)?;
         if p.name.trim().is_empty() || p.profiles.is_empty() || p.approved_by.trim().is_empty() {
             return Err(AdminError::Invalid(
                 "a position needs a name, at least one access profile and who approved it".into(),
@@ -466,6 +488,7 @@ impl Provider {
             esr_position: p.esr_position,
             profiles: p.profiles,
         };
+        Self::own_organisation(caller, &position)?;
         let id = self.db.upsert_position(&position, self.now()).await?;
         self.admin_audit(caller, "admin.position_created", json!({ "position_id": id, "org_code": position.org_code, "name": position.name, "approved_by": p.approved_by })).await?;
         Ok(
@@ -474,7 +497,7 @@ impl Provider {
     }
 
     pub async fn admin_report(&self, caller: &Caller, name: &str) -> Result<Value, AdminError> {
-        self.require(caller, Permission::ReadAudit)?;
+        self.authorise(caller, &op::REPORTS)?;
         super::reports::run(&self.db, name, self.now())
             .await?
             .ok_or_else(|| {
@@ -490,7 +513,7 @@ impl Provider {
         caller: &Caller,
         limit: i64,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::ReadAudit)?;
+        self.authorise(caller, &op::AUDIT)?;
         let events = self.db.recent_audit(limit.clamp(1, 500)).await?;
         Ok(
             json!({ "events": events.iter().map(|e| json!({ "at": e.at, "kind": e.kind, "outcome": e.outcome, "actor": e.actor, "client_id": e.client_id, "detail": e.detail })).collect::<Vec<_>>() }),
@@ -616,7 +639,7 @@ mod tests {
         ] {
             assert_eq!(who(p), vec![Manager, AdvancedAgent, Agent], "{p:?}");
         }
-        for p in [CreateIdentity, VerifyIdentity] {
+        for p in [CreateIdentity, VerifyIdentity, ViewPersonalDetails] {
             assert_eq!(
                 who(p),
                 vec![Manager, AdvancedAgent, Agent, IdChecker],

@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 
 use super::ceremonies::clean_name;
 use super::StoredCredential;
-use crate::domain::admin::{AdminError, Caller, Permission};
+use crate::domain::admin::authority as op;
+use crate::domain::admin::{AdminError, Caller};
 use crate::domain::identity::{Authenticator, User};
 use crate::domain::provider::{Provider, ServiceError};
 use crate::domain::secrets;
@@ -34,17 +35,19 @@ pub struct Account {
 }
 
 impl Provider {
-    /// RA: a single-use invitation to bind an authenticator to this identity.
+    /// RA: a single-use invitation to bind an authenticator to this identity. The RA gets a
+    /// handover link, not the code: the person opens it at the desk (or it is sent to them),
+    /// and the code exists only on that page, once. So the RA who made the invitation cannot
+    /// register an authenticator for someone else with it, nor read the code back later.
     pub async fn admin_invite_authenticator(
         &self,
         caller: &Caller,
         uuid: &str,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::ManageAuthenticators)?;
-        Self::not_self(caller, uuid)?;
+        self.act_on_person(caller, &op::INVITE, uuid).await?;
         self.active_identity(uuid).await?;
         let now = self.now();
-        let code = secrets::random_token();
+        let handover = secrets::random_token();
         let invitation = super::Invitation {
             user_uuid: uuid.to_string(),
             created_by: caller.uuid.clone(),
@@ -52,7 +55,11 @@ impl Provider {
             expires_at: now + self.config.webauthn.invitation_ttl_secs,
         };
         self.db
-            .insert_invitation(&secrets::digest(&code), &invitation)
+            .insert_invitation(
+                &secrets::digest(&secrets::random_token()),
+                &secrets::digest(&handover),
+                &invitation,
+            )
             .await?;
         self.admin_audit(
             caller,
@@ -60,13 +67,42 @@ impl Provider {
             json!({ "uuid": uuid, "expires_at": invitation.expires_at }),
         )
         .await?;
-        let url = crate::domain::login::with_query(
-            &self.config.endpoint("/webauthn/register"),
-            &[("invitation", &code)],
+        let handover_url = crate::domain::login::with_query(
+            &self.config.endpoint("/webauthn/invitation"),
+            &[("handover", &handover)],
         );
         Ok(
-            json!({ "uuid": uuid, "invitation": code, "url": url, "expires_at": invitation.expires_at }),
+            json!({ "uuid": uuid, "handover_url": handover_url, "expires_at": invitation.expires_at }),
         )
+    }
+
+    /// The person's side of an invitation's handover: makes the code (once) and returns it with
+    /// the invitation. None when the handover is unknown, used or expired.
+    pub async fn hand_over_invitation(
+        &self,
+        handover: &str,
+    ) -> Result<Option<(String, super::Invitation)>, ServiceError> {
+        let code = secrets::random_token();
+        let Some(invitation) = self
+            .db
+            .hand_over_invitation(
+                &secrets::digest(handover),
+                &secrets::digest(&code),
+                self.now(),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.audit(
+            "authenticator.invitation_handed_over",
+            "success",
+            Some(&invitation.user_uuid),
+            None,
+            json!({ "created_by": invitation.created_by }),
+        )
+        .await?;
+        Ok(Some((code, invitation)))
     }
 
     /// RA: every authenticator of an identity (cards and WebAuthn), in any status.
@@ -75,10 +111,8 @@ impl Provider {
         caller: &Caller,
         uuid: &str,
     ) -> Result<Value, AdminError> {
-        self.require(caller, Permission::SearchIdentities)?;
-        if self.db.user(uuid).await?.is_none() {
-            return Err(AdminError::NotFound(format!("no Care Identity {uuid}")));
-        }
+        self.read_person(caller, &op::LIST_AUTHENTICATORS, uuid)
+            .await?;
         let credentials = self.db.webauthn_credentials_of(uuid).await?;
         let mut list: Vec<Value> = self
             .db

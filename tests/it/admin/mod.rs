@@ -8,13 +8,17 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 mod access_requests;
+mod attacks;
 mod personal_details;
 mod ra_roles_and_tacs;
 
 const SAMPLE: &str = include_str!("../../../config/rbac-sample.json");
 
-/// A user with a card holding one position; returns an access token from a sign-in with
-/// `selectedrole` (one role: selected without a page).
+/// The scopes an RA tool asks for.
+const ADMIN_SCOPES: &str = "openid selectedrole careid:admin";
+
+/// A user with a card holding one position; returns an access token from a sign-in to an admin
+/// client with `selectedrole` and `careid:admin` (one role: selected without a page).
 async fn staff_token(env: &TestEnv, uuid: &str, position_id: &str) -> String {
     let card = env.user_with_card(uuid).await;
     rbac::assign_position(
@@ -28,9 +32,9 @@ async fn staff_token(env: &TestEnv, uuid: &str, position_id: &str) -> String {
     )
     .await
     .unwrap();
-    let client = env.confidential_client().await;
+    let client = env.admin_client().await;
     let tokens = env
-        .tokens_in(&env.browser(Some(&card)), &client, "openid selectedrole")
+        .tokens_in(&env.browser(Some(&card)), &client, ADMIN_SCOPES)
         .await;
     tokens["access_token"].as_str().unwrap().to_string()
 }
@@ -540,9 +544,9 @@ async fn bootstrap_makes_the_first_ra_manager_once() {
         .record_terms_acceptance("960000000001", "2026-11", env.now())
         .await
         .unwrap();
-    let client = env.confidential_client().await;
+    let client = env.admin_client().await;
     let tokens = env
-        .tokens_in(&env.browser(Some(&card)), &client, "openid selectedrole")
+        .tokens_in(&env.browser(Some(&card)), &client, ADMIN_SCOPES)
         .await;
     let (status, audit, _) = call(
         &env,
@@ -829,23 +833,31 @@ async fn ra_staff_invite_list_and_revoke_authenticators_for_others_only() {
 
     let (status, created, _) = call(&env, Some(&agent), "POST", invite, None).await;
     assert_eq!(status, 201, "{created}");
-    let url = created["url"].as_str().unwrap();
+    let handover = created["handover_url"].as_str().unwrap();
     assert!(
-        url.starts_with(&env.endpoint("/webauthn/register?invitation=")),
-        "{url}"
+        handover.starts_with(&env.endpoint("/webauthn/invitation?handover=")),
+        "{handover}"
     );
     assert_eq!(created["expires_at"], env.now() + 3600);
-    // The link opens the registration page with the code filled in.
+    // Handed over, the link opens the registration page with the code filled in.
+    let handover = query_param(handover, "handover").unwrap();
+    let (code, _) = env
+        .server
+        .provider
+        .hand_over_invitation(&handover)
+        .await
+        .unwrap()
+        .unwrap();
     let page = env
         .http()
-        .get(url)
+        .get(env.endpoint(&format!("/webauthn/register?invitation={code}")))
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(page.contains(created["invitation"].as_str().unwrap()));
+    assert!(page.contains(&code));
 
     let list = "/admin/api/v1/identities/950000000003/authenticators";
     let (status, listed, _) = call(&env, Some(&agent), "GET", list, None).await;

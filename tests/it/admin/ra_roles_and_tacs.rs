@@ -184,6 +184,14 @@ async fn a_temporary_access_card_works_until_it_expires_or_is_returned_and_is_lo
     )
     .await;
     assert_eq!(status, 403, "not to oneself");
+    // Not while the card works: it is reported lost (revoked) first.
+    let (status, problem, _) = call(&env, Some(&agent), "POST", issue, Some(request(8))).await;
+    assert_eq!(status, 409, "{problem}");
+    let card = env.db.authenticators_of("950000000003").await.unwrap()[0]
+        .id
+        .clone();
+    let revoke = format!("/admin/api/v1/identities/950000000003/authenticators/{card}/revoke");
+    assert_eq!(call(&env, Some(&agent), "POST", &revoke, None).await.0, 200);
     let (status, issued, _) = call(&env, Some(&agent), "POST", issue, Some(request(8))).await;
     assert_eq!(status, 201, "{issued}");
     assert_eq!(issued["expires_at"], env.now() + 8 * 3600);
@@ -213,6 +221,9 @@ async fn a_temporary_access_card_works_until_it_expires_or_is_returned_and_is_lo
         person_roleid: "p".into(),
         org_code: "RZ9".into(),
         ra_roles: vec![role],
+        job_role: "R5090".into(),
+        client_id: "ra-tool".into(),
+        jti: "j".into(),
     };
     let p = &env.server.provider;
     let report = p

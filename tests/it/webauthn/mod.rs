@@ -54,13 +54,7 @@ pub(super) fn origin(env: &TestEnv) -> Url {
 }
 
 pub(super) async fn invite(env: &TestEnv, uuid: &str) -> String {
-    let v = env
-        .server
-        .provider
-        .admin_invite_authenticator(&ra_manager(), uuid)
-        .await
-        .unwrap();
-    v["invitation"].as_str().unwrap().to_string()
+    invitation_code(env, uuid).await
 }
 
 pub(super) async fn post_json(browser: &Browser, url: &str, body: Value) -> (u16, Value) {
