@@ -252,10 +252,15 @@ async fn prepare(dir: &Path, args: &Args) -> (Setup, Server) {
 }
 
 fn http(ca_pem: &str, identity: Option<&(Issued, String)>) -> reqwest::Client {
+    http_with(ca_pem, identity, false)
+}
+
+fn http_with(ca_pem: &str, identity: Option<&(Issued, String)>, cookies: bool) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(4)
+        .cookie_store(cookies)
         .http1_only();
     if let Some((card, chain)) = identity {
         b = b.identity(
@@ -289,8 +294,21 @@ async fn virtual_user(setup: Arc<Setup>, index: usize, until: Instant) -> Sample
     let mut s = Samples::default();
     while Instant::now() < until {
         let started = Instant::now();
-        let page = match browser.get(&authorize).send().await {
-            Ok(r) if r.status() == 200 => r.text().await.unwrap_or_default(),
+        // The flow is bound to this browser's binding cookie (no session cookie is kept, so
+        // every iteration is a full authentication).
+        let (page, binding) = match browser.get(&authorize).send().await {
+            Ok(r) if r.status() == 200 => {
+                let binding = r
+                    .headers()
+                    .get_all("set-cookie")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find(|v| v.starts_with("__Host-careid_browser="))
+                    .and_then(|v| v.split(';').next())
+                    .unwrap_or_default()
+                    .to_string();
+                (r.text().await.unwrap_or_default(), binding)
+            }
             _ => {
                 s.errors += 1;
                 continue;
@@ -308,7 +326,7 @@ async fn virtual_user(setup: Arc<Setup>, index: usize, until: Instant) -> Sample
             continue;
         };
         let t0 = Instant::now();
-        let code = match browser.get(&link).send().await {
+        let code = match browser.get(&link).header("cookie", &binding).send().await {
             Ok(r) if r.status().is_redirection() => {
                 let loc = r.headers()["location"]
                     .to_str()
@@ -358,7 +376,8 @@ async fn login_tokens(
     index: usize,
     client: &(String, String),
 ) -> Option<serde_json::Value> {
-    let browser = http(&setup.ca_pem, Some(&setup.cards[index]));
+    // A fresh browser per login, keeping its cookies (the flow is bound to the browser).
+    let browser = http_with(&setup.ca_pem, Some(&setup.cards[index]), true);
     let authorize = format!(
         "{}/authorize?response_type=code&client_id={}&redirect_uri=https%3A%2F%2Frp.example.org%2Fcallback&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256",
         setup.issuer, client.0

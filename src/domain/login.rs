@@ -14,7 +14,54 @@ use super::rbac::{self, RoleClaim};
 use super::secrets;
 use super::session::Session;
 use super::smartcard::CardRejection;
+use crate::clock::UnixTime;
 use crate::store::WriteSet;
+
+/// The step a pending flow waits for. A flow is finished only by its own step: the card or
+/// WebAuthn step finishes a sign-in, the picker a role choice, the terms page the terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowStep {
+    SignIn,
+    ChooseRole,
+    AcceptTerms,
+}
+
+impl FlowStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowStep::SignIn => "sign_in",
+            FlowStep::ChooseRole => "choose_role",
+            FlowStep::AcceptTerms => "accept_terms",
+        }
+    }
+    pub fn parse(s: &str) -> Option<FlowStep> {
+        [
+            FlowStep::SignIn,
+            FlowStep::ChooseRole,
+            FlowStep::AcceptTerms,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
+    }
+}
+
+/// A stored pending flow: the authorization request, the step it waits for, the browser that
+/// started it (digest of its binding cookie) and, after authentication, the session and the
+/// `auth_time` it continues. Stored under [`flow_key`], never under the id itself.
+#[derive(Debug, Clone)]
+pub struct PendingFlow {
+    pub request: AuthorizationRequest,
+    pub step: FlowStep,
+    pub browser_hash: Option<String>,
+    pub sid: Option<String>,
+    pub auth_time: Option<UnixTime>,
+    pub created_at: UnixTime,
+}
+
+/// The key a flow is stored under: the digest of its id, like every other bearer secret.
+pub fn flow_key(flow_id: &str) -> String {
+    secrets::digest(flow_id)
+}
 
 /// What the authorization endpoint does next.
 #[derive(Debug)]
@@ -111,11 +158,15 @@ impl Provider {
     }
 
     /// The authorization endpoint (GET and POST share it).
+    /// `browser` is the value of the browser-binding cookie (the HTTP layer makes one when
+    /// the browser has none): the flows started here can be finished only by that browser.
     pub async fn authorize(
         &self,
         pairs: &[(String, String)],
         session_secret: Option<&str>,
+        browser: &str,
     ) -> Result<AuthorizeOutcome, ServiceError> {
+        let browser_hash = secrets::digest(browser);
         let params = Params::new(pairs);
         let (client_id, redirect_uri) = match authorize::client_and_redirect(&params) {
             Ok(v) => v,
@@ -153,15 +204,7 @@ impl Provider {
             )));
         }
         let session = self.usable_session(session_secret).await?;
-        let hint_sub = match request.id_token_hint.as_deref() {
-            Some(h) => self
-                .verify_own_token(h, "JWT")
-                .await
-                .ok()
-                .and_then(|c| c.get("sub").and_then(|s| s.as_str()).map(String::from)),
-            None => None,
-        };
-        if request.id_token_hint.is_some() && hint_sub.is_none() {
+        let Ok(hint_sub) = self.hinted_subject(&request).await else {
             let e = RedirectError {
                 error: "invalid_request",
                 description: "id_token_hint is not a token careid issued".into(),
@@ -171,7 +214,7 @@ impl Provider {
                 state.as_deref(),
                 &e,
             )));
-        }
+        };
         let now = self.now();
         if let Some(session) =
             session.filter(|s| hint_sub.as_deref().is_none_or(|h| h == s.user_uuid))
@@ -185,7 +228,9 @@ impl Provider {
                 (false, true, Some(acr)) => {
                     let mut writes = WriteSet::new();
                     writes.touch_session(&session.sid, now);
-                    let next = self.complete(&request, &session, &acr, &mut writes).await?;
+                    let next = self
+                        .complete(&request, &session, &acr, &browser_hash, &mut writes)
+                        .await?;
                     self.db.commit(writes).await?;
                     return Ok(match next {
                         Next::Redirect(location) => AuthorizeOutcome::Redirect(location),
@@ -231,15 +276,10 @@ impl Provider {
                 &e,
             )));
         }
-        let flow_id = secrets::random_token();
-        self.db
-            .insert_login_flow(
-                &flow_id,
-                &request,
-                now,
-                now + self.config.tokens.login_flow_ttl_secs,
-            )
-            .await?;
+        let mut writes = WriteSet::new();
+        let flow_id =
+            self.new_flow(&request, FlowStep::SignIn, &browser_hash, None, &mut writes)?;
+        self.db.commit(writes).await?;
         Ok(AuthorizeOutcome::SignIn {
             flow_id,
             client_name: client.metadata.client_name,
@@ -258,6 +298,85 @@ impl Provider {
         };
         let session = self.db.session_by_secret(&secrets::digest(secret)).await?;
         Ok(session.filter(|s| s.is_usable(self.now(), self.config.session.idle_timeout_secs)))
+    }
+
+    /// The subject of the request's `id_token_hint`: None without a hint, Err when the hint is
+    /// not a token careid issued.
+    async fn hinted_subject(&self, request: &AuthorizationRequest) -> Result<Option<String>, ()> {
+        let Some(hint) = request.id_token_hint.as_deref() else {
+            return Ok(None);
+        };
+        self.verify_own_token(hint, "JWT")
+            .await
+            .ok()
+            .and_then(|c| c.get("sub").and_then(|s| s.as_str()).map(String::from))
+            .map(Some)
+            .ok_or(())
+    }
+
+    /// Adds a pending flow to `writes` and returns its id (only its digest is stored).
+    /// `session` is the authenticated session a role or terms step continues.
+    fn new_flow(
+        &self,
+        request: &AuthorizationRequest,
+        step: FlowStep,
+        browser_hash: &str,
+        session: Option<&Session>,
+        writes: &mut WriteSet,
+    ) -> Result<String, ServiceError> {
+        let now = self.now();
+        let flow_id = secrets::random_token();
+        let flow = PendingFlow {
+            request: request.clone(),
+            step,
+            browser_hash: Some(browser_hash.to_string()),
+            sid: session.map(|s| s.sid.clone()),
+            auth_time: session.map(|s| s.auth_time),
+            created_at: now,
+        };
+        writes.insert_login_flow(
+            &flow_key(&flow_id),
+            &flow,
+            now + self.config.tokens.login_flow_ttl_secs,
+        )?;
+        Ok(flow_id)
+    }
+
+    /// The pending flow `flow_id` names, if it has not expired, waits for `step` and was started
+    /// in this browser (`browser`: its binding cookie). Anything else is None: a flow is not
+    /// finished by another browser, nor by a step it was not made for.
+    pub(crate) async fn pending_flow(
+        &self,
+        flow_id: &str,
+        step: FlowStep,
+        browser: Option<&str>,
+    ) -> Result<Option<PendingFlow>, ServiceError> {
+        let Some(flow) = self.db.login_flow(&flow_key(flow_id), self.now()).await? else {
+            return Ok(None);
+        };
+        let same_browser = match (&flow.browser_hash, browser) {
+            (Some(hash), Some(b)) => secrets::constant_time_eq(hash, &secrets::digest(b)),
+            _ => false,
+        };
+        if flow.step != step || !same_browser {
+            metrics::counter!("careid_login_flow_refusals_total", "reason" => if same_browser { "wrong_step" } else { "other_browser" }).increment(1);
+            return Ok(None);
+        }
+        Ok(Some(flow))
+    }
+
+    /// Whether a role or terms step may go on with `session`: the very session and
+    /// authentication the flow was made for (so `prompt=login` and `max_age`, checked when the
+    /// flow was made, still hold), still fresh enough when the flow was made, and the subject
+    /// the relying party's `id_token_hint` names.
+    async fn continues(&self, flow: &PendingFlow, session: &Session) -> bool {
+        flow.sid.as_deref() == Some(session.sid.as_str())
+            && flow.auth_time == Some(session.auth_time)
+            && session.fresh_enough(flow.created_at, flow.request.max_age)
+            && self
+                .hinted_subject(&flow.request)
+                .await
+                .is_ok_and(|h| h.is_none_or(|sub| sub == session.user_uuid))
     }
 
     /// Issues a single-use code for a signed-in session and returns the redirect to the client.
@@ -310,11 +429,15 @@ impl Provider {
         flow_id: &str,
         chain: Option<&[CertificateDer<'_>]>,
         previous_secret: Option<&str>,
+        browser: Option<&str>,
     ) -> Result<CardLoginOutcome, ServiceError> {
-        let now = self.now();
-        let Some(request) = self.db.login_flow(flow_id, now).await? else {
+        let Some(flow) = self
+            .pending_flow(flow_id, FlowStep::SignIn, browser)
+            .await?
+        else {
             return Ok(CardLoginOutcome::FlowExpired);
         };
+        let request = &flow.request;
         let user_and_card = match self.check_card(chain.unwrap_or(&[])).await? {
             Ok(v) => v,
             Err(rejection) => {
@@ -333,8 +456,8 @@ impl Provider {
         let (user_uuid, authenticator_id) = user_and_card;
         match self
             .sign_in_verified(
-                flow_id,
-                &request,
+                &flow,
+                &flow_key(flow_id),
                 &user_uuid,
                 &authenticator_id,
                 Method::Smartcard,
@@ -355,16 +478,18 @@ impl Provider {
     /// goes on to role selection and the code, or to `unmet_authentication_requirements`.
     pub(crate) async fn sign_in_verified(
         &self,
-        flow_id: &str,
-        request: &AuthorizationRequest,
+        flow: &PendingFlow,
+        key: &str,
         user_uuid: &str,
         authenticator_id: &str,
         method: Method,
         previous_secret: Option<&str>,
     ) -> Result<Option<(Next, String)>, ServiceError> {
         let now = self.now();
+        let request = &flow.request;
+        let browser_hash = flow.browser_hash.clone().unwrap_or_default();
         // Taking the flow guards the set: of two completions of one flow, one writes.
-        let mut writes = WriteSet::taking_login_flow(flow_id);
+        let mut writes = WriteSet::taking_login_flow(key);
         writes.touch_authenticator(authenticator_id, now);
         let OpenedSession {
             session,
@@ -390,8 +515,25 @@ impl Provider {
             Some(&request.client_id),
             json!({ "sid": session.sid, "authenticator": authenticator_id, "aal": method.aal() }),
         ));
+        let hinted = self.hinted_subject(request).await;
         let next = match request.acr.satisfied_by(method) {
-            Some(acr) => self.complete(request, &session, acr, &mut writes).await?,
+            // The relying party named who should sign in: someone else gets no code.
+            Some(_) if !hinted.is_ok_and(|h| h.is_none_or(|sub| sub == user_uuid)) => {
+                let e = RedirectError {
+                    error: "login_required",
+                    description: "the person who signed in is not the one id_token_hint names"
+                        .into(),
+                };
+                Next::Redirect(self.error_redirect(
+                    &request.redirect_uri,
+                    request.state.as_deref(),
+                    &e,
+                ))
+            }
+            Some(acr) => {
+                self.complete(request, &session, acr, &browser_hash, &mut writes)
+                    .await?
+            }
             None => {
                 let e = RedirectError {
                     error: "unmet_authentication_requirements",
@@ -548,6 +690,7 @@ impl Provider {
         request: &AuthorizationRequest,
         session: &Session,
         acr: &str,
+        browser_hash: &str,
         writes: &mut WriteSet,
     ) -> Result<Next, ServiceError> {
         if self
@@ -556,13 +699,12 @@ impl Provider {
             .await?
             .is_none()
         {
-            let now = self.now();
-            let flow_id = secrets::random_token();
-            writes.insert_login_flow(
-                &flow_id,
+            let flow_id = self.new_flow(
                 request,
-                now,
-                now + self.config.tokens.login_flow_ttl_secs,
+                FlowStep::AcceptTerms,
+                browser_hash,
+                Some(session),
+                writes,
             )?;
             return Ok(Next::AcceptTerms { flow_id });
         }
@@ -602,13 +744,12 @@ impl Provider {
                 writes,
             )?));
         }
-        let now = self.now();
-        let flow_id = secrets::random_token();
-        writes.insert_login_flow(
-            &flow_id,
+        let flow_id = self.new_flow(
             request,
-            now,
-            now + self.config.tokens.login_flow_ttl_secs,
+            FlowStep::ChooseRole,
+            browser_hash,
+            Some(session),
+            writes,
         )?;
         let orgs = rbac::user_orgs(&self.db, &roles).await?;
         let hinted = hinted_role(&roles, request.role_hint.as_deref());
@@ -627,14 +768,26 @@ impl Provider {
         flow_id: &str,
         person_roleid: &str,
         session_secret: Option<&str>,
+        browser: Option<&str>,
     ) -> Result<Option<Next>, ServiceError> {
         let now = self.now();
-        let (Some(session), Some(request)) = (
+        let (Some(session), Some(flow)) = (
             self.usable_session(session_secret).await?,
-            self.db.login_flow(flow_id, now).await?,
+            self.pending_flow(flow_id, FlowStep::ChooseRole, browser)
+                .await?,
         ) else {
             return Ok(None);
         };
+        let request = &flow.request;
+        let asked = request.has_scope("selectedrole") || request.has_scope("changedrole");
+        let terms_current = self
+            .db
+            .terms_accepted(&session.user_uuid, &self.config.terms.version)
+            .await?
+            .is_some();
+        if !asked || !terms_current || !self.continues(&flow, &session).await {
+            return Ok(None);
+        }
         let roles = rbac::current_roles(&self.db, &session.user_uuid, now).await?;
         if !roles.iter().any(|r| r.person_roleid == person_roleid) {
             let orgs = rbac::user_orgs(&self.db, &roles).await?;
@@ -652,7 +805,7 @@ impl Provider {
         else {
             return Ok(None);
         };
-        let mut writes = WriteSet::taking_login_flow(flow_id);
+        let mut writes = WriteSet::taking_login_flow(&flow_key(flow_id));
         writes.set_selected_role(&session.sid, person_roleid);
         writes.audit(self.audit_event(
             "login.role",
@@ -662,7 +815,7 @@ impl Provider {
             json!({ "sid": session.sid, "person_roleid": person_roleid }),
         ));
         let location = self.issue_code(
-            &request,
+            request,
             &session,
             &acr,
             Some(person_roleid.into()),
@@ -681,15 +834,21 @@ impl Provider {
         flow_id: &str,
         accept: bool,
         session_secret: Option<&str>,
+        browser: Option<&str>,
     ) -> Result<Option<Next>, ServiceError> {
         let now = self.now();
-        let (Some(session), Some(request)) = (
+        let (Some(session), Some(flow)) = (
             self.usable_session(session_secret).await?,
-            self.db.login_flow(flow_id, now).await?,
+            self.pending_flow(flow_id, FlowStep::AcceptTerms, browser)
+                .await?,
         ) else {
             return Ok(None);
         };
-        if !self.db.take_login_flow(flow_id).await? {
+        if !self.continues(&flow, &session).await {
+            return Ok(None);
+        }
+        let request = &flow.request;
+        if !self.db.take_login_flow(&flow_key(flow_id)).await? {
             return Ok(None);
         }
         let version = self.config.terms.version.clone();
@@ -730,7 +889,10 @@ impl Provider {
             return Ok(None);
         };
         let mut writes = WriteSet::new();
-        let next = self.complete(&request, &session, &acr, &mut writes).await?;
+        let browser_hash = flow.browser_hash.clone().unwrap_or_default();
+        let next = self
+            .complete(request, &session, &acr, &browser_hash, &mut writes)
+            .await?;
         self.db.commit(writes).await?;
         Ok(Some(next))
     }

@@ -12,7 +12,7 @@ use super::error::internal_page;
 use super::pages::Page;
 use super::params::{cookie, request_id};
 use super::server::ConnInfo;
-use super::{AppState, SESSION_COOKIE};
+use super::{AppState, BROWSER_COOKIE, SESSION_COOKIE};
 use crate::domain::login::CardLoginOutcome;
 
 /// The certificate chain presented for this request, if any.
@@ -68,7 +68,7 @@ pub async fn card_login(
         );
     };
     let chain = presented_chain(&app, &conn, &headers);
-    match app.provider.card_login(flow, chain.as_deref(), cookie(&headers, SESSION_COOKIE)).await {
+    match app.provider.card_login(flow, chain.as_deref(), cookie(&headers, SESSION_COOKIE), cookie(&headers, BROWSER_COOKIE)).await {
                 Ok(CardLoginOutcome::SignedIn { next, session_secret }) => super::role::signed_in(&app, next, &session_secret, &rid),
         Ok(CardLoginOutcome::Rejected(reason)) => Page::error(
             StatusCode::FORBIDDEN,
@@ -79,7 +79,7 @@ pub async fn card_login(
         Ok(CardLoginOutcome::FlowExpired) => Page::error(
             StatusCode::BAD_REQUEST,
             "This sign-in has expired",
-            "Sign-in requests are valid for a few minutes and can be used once. Go back to the application and start again.",
+            "Sign-in requests are valid for a few minutes, can be used once, and only in the browser that started them. Go back to the application and start again.",
             &rid,
         ),
         Err(e) => internal_page(e, &rid),

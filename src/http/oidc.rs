@@ -11,7 +11,7 @@ use serde_json::json;
 use super::error::{internal_page, no_store, BearerRejection, OAuthError};
 use super::pages::Page;
 use super::params::{self, cookie, request_id, Pairs, ParamsError};
-use super::{AppState, SESSION_COOKIE};
+use super::{AppState, BROWSER_COOKIE, SESSION_COOKIE};
 use crate::domain::assurance;
 use crate::domain::client::{ASSERTION_ALGS, SCOPES};
 use crate::domain::login::AuthorizeOutcome;
@@ -104,7 +104,12 @@ pub async fn authorize(
         Ok(p) => p,
         Err(e) => return bad_params_page(e, &rid),
     };
-    match app.provider.authorize(&pairs, cookie(&headers, SESSION_COOKIE)).await {
+    let (browser, new_browser) =
+        match cookie(&headers, BROWSER_COOKIE).filter(|b| (32..=128).contains(&b.len())) {
+            Some(b) => (b.to_string(), false),
+            None => (crate::domain::secrets::random_token(), true),
+        };
+    let response = match app.provider.authorize(&pairs, cookie(&headers, SESSION_COOKIE), &browser).await {
         Ok(AuthorizeOutcome::Redirect(location)) => no_store(Redirect::to(&location).into_response()),
         Ok(AuthorizeOutcome::SignIn { flow_id, client_name, login_hint, minimum_aal }) => {
             let c = &app.provider.config;
@@ -124,7 +129,21 @@ pub async fn authorize(
             &rid,
         ),
         Err(e) => internal_page(e, &rid),
+    };
+    if new_browser {
+        return with_cookie(
+            response,
+            &format!("{BROWSER_COOKIE}={browser}; Path=/; Secure; HttpOnly; SameSite=Lax"),
+        );
     }
+    response
+}
+
+fn with_cookie(mut r: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
 }
 
 /// A client's form POST (token, introspection, revocation): the form pairs and the

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::error::{internal_page, no_store};
 use super::pages::Page;
 use super::params::{self, cookie, request_id};
-use super::{AppState, SESSION_COOKIE};
+use super::{AppState, BROWSER_COOKIE, SESSION_COOKIE};
 use crate::domain::login::Next;
 use crate::domain::logout::csrf_token;
 use crate::domain::rbac::RoleClaim;
@@ -126,7 +126,11 @@ pub async fn role(
     } else {
         ""
     };
-    match app.provider.choose_role(flow, chosen, Some(secret)).await {
+    match app
+        .provider
+        .choose_role(flow, chosen, Some(secret), cookie(&headers, BROWSER_COOKIE))
+        .await
+    {
         Ok(None) => Page::error(
             StatusCode::BAD_REQUEST,
             "This sign-in has expired",
@@ -167,7 +171,12 @@ pub async fn terms(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
     }
     match app
         .provider
-        .answer_terms(flow, get("decision") == Some("accept"), Some(secret))
+        .answer_terms(
+            flow,
+            get("decision") == Some("accept"),
+            Some(secret),
+            cookie(&headers, BROWSER_COOKIE),
+        )
         .await
     {
         Ok(Some(next)) => render_next(&app, next, secret, "", &rid),

@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::{from_json, Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
-use crate::domain::authorize::AuthorizationRequest;
+use crate::domain::login::{FlowStep, PendingFlow};
 use crate::domain::session::Session;
 
 fn session_from(r: &AnyRow) -> Result<Session, StoreError> {
@@ -106,32 +106,32 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn insert_login_flow(
-        &self,
-        id: &str,
-        request: &AuthorizationRequest,
-        now: UnixTime,
-        expires_at: UnixTime,
-    ) -> Result<(), StoreError> {
-        let mut set = WriteSet::new();
-        set.insert_login_flow(id, request, now, expires_at)?;
-        self.commit(set).await?;
-        Ok(())
-    }
-
-    /// A pending flow that has not expired at `now`.
+    /// A pending flow, stored under `key` (the digest of its id), that has not expired at `now`.
     pub async fn login_flow(
         &self,
-        id: &str,
+        key: &str,
         now: UnixTime,
-    ) -> Result<Option<AuthorizationRequest>, StoreError> {
-        let row = sqlx::query("SELECT request FROM login_flows WHERE id = $1 AND expires_at > $2")
-            .bind(id)
-            .bind(now)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| from_json(&r.try_get::<String, _>("request")?))
-            .transpose()
+    ) -> Result<Option<PendingFlow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT request, step, browser_hash, sid, auth_time, created_at FROM login_flows WHERE id = $1 AND expires_at > $2",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            let step: String = r.try_get("step")?;
+            Ok(PendingFlow {
+                request: from_json(&r.try_get::<String, _>("request")?)?,
+                step: FlowStep::parse(&step)
+                    .ok_or_else(|| StoreError::Corrupt(format!("login flow step {step}")))?,
+                browser_hash: r.try_get("browser_hash")?,
+                sid: r.try_get("sid")?,
+                auth_time: r.try_get("auth_time")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
     }
 
     /// Removes a flow on its own; true if this call removed it.
@@ -190,22 +190,25 @@ impl WriteSet {
         );
     }
 
-    /// A started sign-in, waiting for the user.
+    /// A started sign-in (or its role or terms step), waiting for the user, under `key`.
     pub fn insert_login_flow(
         &mut self,
-        id: &str,
-        request: &AuthorizationRequest,
-        now: UnixTime,
+        key: &str,
+        flow: &PendingFlow,
         expires_at: UnixTime,
     ) -> Result<(), StoreError> {
         self.insert(
-            "login_flows (id, client_id, request, created_at, expires_at)",
+            "login_flows (id, client_id, request, created_at, expires_at, step, browser_hash, sid, auth_time)",
             vec![
-                id.into(),
-                (&request.client_id).into(),
-                serde_json::to_string(request)?.into(),
-                now.into(),
+                key.into(),
+                (&flow.request.client_id).into(),
+                serde_json::to_string(&flow.request)?.into(),
+                flow.created_at.into(),
                 expires_at.into(),
+                flow.step.as_str().into(),
+                flow.browser_hash.clone().into(),
+                flow.sid.clone().into(),
+                flow.auth_time.into(),
             ],
         );
         Ok(())

@@ -12,6 +12,7 @@ mod cdp;
 mod cis2_rps;
 mod cli;
 mod client_auth;
+mod flow_binding;
 mod instances;
 mod keys;
 mod lifecycle;

@@ -228,6 +228,7 @@ async fn certificate_header_is_trusted_only_from_the_configured_proxy() {
             )
             .redirect(reqwest::redirect::Policy::none())
             .local_address(Some(from.parse().unwrap()))
+            .cookie_store(true)
             .build()
             .unwrap();
         let page = http

@@ -14,7 +14,7 @@ use webauthn_rs_core::proto::{
 use super::{Ceremony, Kind, PasskeyRejection, StoredCredential};
 use crate::domain::assurance::Method;
 use crate::domain::identity::{Authenticator, UserStatus};
-use crate::domain::login::Next;
+use crate::domain::login::{flow_key, FlowStep, Next};
 use crate::domain::provider::{Provider, ServiceError};
 use crate::domain::secrets;
 
@@ -263,13 +263,19 @@ impl Provider {
 
     /// Starts a WebAuthn sign-in for a pending login flow: for the credentials of `username`
     /// (a Care Identity UUID), or for any discoverable credential when there is none.
+    /// `browser`: the browser-binding cookie; a flow started in another browser is not found.
     pub async fn begin_authentication(
         &self,
         flow_id: &str,
         username: Option<&str>,
         conditional: bool,
+        browser: Option<&str>,
     ) -> Result<Option<Result<Started, PasskeyRejection>>, ServiceError> {
-        if self.db.login_flow(flow_id, self.now()).await?.is_none() {
+        if self
+            .pending_flow(flow_id, FlowStep::SignIn, browser)
+            .await?
+            .is_none()
+        {
             return Ok(None);
         }
         let username = username.map(str::trim).filter(|u| !u.is_empty());
@@ -297,7 +303,8 @@ impl Provider {
             Ok(v) => v,
             Err(e) => return Ok(Some(Err(invalid(e)))),
         };
-        let detail = json!({ "flow": flow_id });
+        // The flow's key, not its id: ceremonies are stored too.
+        let detail = json!({ "flow": flow_key(flow_id) });
         let handle = self
             .store_ceremony(
                 AUTHENTICATE,
@@ -325,13 +332,20 @@ impl Provider {
                 PasskeyRejection::CeremonyExpired,
             ));
         };
-        let flow_id = ceremony.detail["flow"]
+        let key = ceremony.detail["flow"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let Some(request) = self.db.login_flow(&flow_id, self.now()).await? else {
+        // The ceremony cookie binds this answer to the browser whose flow began it.
+        let Some(flow) = self
+            .db
+            .login_flow(&key, self.now())
+            .await?
+            .filter(|f| f.step == FlowStep::SignIn)
+        else {
             return Ok(PasskeyLoginOutcome::FlowExpired);
         };
+        let request = &flow.request;
         let verified = self.verify_assertion(&ceremony, answer).await?;
         let (stored, method) = match verified {
             Ok(v) => v,
@@ -366,14 +380,7 @@ impl Provider {
         let a = &stored.authenticator;
         Ok(
             match self
-                .sign_in_verified(
-                    &flow_id,
-                    &request,
-                    &a.user_uuid,
-                    &a.id,
-                    method,
-                    previous_secret,
-                )
+                .sign_in_verified(&flow, &key, &a.user_uuid, &a.id, method, previous_secret)
                 .await?
             {
                 Some((next, session_secret)) => PasskeyLoginOutcome::SignedIn {
