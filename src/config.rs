@@ -179,6 +179,11 @@ pub struct SmartcardConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// Header carrying the URL-encoded PEM client certificate (nginx `$ssl_client_escaped_cert`).
     pub cert_header: String,
+    /// Certificate-policy OIDs (dotted, e.g. `2.16.840.1.113883.2.1.3.2.4.1`) of which a card
+    /// certificate must carry one. Empty: no policy is required.
+    pub required_policy_oids: Vec<String>,
+    /// How often the CA and CRL files are checked for changes (and reloaded); 0: only on SIGHUP.
+    pub reload_poll_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -262,6 +267,8 @@ impl Default for SmartcardConfig {
             crl_files: Vec::new(),
             trusted_proxies: Vec::new(),
             cert_header: "x-ssl-client-cert".into(),
+            required_policy_oids: Vec::new(),
+            reload_poll_secs: 30,
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct CardSpec {
     pub not_after: UnixTime,
     /// Authentication cards sign (digitalSignature); NHS signing cards are non-repudiation only.
     pub signing_only: bool,
+    /// A certificate-policy OID the certificate carries (NHS card certificates carry one).
+    pub policy_oid: Option<Vec<u64>>,
 }
 
 impl CardSpec {
@@ -46,8 +48,24 @@ impl CardSpec {
             not_before: now - 3600,
             not_after: now + 2 * 365 * 86400,
             signing_only: false,
+            policy_oid: None,
         }
     }
+}
+
+/// A certificatePolicies extension (RFC 5280 §4.2.1.4) naming one policy, no qualifiers:
+/// SEQUENCE { SEQUENCE { OBJECT IDENTIFIER } }, with the OID's content encoded by der-parser.
+fn certificate_policies(oid: &[u64]) -> Result<rcgen::CustomExtension, rcgen::Error> {
+    let content = x509_parser::der_parser::oid::Oid::from(oid)
+        .map_err(|_| rcgen::Error::CouldNotParseCertificate)?
+        .as_bytes()
+        .to_vec();
+    let tlv = |tag: u8, body: Vec<u8>| [vec![tag, body.len() as u8], body].concat();
+    let der = tlv(0x30, tlv(0x30, tlv(0x06, content)));
+    Ok(rcgen::CustomExtension::from_oid_content(
+        &[2, 5, 29, 32],
+        der,
+    ))
 }
 
 fn dn(org: &str, unit: &str, cn: &str) -> DistinguishedName {
@@ -158,6 +176,9 @@ impl Authority {
         };
         p.not_before = at(spec.not_before);
         p.not_after = at(spec.not_after);
+        if let Some(oid) = &spec.policy_oid {
+            p.custom_extensions.push(certificate_policies(oid)?);
+        }
         self.issue(p)
     }
 

@@ -562,9 +562,15 @@ impl Provider {
         &self,
         chain: &[CertificateDer<'_>],
     ) -> Result<Result<(String, String), CardRejection>, ServiceError> {
-        let card = match self.card_trust.verify(chain, self.now()) {
+        let card = match self.card_trust.current().verify(chain, self.now()) {
             Ok(card) => card,
-            Err(r) => return Ok(Err(r)),
+            Err(r) => {
+                if r == CardRejection::RevocationListStale {
+                    metrics::counter!("careid_smartcard_crl_stale_refusals_total").increment(1);
+                    tracing::error!("a card sign-in was refused because a smartcard CRL is past its nextUpdate: distribute a fresh CRL");
+                }
+                return Ok(Err(r));
+            }
         };
         let Some((authenticator, user_status)) =
             self.db.card_binding(&card.issuer, &card.serial).await?

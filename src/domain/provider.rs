@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::client::{Client, SigningAlg};
 use super::keys::{self, KeyError, KeyRing};
-use super::smartcard::CardTrust;
+use super::smartcard::{CardTrust, TrustCell};
 use super::webauthn::policy::AttestationPolicy;
 use super::webauthn::relying_party::RelyingParty;
 use crate::clock::{Clock, UnixTime};
@@ -31,7 +31,8 @@ pub struct Provider {
     pub clock: Arc<dyn Clock>,
     pub keys: KeyRing,
     pub config: Config,
-    pub card_trust: CardTrust,
+    /// Smartcard CAs, CRLs and policies; reloaded on SIGHUP or a file change (`http/reload.rs`).
+    pub card_trust: TrustCell,
     /// WebAuthn relying party and attestation policy.
     pub relying_party: RelyingParty,
     client_keys: ClientKeyCache,
@@ -58,7 +59,7 @@ impl Provider {
             clock,
             keys: KeyRing::default(),
             config,
-            card_trust,
+            card_trust: TrustCell::new(card_trust),
             relying_party,
             client_keys: ClientKeyCache::default(),
             clients: ClientCache::default(),

@@ -8,11 +8,19 @@
 //! validation happens here so a rejection becomes a readable page and an audit record instead of a
 //! failed handshake.
 //!
+//! Revocation fails closed once CRLs are configured: every certificate of the path below the
+//! anchor must be covered by a CRL from its issuer (unknown status is refused), and a CRL past
+//! its `nextUpdate` refuses every card it would vouch for (a stale list cannot say a card is
+//! fine). Without CRLs careid warns at start and checks no revocation. When
+//! `smartcard.required_policy_oids` is set, the card certificate must carry one of them (NHS
+//! card certificates carry a certificate-policy OID).
+//!
 //! A browser presents the same chain at every sign-in, so a chain that verified is remembered
 //! (by the SHA-256 of its certificates) for up to five minutes and never past the expiry of any
-//! certificate that could be in its path. Nothing else the verdict depends on can change
-//! meanwhile: the anchors, intermediates and CRLs of a `CardTrust` are fixed when it is built.
-//! Rejections are never remembered. The binding to an active authenticator of an active user is
+//! certificate that could be in its path, nor past any CRL's `nextUpdate`. Nothing else the
+//! verdict depends on can change meanwhile: the anchors, intermediates and CRLs of a `CardTrust`
+//! are fixed when it is built, and a reload (`http/reload.rs`) builds a new one, with an empty
+//! memory. Rejections are never remembered. The binding to an active authenticator of an active user is
 //! checked at every sign-in regardless (`domain/login.rs`).
 
 use std::collections::HashMap;
@@ -24,8 +32,8 @@ use sha2::{Digest, Sha256};
 
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 use webpki::{
-    CertRevocationList, EndEntityCert, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
-    RevocationOptionsBuilder, UnknownStatusPolicy,
+    CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,
+    RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
 };
 
 use crate::clock::UnixTime;
@@ -55,6 +63,12 @@ pub enum CardRejection {
     NotYetValid,
     #[error("the certificate has been revoked")]
     Revoked,
+    #[error("careid cannot check smartcard revocation right now (its revocation list is out of date); try again later or contact the service desk")]
+    RevocationListStale,
+    #[error("careid has no revocation list from the authority that issued this certificate")]
+    RevocationUnknown,
+    #[error("the certificate does not carry the certificate policy careid requires")]
+    PolicyMissing,
     #[error("the certificate is not meant for signing in")]
     UnsuitableKeyUsage,
     #[error("the certificate is not valid: {0}")]
@@ -81,6 +95,9 @@ impl CardRejection {
             CardRejection::Expired => "expired",
             CardRejection::NotYetValid => "not_yet_valid",
             CardRejection::Revoked => "revoked",
+            CardRejection::RevocationListStale => "crl_stale",
+            CardRejection::RevocationUnknown => "revocation_unknown",
+            CardRejection::PolicyMissing => "policy_missing",
             CardRejection::UnsuitableKeyUsage => "key_usage",
             CardRejection::Invalid(_) => "invalid",
             CardRejection::NotBound => "not_bound",
@@ -111,6 +128,10 @@ pub struct CardTrust {
     /// The earliest `notAfter` of the configured intermediates.
     intermediates_expire: Option<UnixTime>,
     crls: Vec<CertRevocationList<'static>>,
+    /// The earliest `nextUpdate` of the CRLs: after it, some card cannot be checked.
+    crls_next_update: Option<UnixTime>,
+    /// Certificate-policy OIDs (dotted) of which a card certificate must carry one; empty: any.
+    required_policies: Vec<String>,
     /// DER subjects of every CA, sent as certificate-request hints so browsers offer only cards.
     pub subjects: Vec<Vec<u8>>,
     /// Chains that verified recently, by [`chain_digest`].
@@ -137,6 +158,29 @@ fn chain_digest(chain: &[CertificateDer<'_>]) -> [u8; 32] {
         hash.update(der.as_ref());
     }
     hash.finalize().into()
+}
+
+/// The smartcard trust in force. A reload replaces it whole; a sign-in keeps the one it started
+/// with, and the new one starts with no remembered verdicts.
+#[derive(Debug, Default)]
+pub struct TrustCell(std::sync::RwLock<std::sync::Arc<CardTrust>>);
+
+impl TrustCell {
+    pub fn new(trust: CardTrust) -> TrustCell {
+        TrustCell(std::sync::RwLock::new(std::sync::Arc::new(trust)))
+    }
+    pub fn current(&self) -> std::sync::Arc<CardTrust> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    pub fn replace(&self, trust: CardTrust) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(trust);
+    }
+}
+
+/// Builds the trust the configuration names: CAs, CRLs and required policies.
+pub fn load_trust(c: &crate::config::SmartcardConfig) -> Result<CardTrust, TrustConfigError> {
+    Ok(CardTrust::from_files(&c.ca_files, &c.crl_files)?
+        .requiring_policies(&c.required_policy_oids))
 }
 
 /// The earliest `notAfter` among `certs`; None if one cannot be read.
@@ -199,14 +243,42 @@ impl CardTrust {
             for der in ders {
                 let crl = OwnedCertRevocationList::from_der(&der)
                     .map_err(|e| TrustConfigError::Invalid(path.clone(), format!("{e:?}")))?;
+                let next_update = x509_parser::parse_x509_crl(&der)
+                    .ok()
+                    .and_then(|(_, c)| c.next_update())
+                    .map(|t| t.timestamp())
+                    .ok_or_else(|| {
+                        TrustConfigError::Invalid(path.clone(), "a CRL without nextUpdate".into())
+                    })?;
+                trust.crls_next_update = Some(
+                    trust
+                        .crls_next_update
+                        .map_or(next_update, |n| n.min(next_update)),
+                );
                 trust.crls.push(CertRevocationList::from(crl));
             }
         }
         Ok(trust)
     }
 
+    /// Requires card certificates to carry one of these certificate-policy OIDs (dotted).
+    pub fn requiring_policies(mut self, oids: &[String]) -> CardTrust {
+        self.required_policies = oids.to_vec();
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.anchors.is_empty()
+    }
+
+    /// Whether revocation is checked at all (some CRL is configured).
+    pub fn checks_revocation(&self) -> bool {
+        !self.crls.is_empty()
+    }
+
+    /// The earliest `nextUpdate` among the CRLs, if any.
+    pub fn crls_next_update(&self) -> Option<UnixTime> {
+        self.crls_next_update
     }
 
     /// Validates a presented chain (leaf first) at `now`, or finds it verified recently (see
@@ -222,10 +294,14 @@ impl CardTrust {
         }
         let card = self.verify_now(chain, now)?;
         if let Some(chain_expires) = earliest_expiry(chain) {
-            let fresh_until = [chain_expires, self.intermediates_expire]
-                .into_iter()
-                .flatten()
-                .fold(now + VERIFIED_FOR_SECS, i64::min);
+            let fresh_until = [
+                chain_expires,
+                self.intermediates_expire,
+                self.crls_next_update,
+            ]
+            .into_iter()
+            .flatten()
+            .fold(now + VERIFIED_FOR_SECS, i64::min);
             self.remember(key, &card, now, fresh_until);
         }
         Ok(card)
@@ -262,9 +338,11 @@ impl CardTrust {
         let mut intermediates: Vec<CertificateDer<'_>> = chain[1..].to_vec();
         intermediates.extend(self.intermediates.iter().cloned());
         let crl_refs: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
+        // With CRLs configured: the whole path, unknown status refused, stale lists refused.
         let revocation = RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
-            b.with_depth(RevocationCheckDepth::EndEntity)
-                .with_status_policy(UnknownStatusPolicy::Allow)
+            b.with_depth(RevocationCheckDepth::Chain)
+                .with_status_policy(UnknownStatusPolicy::Deny)
+                .with_expiration_policy(ExpirationPolicy::Enforce)
                 .build()
         });
         let time =
@@ -280,8 +358,26 @@ impl CardTrust {
                 None,
             )
             .map_err(rejection)?;
+        if !self.required_policies.is_empty() && !carries_policy(leaf, &self.required_policies) {
+            return Err(CardRejection::PolicyMissing);
+        }
         read_binding(leaf)
     }
+}
+
+/// Whether the certificate's certificatePolicies extension names one of `oids`.
+fn carries_policy(der: &CertificateDer<'_>, oids: &[String]) -> bool {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return false;
+    };
+    cert.extensions()
+        .iter()
+        .any(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::CertificatePolicies(policies) => policies
+                .iter()
+                .any(|p| oids.iter().any(|o| p.policy_id.to_id_string() == *o)),
+            _ => false,
+        })
 }
 
 #[allow(deprecated)] // older webpki paths still return RequiredEkuNotFound
@@ -291,6 +387,8 @@ fn rejection(e: webpki::Error) -> CardRejection {
         E::CertExpired { .. } => CardRejection::Expired,
         E::CertNotValidYet { .. } => CardRejection::NotYetValid,
         E::CertRevoked => CardRejection::Revoked,
+        E::CrlExpired { .. } => CardRejection::RevocationListStale,
+        E::UnknownRevocationStatus => CardRejection::RevocationUnknown,
         E::UnknownIssuer | E::CaUsedAsEndEntity => CardRejection::UnknownIssuer,
         E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => {
             CardRejection::UnsuitableKeyUsage
@@ -347,8 +445,51 @@ mod tests {
         let cas = dir.path().join("ca.pem");
         std::fs::write(&cas, format!("{}{}", root.pem(), sub.pem())).unwrap();
         let crl = dir.path().join("crl.pem");
-        std::fs::write(&crl, sub.crl(revoked, NOW).unwrap()).unwrap();
+        let crls = format!(
+            "{}{}",
+            sub.crl(revoked, NOW).unwrap(),
+            root.crl(&[], NOW).unwrap()
+        );
+        std::fs::write(&crl, crls).unwrap();
         (CardTrust::from_files(&[cas], &[crl]).unwrap(), dir)
+    }
+
+    /// The same CAs with no CRL at all (revocation not checked).
+    fn trust_without_crls(root: &Authority, sub: &Authority) -> (CardTrust, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let cas = dir.path().join("ca.pem");
+        std::fs::write(&cas, format!("{}{}", root.pem(), sub.pem())).unwrap();
+        (CardTrust::from_files(&[cas], &[]).unwrap(), dir)
+    }
+
+    #[test]
+    fn revocation_fails_closed_once_crls_are_configured() {
+        let root = Authority::root("t", "Root", NOW).unwrap();
+        let sub = root.intermediate("t", "Auth", NOW).unwrap();
+        let good = sub
+            .card_cert(&CardSpec::valid("012345678901", "Jane", NOW))
+            .unwrap();
+        let (trust, _dir) = trust(&root, &sub, &[]);
+        assert!(trust.checks_revocation());
+        assert_eq!(
+            trust.verify(&chain(&good), NOW + 8 * 86400),
+            Err(CardRejection::RevocationListStale),
+            "a CRL past its nextUpdate vouches for nobody"
+        );
+        // Only the sub-CA's CRL: nothing says whether the sub-CA itself is revoked.
+        let dir = tempfile::tempdir().unwrap();
+        let cas = dir.path().join("ca.pem");
+        std::fs::write(&cas, format!("{}{}", root.pem(), sub.pem())).unwrap();
+        let crl = dir.path().join("crl.pem");
+        std::fs::write(&crl, sub.crl(&[], NOW).unwrap()).unwrap();
+        let partial = CardTrust::from_files(&[cas], &[crl]).unwrap();
+        assert_eq!(
+            partial.verify(&chain(&good), NOW),
+            Err(CardRejection::RevocationUnknown)
+        );
+        let (unchecked, _dir) = trust_without_crls(&root, &sub);
+        assert!(!unchecked.checks_revocation());
+        assert!(unchecked.verify(&chain(&good), NOW + 8 * 86400).is_ok());
     }
 
     fn chain(c: &crate::pki::Issued) -> Vec<CertificateDer<'static>> {
@@ -409,7 +550,8 @@ mod tests {
         let spec = CardSpec::valid("012345678901", "Jane", NOW);
         let not_after = spec.not_after;
         let good = sub.card_cert(&spec).unwrap();
-        let (trust, _dir) = trust(&root, &sub, &[]);
+        // No CRLs: a week-long CRL would be stale long before the card expires.
+        let (trust, _dir) = trust_without_crls(&root, &sub);
         let first = trust.verify(&chain(&good), not_after - 60).unwrap();
         assert_eq!(
             trust.verify(&chain(&good), not_after - 30),

@@ -9,6 +9,7 @@ pub mod oidc;
 pub mod ops;
 pub mod pages;
 pub mod params;
+pub mod reload;
 pub mod role;
 pub mod server;
 pub mod webauthn;

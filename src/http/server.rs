@@ -29,7 +29,7 @@ use super::{router, AppState};
 use crate::clock::Clock;
 use crate::config::{Config, TlsConfig};
 use crate::domain::provider::Provider;
-use crate::domain::smartcard::CardTrust;
+use crate::domain::smartcard::{load_trust, CardTrust};
 use crate::domain::webauthn::policy::AttestationPolicy;
 use crate::store::Db;
 
@@ -192,13 +192,8 @@ pub async fn start(
         .await
         .context("database")?;
     db.migrate().await.context("database migration")?;
-    let trust = CardTrust::from_files(&config.smartcard.ca_files, &config.smartcard.crl_files)
-        .context("smartcard trust")?;
-    if trust.is_empty() {
-        tracing::warn!(
-            "no smartcard CA configured: smartcard sign-in will refuse every certificate"
-        );
-    }
+    let trust = load_trust(&config.smartcard).context("smartcard trust")?;
+    super::reload::announce(&trust, clock.now());
     let main_tls = config
         .tls
         .as_ref()
@@ -238,6 +233,10 @@ pub async fn start(
     };
     tasks.push(tokio::spawn(deliver_logouts(provider.clone(), rx.clone())));
     tasks.push(tokio::spawn(housekeeping(provider.clone(), rx.clone())));
+    tasks.push(tokio::spawn(super::reload::reload_card_trust(
+        provider.clone(),
+        rx.clone(),
+    )));
     tasks.push(tokio::spawn(reload_keys_periodically(provider.clone(), rx)));
     Ok(RunningServer {
         main_addr,

@@ -34,6 +34,16 @@ pub struct Pki {
 }
 
 impl Pki {
+    /// The smartcard CRLs as one PEM file: the sub-CA's (listing `revoked`, valid from `now`
+    /// for a week) and, with `root`, the root's (vouching for the sub-CA).
+    pub fn crls(&self, revoked: &[&Issued], now: i64, root: bool) -> String {
+        let mut pem = self.card_sub.crl(revoked, now).unwrap();
+        if root {
+            pem.push_str(&self.card_root.crl(&[], now).unwrap());
+        }
+        pem
+    }
+
     pub fn new(now: i64) -> Pki {
         let server_ca = Authority::root("careid tests", "Test Server CA", now).unwrap();
         let card_root = Authority::root("careid tests", "Test Smartcard Root", now).unwrap();
@@ -56,6 +66,12 @@ pub struct Options {
     pub issuer_path: String,
     /// Certificates the smartcard CRL lists.
     pub revoked: Vec<Issued>,
+    /// Leave out the root's CRL (which vouches for the sub-CA): revocation status unknown.
+    pub omit_root_crl: bool,
+    /// `smartcard.required_policy_oids`.
+    pub required_policy_oids: Vec<String>,
+    /// `smartcard.reload_poll_secs` (default: the configuration's).
+    pub reload_poll_secs: Option<u64>,
     pub trusted_proxies: Vec<IpAddr>,
     /// Use this database URL instead of a fresh one (for several servers sharing one store).
     pub database_url: Option<String>,
@@ -176,7 +192,7 @@ impl TestEnv {
         let crl = write(
             dir.path(),
             "cards.crl.pem",
-            &pki.card_sub.crl(&revoked, now).unwrap(),
+            &pki.crls(&revoked, now, !opts.omit_root_crl),
         );
         let main = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let card = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -206,6 +222,10 @@ impl TestEnv {
         config.smartcard.ca_files = vec![cas];
         config.smartcard.crl_files = vec![crl];
         config.smartcard.trusted_proxies = opts.trusted_proxies;
+        config.smartcard.required_policy_oids = opts.required_policy_oids;
+        if let Some(secs) = opts.reload_poll_secs {
+            config.smartcard.reload_poll_secs = secs;
+        }
         config.backchannel.poll_interval_ms = 50;
         config.backchannel.request_timeout_secs = 10;
         config.keys.encryption_key = Some(test_encryption_key());

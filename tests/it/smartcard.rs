@@ -323,3 +323,108 @@ impl ManualNow {
         careid::clock::SystemClock.now()
     }
 }
+
+/// Writes the test CRL file anew: the sub-CA's listing `revoked` and the root's, from `now`.
+fn rewrite_crls(env: &TestEnv, contents: &str) {
+    std::fs::write(env.dir.path().join("cards.crl.pem"), contents).unwrap();
+}
+
+#[tokio::test]
+async fn a_stale_crl_refuses_every_card_until_a_fresh_one_is_installed() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("600000000011").await;
+    let client = env.confidential_client().await;
+    assert!(!env.code_for(&client, &card).await.is_empty());
+    // The CRLs' nextUpdate (a week) passes with no new CRL distributed.
+    env.clock.advance(8 * 86400);
+    let (status, page) = present(&env, Some(&card)).await;
+    assert_eq!(status, 403);
+    assert!(page.contains("revocation list is out of date"), "{page}");
+    assert_eq!(last_login_audit(&env).await, "crl_stale");
+    // A fresh CRL is installed and reloaded (as SIGHUP or the file poll would): cards work again.
+    rewrite_crls(&env, &env.pki.crls(&[], env.now(), true));
+    assert!(careid::http::reload::reload(&env.server.provider, "test"));
+    assert!(!env.code_for(&client, &card).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_card_whose_sub_ca_has_no_crl_is_refused() {
+    let env = TestEnv::start_with(Options {
+        omit_root_crl: true,
+        ..Default::default()
+    })
+    .await;
+    let card = env.user_with_card("600000000012").await;
+    let (status, page) = present(&env, Some(&card)).await;
+    assert_eq!(status, 403);
+    assert!(page.contains("no revocation list"), "{page}");
+    assert_eq!(last_login_audit(&env).await, "revocation_unknown");
+}
+
+#[tokio::test]
+async fn a_changed_crl_file_is_picked_up_and_a_bad_one_is_refused() {
+    let env = TestEnv::start_with(Options {
+        reload_poll_secs: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let card = env.user_with_card("600000000013").await;
+    let client = env.confidential_client().await;
+    assert!(!env.code_for(&client, &card).await.is_empty());
+    // A broken file is refused: the CRLs in use stay, so the card still works.
+    rewrite_crls(
+        &env,
+        "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n",
+    );
+    assert!(!careid::http::reload::reload(&env.server.provider, "test"));
+    assert!(!env.code_for(&client, &card).await.is_empty());
+    // The card is reported lost: a new CRL is written, and the poll picks it up by itself.
+    rewrite_crls(&env, &env.pki.crls(&[&card], env.now(), true));
+    let mut refused = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let url = env.authorize_url(&client.client.metadata.client_id, &[], true);
+        if let SignIn::Page(403, page) = env.browser(Some(&card)).sign_in(&url).await {
+            assert!(page.contains("has been revoked"), "{page}");
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the changed CRL file was not reloaded within 4 s");
+}
+
+#[tokio::test]
+async fn a_required_certificate_policy_is_enforced() {
+    let oid = "2.16.840.1.113883.2.1.3.2.4.1";
+    let env = TestEnv::start_with(Options {
+        required_policy_oids: vec![oid.into()],
+        ..Default::default()
+    })
+    .await;
+    let plain = env.user_with_card("600000000014").await;
+    let (status, page) = present(&env, Some(&plain)).await;
+    assert_eq!(status, 403);
+    assert!(page.contains("certificate policy"), "{page}");
+    assert_eq!(last_login_audit(&env).await, "policy_missing");
+
+    env.user("600000000015").await;
+    let nhs_card = env
+        .pki
+        .card_sub
+        .card_cert(&CardSpec {
+            policy_oid: Some(vec![2, 16, 840, 1, 113883, 2, 1, 3, 2, 4, 1]),
+            ..CardSpec::valid("600000000015", "Policy_Card", env.now())
+        })
+        .unwrap();
+    careid::domain::registry::bind_smartcard(
+        &env.db,
+        "600000000015",
+        &nhs_card.der,
+        "test",
+        env.now(),
+    )
+    .await
+    .unwrap();
+    let client = env.confidential_client().await;
+    assert!(!env.code_for(&client, &nhs_card).await.is_empty());
+}
