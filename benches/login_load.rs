@@ -157,7 +157,7 @@ async fn prepare(dir: &Path, args: &Args) -> (Setup, Server) {
     let config = format!(
         "issuer = \"https://localhost:{main_port}\"\nlisten = \"127.0.0.1:{main_port}\"\n[database]\nurl = \"{database_url}\"\nmax_connections = {pool}\n\
          [tls]\ncert_file = \"{d}/server.pem\"\nkey_file = \"{d}/server.key\"\n\
-         [smartcard]\nlisten = \"127.0.0.1:{card_port}\"\nbase_url = \"https://localhost:{card_port}\"\nca_files = [\"{d}/cards.pem\"]\n[keys]\nencryption_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n[log]\nfilter = \"warn\"\n",
+         [smartcard]\nlisten = \"127.0.0.1:{card_port}\"\nbase_url = \"https://localhost:{card_port}\"\nca_files = [\"{d}/cards.pem\"]\n[keys]\nencryption_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n[log]\nfilter = \"warn\"\n[limits]\nenabled = false\n",
         d = dir.display(),
         pool = args.pool
     );

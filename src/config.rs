@@ -31,7 +31,109 @@ pub struct Config {
     pub keys: KeysConfig,
     pub terms: TermsConfig,
     pub webauthn: WebauthnConfig,
+    /// Connection handling on both listeners: timeouts, connection cap, HTTP/2 limits.
+    pub server: ServerConfig,
+    /// Per-address and per-client rate limits, and the bound on audit rows from failures.
+    pub limits: LimitsConfig,
     pub log: LogConfig,
+}
+
+/// How both listeners treat connections (slow, idle or too many clients).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// A TLS handshake must finish within this many seconds.
+    pub tls_handshake_timeout_secs: u64,
+    /// HTTP/1.1: a request's headers must arrive within this many seconds of the connection
+    /// being ready for them (this also closes a kept-alive connection that sends nothing).
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in progress for this long is closed (HTTP/1.1 and HTTP/2).
+    pub idle_timeout_secs: u64,
+    /// A request (reading its body, handling it) must finish within this long: 408 otherwise.
+    pub request_timeout_secs: u64,
+    /// Open connections per listener. Beyond it a new connection waits `connection_wait_ms`
+    /// for a free slot, then is closed.
+    pub max_connections: usize,
+    pub connection_wait_ms: u64,
+    /// HTTP/2: streams (requests) open at once on one connection.
+    pub http2_max_concurrent_streams: u32,
+    /// Request headers: at most this many bytes (HTTP/1.1 read buffer, HTTP/2 header list).
+    pub max_header_bytes: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            tls_handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            request_timeout_secs: 30,
+            max_connections: 1024,
+            connection_wait_ms: 100,
+            http2_max_concurrent_streams: 100,
+            max_header_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// One class of rate-limited endpoints: a rate per minute and a burst, per source address and
+/// per client_id. A rate of 0 turns that limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateClass {
+    pub per_address_per_minute: u32,
+    pub per_address_burst: u32,
+    pub per_client_per_minute: u32,
+    pub per_client_burst: u32,
+}
+
+impl Default for RateClass {
+    fn default() -> Self {
+        RateClass::new(300, 100, 1200, 300)
+    }
+}
+
+impl RateClass {
+    pub const fn new(address: u32, address_burst: u32, client: u32, client_burst: u32) -> Self {
+        RateClass {
+            per_address_per_minute: address,
+            per_address_burst: address_burst,
+            per_client_per_minute: client,
+            per_client_burst: client_burst,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// false turns every rate limit off (load tests); connection limits stay.
+    pub enabled: bool,
+    /// `/authorize` (GET and POST) and `/card/login`.
+    pub authorize: RateClass,
+    /// `/token`, `/access_token`, `/introspect`, `/revoke`, `/token/revoke`.
+    pub token: RateClass,
+    /// The WebAuthn option endpoints and `/webauthn/authenticate` (no client_id: per address).
+    pub webauthn: RateClass,
+    /// `/admin/api/v1/*` (client: the bearer token's `client_id`).
+    pub admin: RateClass,
+    /// Audit events for unauthenticated failures (card, WebAuthn and client-authentication
+    /// refusals): at most this many per kind and source address per minute; the rest are
+    /// counted and summed up in one `audit.failures_suppressed` event per minute.
+    pub failure_audit_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            enabled: true,
+            authorize: RateClass::new(600, 200, 3000, 600),
+            token: RateClass::new(3000, 600, 3000, 600),
+            webauthn: RateClass::new(600, 200, 0, 0),
+            admin: RateClass::new(300, 100, 600, 200),
+            failure_audit_per_minute: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -243,6 +345,8 @@ impl Default for Config {
             terms: TermsConfig::default(),
             webauthn: WebauthnConfig::default(),
             keys: KeysConfig::default(),
+            server: ServerConfig::default(),
+            limits: LimitsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -524,6 +628,73 @@ impl Config {
             });
         }
         self.validate_keys()?;
+        self.validate_server()?;
+        Ok(())
+    }
+
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        for (key, v) in [
+            (
+                "server.tls_handshake_timeout_secs",
+                s.tls_handshake_timeout_secs,
+            ),
+            (
+                "server.header_read_timeout_secs",
+                s.header_read_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", s.idle_timeout_secs),
+            ("server.request_timeout_secs", s.request_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&v) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be between 1 and 3600 seconds".into(),
+                });
+            }
+        }
+        if !(1..=1_000_000).contains(&s.max_connections) {
+            return Err(ConfigError::Invalid {
+                key: "server.max_connections",
+                reason: "must be between 1 and 1000000".into(),
+            });
+        }
+        if s.connection_wait_ms > 60_000 {
+            return Err(ConfigError::Invalid {
+                key: "server.connection_wait_ms",
+                reason: "must be at most 60000".into(),
+            });
+        }
+        if s.http2_max_concurrent_streams == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.http2_max_concurrent_streams",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if !(8192..=1024 * 1024).contains(&s.max_header_bytes) {
+            return Err(ConfigError::Invalid {
+                key: "server.max_header_bytes",
+                reason: "must be between 8192 and 1048576".into(),
+            });
+        }
+        for (key, class) in [
+            ("limits.authorize", &self.limits.authorize),
+            ("limits.token", &self.limits.token),
+            ("limits.webauthn", &self.limits.webauthn),
+            ("limits.admin", &self.limits.admin),
+        ] {
+            for (rate, burst) in [
+                (class.per_address_per_minute, class.per_address_burst),
+                (class.per_client_per_minute, class.per_client_burst),
+            ] {
+                if rate > 0 && burst == 0 {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        reason: "a burst of at least 1 is needed with a rate (rate 0 turns the limit off)".into(),
+                    });
+                }
+            }
+        }
         Ok(())
     }
 
@@ -675,6 +846,35 @@ mod tests {
         }
         let never = from_toml("[keys]\nrotate_every_days = 0").unwrap();
         assert_eq!(never.keys.rotate_every_days, 0);
+    }
+
+    #[test]
+    fn server_and_limits_sections_are_checked() {
+        let c = from_toml("").unwrap();
+        assert_eq!(c.server.header_read_timeout_secs, 10);
+        assert_eq!(c.server.max_connections, 1024);
+        assert!(c.limits.enabled);
+        let c =
+            from_toml("[limits.token]\nper_client_per_minute = 5\nper_client_burst = 2").unwrap();
+        assert_eq!(c.limits.token.per_client_per_minute, 5);
+        assert_eq!(
+            c.limits.token.per_address_per_minute, 3000,
+            "other keys keep their defaults"
+        );
+        for (text, key) in [
+            (
+                "[server]\nheader_read_timeout_secs = 0",
+                "server.header_read_timeout_secs",
+            ),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            ("[server]\nmax_header_bytes = 10", "server.max_header_bytes"),
+            ("[server]\nidle_timeot_secs = 5", "idle_timeot_secs"),
+            ("[limits.admin]\nper_address_burst = 0", "limits.admin"),
+            ("[limits.authorise]\nper_address_burst = 1", "authorise"),
+        ] {
+            let err = from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! used must be the one the client registered; secrets are compared in constant time; assertion
 //! replay is refused by the caller recording each `jti` until it expires.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use josekit::jwk::{Jwk, JwkSet};
@@ -298,6 +302,134 @@ fn verifier_for(alg: &str, jwk: &Jwk) -> Result<Box<dyn JwsVerifier>, josekit::J
         "PS256" => Box::new(PS256.verifier_from_jwk(jwk)?),
         _ => Box::new(ES256.verifier_from_jwk(jwk)?),
     })
+}
+
+/// A fetched JWKS is used for this long.
+const JWKS_FRESH_SECS: i64 = 300;
+/// An assertion naming a `kid` the cached set lacks refetches it at most this often per URI.
+const JWKS_MISS_REFETCH_SECS: i64 = 60;
+/// After a failed fetch, the URI is not tried again for this long.
+const JWKS_FAILURE_BACKOFF_SECS: i64 = 30;
+/// The largest JWKS document read from a `jwks_uri`; the body is read in chunks and the
+/// transfer stops as soon as it grows past this.
+pub const JWKS_MAX_BYTES: usize = 64 * 1024;
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Relying parties' key sets fetched from their `jwks_uri`, for `private_key_jwt`.
+///
+/// An assertion naming an unknown `kid` must not make careid fetch the URI on every request:
+/// a set is fresh for [`JWKS_FRESH_SECS`]; a missing `kid` refetches at most once per
+/// [`JWKS_MISS_REFETCH_SECS`] (the answer, even without the `kid`, is the cached answer
+/// meanwhile); a failed fetch is not retried for [`JWKS_FAILURE_BACKOFF_SECS`] (the last good
+/// set, if any, is used meanwhile). Fetches are single-flight per URI: concurrent requests wait
+/// for the one fetch in progress and use its result.
+#[derive(Default)]
+pub struct JwksCache {
+    entries: Mutex<HashMap<String, Entry>>,
+    /// One lock per URI, held while that URI is fetched.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[derive(Clone, Default)]
+struct Entry {
+    set: Option<(JwkSet, UnixTime)>,
+    failed_at: Option<UnixTime>,
+}
+
+impl Entry {
+    /// The set to answer with without fetching, or None if a fetch is due.
+    fn answer(&self, kid: Option<&str>, now: UnixTime) -> Option<Option<JwkSet>> {
+        if self
+            .failed_at
+            .is_some_and(|t| now >= t && now - t < JWKS_FAILURE_BACKOFF_SECS)
+        {
+            return Some(self.set.as_ref().map(|(s, _)| s.clone()));
+        }
+        let (set, fetched_at) = self.set.as_ref()?;
+        let age = now - fetched_at;
+        let has_kid = kid.is_none_or(|k| !set.get(k).is_empty());
+        ((has_kid && (0..JWKS_FRESH_SECS).contains(&age))
+            || (0..JWKS_MISS_REFETCH_SECS).contains(&age))
+        .then(|| Some(set.clone()))
+    }
+}
+
+impl JwksCache {
+    /// The key set at `uri`, for an assertion naming `kid`. None if it cannot be had.
+    pub async fn get(
+        &self,
+        http: &reqwest::Client,
+        uri: &str,
+        kid: Option<&str>,
+        now: UnixTime,
+    ) -> Option<JwkSet> {
+        if let Some(answer) = self.cached(uri, kid, now) {
+            return answer;
+        }
+        let flight = {
+            let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+            fetching.entry(uri.to_string()).or_default().clone()
+        };
+        let _turn = flight.lock().await;
+        // Whoever held the turn before may have fetched it meanwhile.
+        if let Some(answer) = self.cached(uri, kid, now) {
+            metrics::counter!("careid_client_jwks_fetches_total", "outcome" => "shared")
+                .increment(1);
+            return answer;
+        }
+        let fetched = fetch_jwks(http, uri).await;
+        metrics::counter!("careid_client_jwks_fetches_total", "outcome" => if fetched.is_ok() { "ok" } else { "failed" })
+            .increment(1);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = entries.entry(uri.to_string()).or_default();
+        match fetched {
+            Ok(set) => {
+                *entry = Entry {
+                    set: Some((set.clone(), now)),
+                    failed_at: None,
+                };
+                Some(set)
+            }
+            Err(e) => {
+                tracing::warn!(jwks_uri = uri, error = %e, "could not fetch client JWKS");
+                entry.failed_at = Some(now);
+                entry.set.as_ref().map(|(s, _)| s.clone())
+            }
+        }
+    }
+
+    fn cached(&self, uri: &str, kid: Option<&str>, now: UnixTime) -> Option<Option<JwkSet>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(uri)?.answer(kid, now)
+    }
+}
+
+/// GET `uri` (no redirects, [`JWKS_FETCH_TIMEOUT`]), reading at most [`JWKS_MAX_BYTES`].
+async fn fetch_jwks(http: &reqwest::Client, uri: &str) -> Result<JwkSet, String> {
+    let mut response = http
+        .get(uri)
+        .timeout(JWKS_FETCH_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("status {}", response.status()));
+    }
+    let too_large = || format!("JWKS larger than {} KiB", JWKS_MAX_BYTES / 1024);
+    if response
+        .content_length()
+        .is_some_and(|n| n > JWKS_MAX_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > JWKS_MAX_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    JwkSet::from_bytes(&body).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

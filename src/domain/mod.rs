@@ -4,6 +4,7 @@
 pub mod access_requests;
 pub mod admin;
 pub mod assurance;
+pub mod audit_limit;
 pub mod authorize;
 pub mod backchannel;
 pub mod claims;

@@ -9,7 +9,9 @@ use std::time::Duration;
 use josekit::jwk::JwkSet;
 use serde_json::{Map, Value};
 
+use super::audit_limit::{FailureAudit, SUPPRESSED_KIND};
 use super::client::{Client, SigningAlg};
+use super::client_auth::JwksCache;
 use super::keys::{self, KeyError, KeyRing};
 use super::smartcard::{CardTrust, TrustCell};
 use super::webauthn::policy::AttestationPolicy;
@@ -26,6 +28,9 @@ pub enum ServiceError {
     Keys(#[from] KeyError),
 }
 
+/// An unknown `kid` rereads the signing keys at most this often.
+pub const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
 pub struct Provider {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
@@ -35,7 +40,11 @@ pub struct Provider {
     pub card_trust: TrustCell,
     /// WebAuthn relying party and attestation policy.
     pub relying_party: RelyingParty,
-    client_keys: ClientKeyCache,
+    client_keys: JwksCache,
+    /// The cap on audit rows from unauthenticated failures (`limits.failure_audit_per_minute`).
+    failure_audit: FailureAudit,
+    /// When an unknown `kid` last made this process reread its signing keys.
+    unknown_kid_reload: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     /// Registered clients read recently (`database.client_cache_secs`).
     clients: ClientCache,
     /// Outgoing calls to relying parties (back-channel logout).
@@ -54,6 +63,7 @@ impl Provider {
     ) -> Provider {
         let config_timeout = config.backchannel.request_timeout_secs;
         let relying_party = RelyingParty::new(&config, attestation);
+        let failure_audit = FailureAudit::new(config.limits.failure_audit_per_minute);
         Provider {
             db,
             clock,
@@ -61,7 +71,9 @@ impl Provider {
             config,
             card_trust: TrustCell::new(card_trust),
             relying_party,
-            client_keys: ClientKeyCache::default(),
+            client_keys: JwksCache::default(),
+            failure_audit,
+            unknown_kid_reload: tokio::sync::Mutex::new(None),
             clients: ClientCache::default(),
             outbound: reqwest::Client::builder()
                 .timeout(Duration::from_secs(config_timeout))
@@ -280,9 +292,7 @@ impl Provider {
     ) -> Result<Map<String, Value>, KeyError> {
         let verified = match self.keys.verify(token) {
             Err(KeyError::UnknownKey) => {
-                if let Err(e) = self.reload_keys().await {
-                    tracing::warn!(error = %e, "reloading signing keys failed");
-                }
+                self.reload_keys_for_unknown_kid().await;
                 self.keys.verify(token)
             }
             other => other,
@@ -296,6 +306,49 @@ impl Provider {
         Ok(claims)
     }
 
+    /// Rereads the keys because a token named an unknown `kid`: at most once per
+    /// [`UNKNOWN_KID_RELOAD_INTERVAL`], one reload at a time (concurrent callers wait for it), so
+    /// tokens with made-up `kid`s cannot make every request read and decrypt every key.
+    async fn reload_keys_for_unknown_kid(&self) {
+        let mut last = self.unknown_kid_reload.lock().await;
+        if last.is_some_and(|t| t.elapsed() < UNKNOWN_KID_RELOAD_INTERVAL) {
+            metrics::counter!("careid_unknown_kid_reloads_skipped_total").increment(1);
+            return;
+        }
+        *last = Some(tokio::time::Instant::now());
+        if let Err(e) = self.reload_keys().await {
+            tracing::warn!(error = %e, "reloading signing keys failed");
+        }
+    }
+
+    /// Writes one `audit.failures_suppressed` event per source and kind whose failures went
+    /// over `limits.failure_audit_per_minute` in a minute that has ended (every one with `all`).
+    /// Returns how many were written.
+    pub async fn flush_suppressed_audit(&self, all: bool) -> Result<usize, ServiceError> {
+        let finished = self.failure_audit.take_finished(self.now(), all);
+        for s in &finished {
+            let event = self.audit_event(
+                SUPPRESSED_KIND,
+                "suppressed",
+                None,
+                None,
+                serde_json::json!({
+                    "kind": s.kind,
+                    "outcome": s.outcome,
+                    "source": s.source,
+                    "count": s.count,
+                    "from": s.from,
+                    "to": s.to,
+                }),
+            );
+            self.db.append_audit(&event).await?;
+        }
+        Ok(finished.len())
+    }
+
+    /// Appends an audit event now. Unauthenticated failures beyond
+    /// `limits.failure_audit_per_minute` per source are counted instead (see
+    /// [`super::audit_limit`]).
     pub async fn audit(
         &self,
         kind: &str,
@@ -304,6 +357,9 @@ impl Provider {
         client_id: Option<&str>,
         detail: Value,
     ) -> Result<(), ServiceError> {
+        if !self.failure_audit.admit(kind, outcome, self.now()) {
+            return Ok(());
+        }
         let event = self.audit_event(kind, outcome, actor, client_id, detail);
         self.db.append_audit(&event).await?;
         Ok(())
@@ -346,14 +402,16 @@ impl Provider {
     }
 
     /// The keys a `private_key_jwt` client signs with: registered inline, or fetched from its
-    /// `jwks_uri` and cached for five minutes, refetched sooner (at most once a minute) when an
-    /// assertion names a `kid` the cache lacks.
+    /// `jwks_uri` and cached ([`JwksCache`]: five minutes, a missing `kid` refetches at most once
+    /// a minute, failures back off, one fetch per URI at a time, bodies capped at 64 KiB).
     pub async fn client_jwks(&self, client: &Client, kid: Option<&str>) -> Option<JwkSet> {
         if let Some(jwks) = &client.metadata.jwks {
             return JwkSet::from_map(jwks.as_object()?.clone()).ok();
         }
         let uri = client.metadata.jwks_uri.as_deref()?;
-        self.client_keys.get(uri, kid, self.now()).await
+        self.client_keys
+            .get(&self.outbound, uri, kid, self.now())
+            .await
     }
 }
 
@@ -384,53 +442,4 @@ impl ClientCache {
         }
         entries.insert(client.metadata.client_id.clone(), (client.clone(), now));
     }
-}
-
-/// Relying parties' JWKS fetched from their `jwks_uri`.
-#[derive(Default)]
-struct ClientKeyCache {
-    entries: Mutex<HashMap<String, (JwkSet, UnixTime)>>,
-}
-
-impl ClientKeyCache {
-    async fn get(&self, uri: &str, kid: Option<&str>, now: UnixTime) -> Option<JwkSet> {
-        let cached = self.entries.lock().ok()?.get(uri).cloned();
-        if let Some((set, fetched_at)) = &cached {
-            // Fresh for five minutes; a missing kid refetches, at most once a minute.
-            let has_kid = kid.is_none_or(|k| !set.get(k).is_empty());
-            let age = now - fetched_at;
-            if (has_kid && age < 300) || age < 60 {
-                return Some(set.clone());
-            }
-        }
-        match fetch_jwks(uri).await {
-            Ok(set) => {
-                if let Ok(mut entries) = self.entries.lock() {
-                    entries.insert(uri.to_string(), (set.clone(), now));
-                }
-                Some(set)
-            }
-            Err(e) => {
-                tracing::warn!(jwks_uri = uri, error = %e, "could not fetch client JWKS");
-                cached.map(|(set, _)| set)
-            }
-        }
-    }
-}
-
-async fn fetch_jwks(uri: &str) -> Result<JwkSet, String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client.get(uri).send().await.map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("status {}", response.status()));
-    }
-    let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-    if bytes.len() > 256 * 1024 {
-        return Err("JWKS larger than 256 KiB".into());
-    }
-    JwkSet::from_bytes(&bytes).map_err(|e| e.to_string())
 }

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod card;
 pub mod error;
+pub mod limits;
 pub mod oidc;
 pub mod ops;
 pub mod pages;
@@ -115,6 +116,7 @@ async fn drop_malformed_request_id(mut request: axum::extract::Request) -> axum:
 
 pub fn router(state: AppState) -> Router {
     let path = state.provider.config.issuer_path();
+    let rate_limits = limits::Limits::new(&state.provider.config);
     let oidc = if path.is_empty() {
         oidc_routes()
     } else {
@@ -132,6 +134,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::record_latency))
         .layer(RequestBodyLimitLayer::new(params::MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(rate_limits, limits::enforce))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp)))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))

@@ -4,8 +4,16 @@
 //! in is decided by the login service, so a refusal is a page and an audit record, not a broken
 //! connection. Browsers therefore show the certificate picker only when the person chooses
 //! smartcard sign-in, never on every page or token request.
+//!
+//! Both listeners hold under slow and abusive clients (`[server]`): a TLS handshake timeout, a
+//! cap on open connections per listener (a new connection waits `connection_wait_ms` for a slot,
+//! then is closed and counted), an HTTP/1.1 header-read timeout (hyper's), an idle timeout for
+//! connections with no request in progress (HTTP/1.1 and HTTP/2, and before the protocol is
+//! known), a per-request timeout, and HTTP/2 stream and header-size limits. The protocol comes
+//! from ALPN under TLS, so a TLS client cannot sit in protocol detection.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,21 +21,22 @@ use anyhow::Context;
 use axum::extract::Request;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::ServerConfig;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::{router, AppState};
 use crate::clock::Clock;
-use crate::config::{Config, TlsConfig};
+use crate::config::{self, Config, TlsConfig};
 use crate::domain::provider::Provider;
 use crate::domain::smartcard::{load_trust, CardTrust};
 use crate::domain::webauthn::policy::AttestationPolicy;
@@ -217,20 +226,32 @@ pub async fn start(
     });
     let (shutdown, rx) = watch::channel(false);
     let main_addr = listeners.main.local_addr()?;
+    let server_config = &provider.config.server;
     let mut tasks = vec![tokio::spawn(accept_loop(
         listeners.main,
         main_tls,
         app.clone(),
+        Arc::new(ConnLimits::new("main", server_config)),
         rx.clone(),
     ))];
     let card_addr = match listeners.card {
         Some(l) => {
             let addr = l.local_addr()?;
-            tasks.push(tokio::spawn(accept_loop(l, card_tls, app, rx.clone())));
+            tasks.push(tokio::spawn(accept_loop(
+                l,
+                card_tls,
+                app,
+                Arc::new(ConnLimits::new("card", server_config)),
+                rx.clone(),
+            )));
             Some(addr)
         }
         None => None,
     };
+    tasks.push(tokio::spawn(flush_suppressed_audit(
+        provider.clone(),
+        rx.clone(),
+    )));
     tasks.push(tokio::spawn(deliver_logouts(provider.clone(), rx.clone())));
     tasks.push(tokio::spawn(housekeeping(provider.clone(), rx.clone())));
     tasks.push(tokio::spawn(super::reload::reload_card_trust(
@@ -297,12 +318,91 @@ async fn reload_keys_periodically(provider: Arc<Provider>, mut shutdown: watch::
     }
 }
 
+/// Writes the summaries of audit events held back by `limits.failure_audit_per_minute` once
+/// their minute has ended, and the rest at shutdown.
+async fn flush_suppressed_audit(provider: Arc<Provider>, mut shutdown: watch::Receiver<bool>) {
+    let interval = Duration::from_secs(crate::domain::audit_limit::WINDOW_SECS.unsigned_abs());
+    loop {
+        let all = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = shutdown.changed() => true,
+        };
+        if let Err(e) = provider.flush_suppressed_audit(all).await {
+            tracing::warn!(error = %e, "writing suppressed-failure audit summaries failed");
+        }
+        if all {
+            return;
+        }
+    }
+}
+
+/// One listener's connection settings and its cap on open connections.
+struct ConnLimits {
+    listener: &'static str,
+    slots: Arc<Semaphore>,
+    wait: Duration,
+    tls_handshake: Duration,
+    header_read: Duration,
+    idle: Duration,
+    request: Duration,
+    h2_streams: u32,
+    max_header_bytes: u32,
+}
+
+impl ConnLimits {
+    fn new(listener: &'static str, c: &config::ServerConfig) -> ConnLimits {
+        ConnLimits {
+            listener,
+            slots: Arc::new(Semaphore::new(c.max_connections)),
+            wait: Duration::from_millis(c.connection_wait_ms),
+            tls_handshake: Duration::from_secs(c.tls_handshake_timeout_secs),
+            header_read: Duration::from_secs(c.header_read_timeout_secs),
+            idle: Duration::from_secs(c.idle_timeout_secs),
+            request: Duration::from_secs(c.request_timeout_secs),
+            h2_streams: c.http2_max_concurrent_streams,
+            max_header_bytes: c.max_header_bytes,
+        }
+    }
+
+    fn closed(&self, reason: &'static str) {
+        metrics::counter!("careid_connections_closed_total", "listener" => self.listener, "reason" => reason).increment(1);
+    }
+}
+
+/// An open connection's slot; frees it and updates the gauge when dropped.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    listener: &'static str,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, listener: &'static str) -> Slot {
+        metrics::gauge!("careid_connections_open", "listener" => listener).increment(1.0);
+        Slot {
+            _permit: permit,
+            listener,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        metrics::gauge!("careid_connections_open", "listener" => self.listener).decrement(1.0);
+    }
+}
+
+/// Warns about refused connections at most this often (the metric counts each one).
+const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
+    limits: Arc<ConnLimits>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut refused_since_warning = 0u64;
+    let mut last_warning: Option<Instant> = None;
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -315,60 +415,207 @@ async fn accept_loop(
             },
             _ = shutdown.changed() => return,
         };
+        let permit = match limits.slots.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => tokio::time::timeout(limits.wait, limits.slots.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok),
+        };
+        let Some(permit) = permit else {
+            drop(tcp);
+            limits.closed("connection_limit");
+            refused_since_warning += 1;
+            if last_warning.is_none_or(|t| t.elapsed() >= REFUSAL_WARNING_INTERVAL) {
+                tracing::warn!(
+                    listener = limits.listener,
+                    %peer,
+                    refused = refused_since_warning,
+                    "connection limit reached (server.max_connections): refusing new connections"
+                );
+                refused_since_warning = 0;
+                last_warning = Some(Instant::now());
+            }
+            continue;
+        };
+        let slot = Slot::new(permit, limits.listener);
         let _ = tcp.set_nodelay(true);
-        let (app, tls, shutdown) = (app.clone(), tls.clone(), shutdown.clone());
+        let (app, tls, shutdown, limits) =
+            (app.clone(), tls.clone(), shutdown.clone(), limits.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             match tls {
                 Some(acceptor) => {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-                    else {
-                        return;
-                    };
-                    let client_certs = stream
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()));
-                    serve_connection(stream, app, ConnInfo { peer, client_certs }, shutdown).await;
-                }
-                None => {
-                    serve_connection(
-                        tcp,
-                        app,
-                        ConnInfo {
-                            peer,
-                            client_certs: None,
-                        },
-                        shutdown,
+                    let stream = match tokio::time::timeout(
+                        limits.tls_handshake,
+                        acceptor.accept(tcp),
                     )
                     .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            limits.closed("tls_handshake_timeout");
+                            return;
+                        }
+                    };
+                    let session = stream.get_ref().1;
+                    let client_certs = session
+                        .peer_certificates()
+                        .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()));
+                    let protocol = match session.alpn_protocol() {
+                        Some(b"h2") => Protocol::Http2,
+                        _ => Protocol::Http1,
+                    };
+                    let info = ConnInfo { peer, client_certs };
+                    serve_connection(stream, protocol, app, info, &limits, shutdown).await;
+                }
+                None => {
+                    let info = ConnInfo {
+                        peer,
+                        client_certs: None,
+                    };
+                    serve_connection(tcp, Protocol::Detect, app, info, &limits, shutdown).await
                 }
             }
         });
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+    /// Plain TCP (behind a proxy): from the first bytes.
+    Detect,
+}
+
+/// Requests in progress on a connection and when the last one ended.
+struct Activity {
+    start: Instant,
+    in_flight: AtomicUsize,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+
+    /// When the connection becomes idle for too long, if nothing happens before.
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::SeqCst)) + idle
+    }
+}
+
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let elapsed = u64::try_from(self.0.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_ms.store(elapsed, Ordering::SeqCst);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn request_timeout_response() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        http::StatusCode::REQUEST_TIMEOUT,
+        "the request took too long (server.request_timeout_secs)\n",
+    )
+        .into_response()
+}
+
 async fn serve_connection<S>(
     stream: S,
+    protocol: Protocol,
     app: Router,
     info: ConnInfo,
+    limits: &ConnLimits,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(info.clone());
-        app.clone().oneshot(request)
+    let activity = Arc::new(Activity {
+        start: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        last_ms: AtomicU64::new(0),
     });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let request_timeout = limits.request;
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            let in_flight = activity.begin();
+            request.extensions_mut().insert(info.clone());
+            let response = app.clone().oneshot(request);
+            async move {
+                let response = match tokio::time::timeout(request_timeout, response).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        metrics::counter!("careid_request_timeouts_total").increment(1);
+                        Ok(request_timeout_response())
+                    }
+                };
+                drop(in_flight);
+                response
+            }
+        })
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        .max_buf_size(limits.max_header_bytes as usize);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_streams)
+        .max_header_list_size(limits.max_header_bytes);
+    let builder = match protocol {
+        Protocol::Http1 => builder.http1_only(),
+        Protocol::Http2 => builder.http2_only(),
+        Protocol::Detect => builder,
+    };
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        _ = shutdown.changed() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(10), connection).await;
+    let mut next_check = activity.idle_deadline(limits.idle);
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    let timed_out = e
+                        .downcast_ref::<hyper::Error>()
+                        .is_some_and(hyper::Error::is_timeout);
+                    if timed_out {
+                        limits.closed("header_read_timeout");
+                    }
+                }
+                return;
+            }
+            _ = shutdown.changed() => {
+                connection.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(10), connection).await;
+                return;
+            }
+            _ = tokio::time::sleep_until(next_check) => {
+                if activity.in_flight.load(Ordering::SeqCst) > 0 {
+                    // Busy (the request timeout bounds each request): look again soon.
+                    next_check = Instant::now() + limits.idle.min(Duration::from_secs(1));
+                    continue;
+                }
+                let idle_at = activity.idle_deadline(limits.idle);
+                if idle_at > Instant::now() {
+                    next_check = idle_at;
+                    continue;
+                }
+                limits.closed("idle_timeout");
+                connection.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+                return;
+            }
         }
     }
 }

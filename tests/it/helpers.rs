@@ -83,6 +83,8 @@ pub struct Options {
     pub attestation_roots_pem: Option<String>,
     /// A FIDO metadata BLOB and the PEM root that signs it (`webauthn.metadata_blob[_root]`).
     pub metadata_blob: Option<(String, String)>,
+    /// Changes the configuration last, before it is validated (timeouts, limits).
+    pub configure: Option<fn(&mut Config)>,
 }
 
 pub struct TestEnv {
@@ -235,6 +237,9 @@ impl TestEnv {
         if let Some((blob, root)) = &opts.metadata_blob {
             config.webauthn.metadata_blob = Some(write(dir.path(), "fido-mds.jwt", blob));
             config.webauthn.metadata_blob_root = Some(write(dir.path(), "fido-mds-root.pem", root));
+        }
+        if let Some(configure) = opts.configure {
+            configure(&mut config);
         }
         config.validate().unwrap();
         let server = server::start(
