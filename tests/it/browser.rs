@@ -1,6 +1,6 @@
 //! The sign-in pages in a real headless Chromium, used the way a person without a mouse would:
 //! the terms page and the role picker reached and answered with the keyboard alone, their
-//! accessibility basics checked, and screenshots saved under docs/screenshots/.
+//! accessibility basics checked, and screenshots saved (see `helpers::screenshot_dir`).
 
 use careid::domain::rbac;
 use serde_json::{json, Value};
@@ -93,7 +93,7 @@ async fn terms_and_role_picker_work_by_keyboard_in_chromium() {
         .await;
 
     page.wait_for("document.querySelector('h1') && document.querySelector('h1').innerText === 'Terms and conditions'").await;
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let docs = screenshot_dir();
     page.screenshot(&docs.join("terms.png")).await;
     page.tab_to("button[value=accept]").await;
     page.press("Enter").await;

@@ -881,3 +881,16 @@ pub async fn relying_party(env: &TestEnv) -> (NewClient, String) {
         .await;
     (client, callback)
 }
+
+/// Where browser tests save screenshots: `target/screenshots/` (git-ignored), or
+/// `docs/screenshots/` when `CAREID_UPDATE_SCREENSHOTS=1` asks to refresh the committed ones.
+pub fn screenshot_dir() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = if std::env::var("CAREID_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

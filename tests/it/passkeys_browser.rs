@@ -5,7 +5,7 @@
 //! discoverable kinds) that ends with the relying party's callback receiving a code whose ID token
 //! says `amr: ["FIDO2"]` at AAL2. Along the way: a second registration of the same key, and a
 //! sign-in with an authenticator that holds no registered credential, must both end in a readable
-//! message on the page instead of a navigation. Screenshots go to docs/screenshots/.
+//! message on the page instead of a navigation. Screenshots go where `helpers::screenshot_dir` says.
 //!
 //! Chromium's virtual authenticators attest with a test certificate careid does not trust, so they
 //! reach AAL2: the relying party asks for `AAL2_OR_AAL3_ANY`.
@@ -334,7 +334,7 @@ async fn security_keys_passkeys_and_platform_authenticators_sign_in_in_chromium(
         env.user(case.uuid).await;
     }
     let (client, callback) = relying_party(&env).await;
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let docs = screenshot_dir();
 
     let chromium = Chromium::launch().await;
     let page = chromium.new_page().await;
