@@ -1,7 +1,12 @@
-//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): ends the sign-in session named
-//! by the cookie or by `id_token_hint`, and returns to a registered `post_logout_redirect_uri`
-//! only. Without an `id_token_hint` the person confirms first, so a forged link cannot sign
-//! them out.
+//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): ends the sign-in session of the
+//! browser's cookie, and returns to a registered `post_logout_redirect_uri` only. It ends that
+//! session without asking only when an `id_token_hint` names it (its `sid`, or else its user);
+//! otherwise the person confirms first, so a forged link cannot sign them out.
+//!
+//! An ID token alone is no proof of anything (it travels through browsers, URLs and logs), so a
+//! hint never ends a session other than the cookie's. The one exception is the server-to-server
+//! call some CIS2 relying parties make (`../shared/reference/cis2.md` §10.2): `id_token_hint`
+//! with that session's own active access token as bearer, issued to the hint's audience.
 
 use serde_json::Value;
 
@@ -39,6 +44,7 @@ impl Provider {
         pairs: &[(String, String)],
         session_secret: Option<&str>,
         confirmed_csrf: Option<&str>,
+        bearer: Option<&str>,
     ) -> Result<LogoutOutcome, LogoutError> {
         let params = Params::new(pairs);
         if let Some(name) = params.first_repeated() {
@@ -94,17 +100,30 @@ impl Provider {
             }
         };
         let session = self.usable_session(session_secret).await?;
-        if hint.is_none() && session.is_some() {
-            let expected = session_secret
-                .map(|s| csrf_token(s, "logout"))
-                .unwrap_or_default();
-            if !confirmed_csrf.is_some_and(|c| secrets::constant_time_eq(c, &expected)) {
-                return Ok(LogoutOutcome::Confirm { csrf: expected });
+        if let Some(session) = &session {
+            let hint_names_it = hint.is_some()
+                && match hint_str("sid") {
+                    Some(sid) => sid == session.sid,
+                    None => hint_str("sub").is_some_and(|sub| sub == session.user_uuid),
+                };
+            if !hint_names_it {
+                let expected = session_secret
+                    .map(|s| csrf_token(s, "logout"))
+                    .unwrap_or_default();
+                if !confirmed_csrf.is_some_and(|c| secrets::constant_time_eq(c, &expected)) {
+                    return Ok(LogoutOutcome::Confirm { csrf: expected });
+                }
             }
-        }
-        let sid = hint_str("sid").or_else(|| session.as_ref().map(|s| s.sid.clone()));
-        if let Some(sid) = sid {
-            self.end_session(&sid, "logout").await?;
+            self.end_session(&session.sid, "logout").await?;
+        } else if let (Some(sid), Some(token)) = (hint_str("sid"), bearer) {
+            // Server to server: the caller holds the session's access token for this client.
+            let holds_it = self.active_access_claims(token).await?.is_some_and(|c| {
+                c.get("sid").and_then(Value::as_str) == Some(sid.as_str())
+                    && c.get("client_id").and_then(Value::as_str) == client_id.as_deref()
+            });
+            if holds_it {
+                self.end_session(&sid, "logout").await?;
+            }
         }
         Ok(match redirect {
             Some(uri) => {

@@ -60,15 +60,8 @@ impl IntoResponse for Problem {
 type AdminResult = Result<Response, Problem>;
 
 async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Caller, Problem> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        });
     app.provider
-        .admin_caller(token.map(str::trim))
+        .admin_caller(super::params::bearer(headers))
         .await
         .map_err(Problem)
 }

@@ -421,12 +421,7 @@ fn basic_client_id(headers: &HeaderMap) -> Option<String> {
 }
 
 fn bearer_client_id(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value
-        .get(..7)
-        .filter(|p| p.eq_ignore_ascii_case("bearer "))
-        .map(|_| value[7..].trim())?;
-    jwt_claim(token, "client_id")
+    jwt_claim(super::params::bearer(headers)?, "client_id")
 }
 
 /// A string claim of a JWT's payload, unverified (only to choose a rate-limit key).

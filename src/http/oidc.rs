@@ -311,7 +311,12 @@ pub async fn logout(
     };
     match app
         .provider
-        .logout(&pairs, cookie(&headers, SESSION_COOKIE), confirmed)
+        .logout(
+            &pairs,
+            cookie(&headers, SESSION_COOKIE),
+            confirmed,
+            params::bearer(&headers),
+        )
         .await
     {
         Ok(LogoutOutcome::Redirect(location)) => {

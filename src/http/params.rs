@@ -47,6 +47,18 @@ pub fn from_form(headers: &HeaderMap, body: &Bytes) -> Result<Pairs, ParamsError
     Ok(form_urlencoded::parse(body).into_owned().collect())
 }
 
+/// The token of an `Authorization: Bearer` header (scheme case-insensitive), if there is one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    value
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("bearer "))
+        .map(|_| value[7..].trim())
+}
+
 /// The value of a cookie.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

@@ -306,13 +306,15 @@ fn selected_role(info: &Value, selected_roleid: &str) -> Value {
 }
 
 /// Ends the careid session as an EPS sign-out function did (§10.2): `<issuer>/connect/endSession`
-/// with `id_token_hint`, server to server. careid then sends back-channel logout to each RP that
-/// holds the session.
-async fn end_session(env: &TestEnv, id_token: &str) {
+/// with `id_token_hint`, server to server, with the access token as bearer (without a browser,
+/// careid ends a session only for a caller holding that session's access token). careid then
+/// sends back-channel logout to each RP that holds the session.
+async fn end_session(env: &TestEnv, tokens: &Value) {
     let r = env
         .http()
         .get(format!("{}/connect/endSession", env.issuer))
-        .query(&[("id_token_hint", id_token)])
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .query(&[("id_token_hint", tokens["id_token"].as_str().unwrap())])
         .send()
         .await
         .unwrap();
@@ -467,7 +469,7 @@ async fn breast_screening_django_authlib() {
 
     // The RP itself only signs out locally; the careid session ends elsewhere and the RP hears
     // of it over the back channel (with Authlib's 60 s leeway on exp and iat, user found by sub).
-    end_session(&env, id_token).await;
+    end_session(&env, &tokens).await;
     check_logout_token(&env, &backchannel, jwks_uri, &["RS256"], client_id, &claims).await;
 }
 
@@ -641,7 +643,7 @@ async fn mavis_rails_omniauth() {
         .expect("the selected role's organisation in nhsid_user_orgs");
     assert_eq!(org["org_name"], "EXAMPLE HEALTH AND CARE NHS TRUST");
 
-    end_session(&env, id_token).await;
+    end_session(&env, &tokens).await;
     let logout =
         check_logout_token(&env, &backchannel, jwks_uri, &["RS256"], client_id, &claims).await;
     assert!(
@@ -875,7 +877,7 @@ async fn national_document_repository_oauthlib_pyjwt() {
         .find(|part| part.starts_with('R'));
     assert_eq!(job_role, Some("R8001"));
 
-    end_session(&env, id_token).await;
+    end_session(&env, &tokens).await;
     check_logout_token(&env, &backchannel, &jwks, &["RS256"], client_id, &claims).await;
 }
 
@@ -1167,7 +1169,7 @@ async fn nhs_api_platform_identity_service() {
         "proxied again with the same token"
     );
 
-    end_session(&env, id_token).await;
+    end_session(&env, &tokens).await;
     check_logout_token(
         &env,
         &backchannel,

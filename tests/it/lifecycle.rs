@@ -643,6 +643,7 @@ async fn a_final_refusal_is_not_retried_and_is_audited() {
     let (tokens, _) = sign_in(&env, &client, &card, "openid").await;
     env.http()
         .get(env.endpoint("/connect/endSession"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
         .query(&[("id_token_hint", tokens["id_token"].as_str().unwrap())])
         .send()
         .await
@@ -706,6 +707,7 @@ async fn queued_logouts_survive_a_restart_and_two_processes_deliver_each_once() 
     first
         .http()
         .get(first.endpoint("/connect/endSession"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
         .query(&[("id_token_hint", tokens["id_token"].as_str().unwrap())])
         .send()
         .await
@@ -820,4 +822,53 @@ async fn housekeeping_purges_what_has_expired_one_process_at_a_time() {
         before_audit,
         "the audit trail is never purged"
     );
+}
+
+/// Whoever holds someone's ID token (it travels through browsers, URLs and logs) cannot end
+/// their session with it: without the session's cookie, careid ends a session only for a caller
+/// holding that session's own access token (the server-to-server pattern of cis2.md §10.2).
+#[tokio::test]
+async fn an_id_token_alone_does_not_end_someone_elses_session() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("910000000021").await;
+    let client = refreshing_client(&env, &["openid"], None).await;
+    let (tokens, victim) = sign_in(&env, &client, &card, "openid").await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    // The attacker replays the ID token, alone and with an access token of another session.
+    let other = env.user_with_card("910000000022").await;
+    let (theirs, _) = sign_in(&env, &client, &other, "openid").await;
+    for bearer in [None, theirs["access_token"].as_str()] {
+        let mut r = env
+            .http()
+            .get(env.endpoint("/connect/endSession"))
+            .query(&[("id_token_hint", id_token)]);
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        let r = r.send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        assert_eq!(
+            userinfo_status(&env, access).await,
+            200,
+            "the session lives on"
+        );
+    }
+    assert_eq!(
+        env.silent_error(&victim, &client.client.metadata.client_id, &[])
+            .await,
+        None,
+        "the victim is still signed in"
+    );
+    // In the victim's own browser the hint ends it without a question.
+    let r = victim
+        .client
+        .get(env.endpoint("/connect/endSession"))
+        .query(&[("id_token_hint", id_token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("You are signed out"));
+    assert_eq!(userinfo_status(&env, access).await, 401);
 }
