@@ -35,7 +35,23 @@ pub struct Config {
     pub server: ServerConfig,
     /// Per-address and per-client rate limits, and the bound on audit rows from failures.
     pub limits: LimitsConfig,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
+}
+
+/// `/metrics` is not for everyone who reaches the issuer: it is served on a separate
+/// plain-HTTP listener for a private network, or on the main listener to a bearer token, or not
+/// at all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// A separate listener (plain HTTP) serving `/metrics`, `/healthz` and `/readyz` only, e.g.
+    /// `127.0.0.1:9464`. Keep it on a private network.
+    pub listen: Option<SocketAddr>,
+    /// When set (at least 32 characters), the main listener serves `/metrics` to requests with
+    /// `Authorization: Bearer <token>`. Unset: `/metrics` is not served on the main listener.
+    pub token: Option<String>,
 }
 
 /// How both listeners treat connections (slow, idle or too many clients).
@@ -347,6 +363,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             server: ServerConfig::default(),
             limits: LimitsConfig::default(),
+            metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -625,6 +642,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "smartcard.cert_header",
                 reason: "not a valid header name".into(),
+            });
+        }
+        if self.metrics.token.as_ref().is_some_and(|t| t.len() < 32) {
+            return Err(ConfigError::Invalid {
+                key: "metrics.token",
+                reason: "use at least 32 characters (e.g. openssl rand -hex 32)".into(),
             });
         }
         self.validate_keys()?;

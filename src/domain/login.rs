@@ -75,6 +75,8 @@ pub enum AuthorizeOutcome {
         login_hint: Option<String>,
         /// The lowest AAL the requested `acr_values` accept: the page says what will do.
         minimum_aal: u8,
+        /// The origin of the client's redirect URI: the page's forms may end there.
+        return_to: String,
     },
     /// The request cannot be answered by a redirect: tell the person.
     Refuse(UnsafeRequest),
@@ -95,11 +97,14 @@ pub enum Next {
         orgs: serde_json::Value,
         /// The role the picker starts on (the relying party's `role_hint`), if the user holds it.
         hinted: Option<String>,
+        /// The origin of the client's redirect URI: the picker's form ends there.
+        return_to: String,
     },
     /// Role selection was asked for but the user holds no current role: no tokens.
     NoRole,
     /// The user has not accepted the current terms and conditions; the flow id names the request.
-    AcceptTerms { flow_id: String },
+    /// `return_to`: the origin of the client's redirect URI, where the form may end.
+    AcceptTerms { flow_id: String, return_to: String },
 }
 
 /// What a card sign-in attempt ended with.
@@ -123,6 +128,13 @@ pub fn hinted_role(roles: &[RoleClaim], hint: Option<&str>) -> Option<String> {
         .iter()
         .find(|r| r.person_roleid == hint || r.role_code.rsplit(':').next() == Some(hint))
         .map(|r| r.person_roleid.clone())
+}
+
+/// The origin (`scheme://host[:port]`) of a URI, for a page's `form-action`.
+pub fn origin_of(uri: &str) -> String {
+    url::Url::parse(uri)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
 }
 
 /// Appends parameters to a registered redirect URI without re-serialising it.
@@ -284,6 +296,7 @@ impl Provider {
             flow_id,
             client_name: client.metadata.client_name,
             minimum_aal: request.acr.minimum_aal(),
+            return_to: origin_of(&request.redirect_uri),
             login_hint: request.login_hint,
         })
     }
@@ -712,7 +725,10 @@ impl Provider {
                 Some(session),
                 writes,
             )?;
-            return Ok(Next::AcceptTerms { flow_id });
+            return Ok(Next::AcceptTerms {
+                flow_id,
+                return_to: origin_of(&request.redirect_uri),
+            });
         }
         if !request.has_scope("selectedrole") && !request.has_scope("changedrole") {
             return Ok(Next::Redirect(
@@ -764,6 +780,7 @@ impl Provider {
             roles,
             orgs,
             hinted,
+            return_to: origin_of(&request.redirect_uri),
         })
     }
 
@@ -803,6 +820,7 @@ impl Provider {
                 roles,
                 orgs,
                 hinted,
+                return_to: origin_of(&request.redirect_uri),
             }));
         }
         let Some(acr) = Method::from_session(&session.amr, session.aal)

@@ -22,6 +22,8 @@ pub enum LogoutOutcome {
     /// Ask the person to confirm; the form carries this CSRF token.
     Confirm {
         csrf: String,
+        /// The origin of the `post_logout_redirect_uri`, where the form may end.
+        return_to: Option<String>,
     },
 }
 
@@ -111,7 +113,10 @@ impl Provider {
                     .map(|s| csrf_token(s, "logout"))
                     .unwrap_or_default();
                 if !confirmed_csrf.is_some_and(|c| secrets::constant_time_eq(c, &expected)) {
-                    return Ok(LogoutOutcome::Confirm { csrf: expected });
+                    return Ok(LogoutOutcome::Confirm {
+                        csrf: expected,
+                        return_to: redirect.as_deref().map(super::login::origin_of),
+                    });
                 }
             }
             self.end_session(&session.sid, "logout").await?;

@@ -122,20 +122,19 @@ pub fn router(state: AppState) -> Router {
     } else {
         Router::new().nest(&path, oidc_routes())
     };
-    let csp = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
     Router::new()
                 .merge(oidc)
         .merge(admin::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .route("/metrics", get(ops::metrics_with_token))
         .route("/static/careid.css", get(ops::stylesheet))
         .route("/static/webauthn.js", get(webauthn::script))
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::record_latency))
         .layer(RequestBodyLimitLayer::new(params::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(rate_limits, limits::enforce))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp)))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(pages::CSP)))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))

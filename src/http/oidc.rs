@@ -111,15 +111,17 @@ pub async fn authorize(
         };
     let response = match app.provider.authorize(&pairs, cookie(&headers, SESSION_COOKIE), &browser).await {
         Ok(AuthorizeOutcome::Redirect(location)) => no_store(Redirect::to(&location).into_response()),
-        Ok(AuthorizeOutcome::SignIn { flow_id, client_name, login_hint, minimum_aal }) => {
+        Ok(AuthorizeOutcome::SignIn { flow_id, client_name, login_hint, minimum_aal, return_to }) => {
             let c = &app.provider.config;
             let card_url = format!("{}{}/card/login?flow={}", app.card_base(), c.issuer_path(), flow_id);
             let minutes = c.tokens.login_flow_ttl_secs / 60;
-            Page::render(StatusCode::OK, "login.html", minijinja::context! {
+            let page = Page::render(StatusCode::OK, "login.html", minijinja::context! {
                 title => "Sign in", client_name, card_url, login_hint, flow_minutes => minutes, flow => flow_id, minimum_aal,
                 webauthn_options => c.endpoint("/webauthn/authenticate/options"),
                 webauthn_finish => c.endpoint("/webauthn/authenticate"),
-            })
+            });
+            // The WebAuthn form's answer redirects to the client.
+            super::pages::allowing_form_target(page, &return_to)
         }
                 Ok(AuthorizeOutcome::Continue(next)) => super::role::render_next(&app, next, cookie(&headers, SESSION_COOKIE).unwrap_or_default(), "", &rid),
         Ok(AuthorizeOutcome::Refuse(reason)) => Page::error(
@@ -326,13 +328,17 @@ pub async fn logout(
             "You are signed out",
             "You have signed out of careid. You can close this window.",
         )),
-        Ok(LogoutOutcome::Confirm { csrf }) => {
+        Ok(LogoutOutcome::Confirm { csrf, return_to }) => {
             let action = app.provider.config.endpoint("/connect/endSession");
-            Page::render(
+            let page = Page::render(
                 StatusCode::OK,
                 "logout_confirm.html",
                 minijinja::context! { title => "Sign out", action, csrf, params => pairs },
-            )
+            );
+            match return_to {
+                Some(origin) => super::pages::allowing_form_target(page, &origin),
+                None => page,
+            }
         }
         Err(LogoutError::BadRequest(m)) => Page::error(
             StatusCode::BAD_REQUEST,

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -47,6 +47,33 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
         }
     }
+}
+
+/// `/metrics` on the main listener: only to the configured bearer token (404 otherwise, as if
+/// it were not there).
+pub async fn metrics_with_token(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let allowed = match (
+        &app.provider.config.metrics.token,
+        super::params::bearer(&headers),
+    ) {
+        (Some(token), Some(presented)) => {
+            crate::domain::secrets::constant_time_eq(token, presented)
+        }
+        _ => false,
+    };
+    if !allowed {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    metrics().await
+}
+
+/// The router of the metrics listener (`metrics.listen`): operations endpoints only.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/readyz", axum::routing::get(readyz))
+        .with_state(state)
 }
 
 pub async fn metrics() -> Response {

@@ -43,6 +43,25 @@ fn environment() -> &'static Environment<'static> {
 
 pub const STYLESHEET: &str = include_str!("../../static/careid.css");
 
+/// The Content-Security-Policy of every response. Forms post to careid only; a page whose form
+/// ends in a redirect to a relying party adds that origin ([`allowing_form_target`]), since
+/// browsers apply `form-action` to the redirect too.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+/// Lets this page's forms end at `origin` (a relying party's redirect URI origin).
+pub fn allowing_form_target(mut r: Response, origin: &str) -> Response {
+    let ok = !origin.is_empty()
+        && origin
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b';' && b != b',');
+    if ok {
+        if let Ok(v) = HeaderValue::from_str(&format!("{CSP} {origin}")) {
+            r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
+    r
+}
+
 pub struct Page;
 
 impl Page {

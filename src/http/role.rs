@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 
 use super::error::{internal_page, no_store};
-use super::pages::Page;
+use super::pages::{allowing_form_target, Page};
 use super::params::{self, cookie, request_id};
 use super::{AppState, BROWSER_COOKIE, SESSION_COOKIE};
 use crate::domain::login::Next;
@@ -56,13 +56,14 @@ pub fn render_next(
             "This application needs you to sign in with a role, and your Care Identity has no role that is current today. Ask your Registration Authority or line manager to check your positions.",
             rid,
         ),
-                Next::AcceptTerms { flow_id } => {
+        Next::AcceptTerms { flow_id, return_to } => {
             let terms = crate::domain::terms::current(&app.provider.config.terms);
             let action = app.provider.config.endpoint("/terms");
             let csrf = csrf_token(session_secret, &format!("terms:{flow_id}"));
-            Page::render(StatusCode::OK, "terms.html", minijinja::context! { title => "Terms and conditions", version => terms.version, paragraphs => terms.paragraphs, flow => flow_id, csrf, action })
+            let page = Page::render(StatusCode::OK, "terms.html", minijinja::context! { title => "Terms and conditions", version => terms.version, paragraphs => terms.paragraphs, flow => flow_id, csrf, action });
+            allowing_form_target(page, &return_to)
         }
-        Next::ChooseRole { flow_id, roles, orgs, hinted } => {
+        Next::ChooseRole { flow_id, roles, orgs, hinted, return_to } => {
             let org_name = |code: &str| orgs.as_array().and_then(|a| a.iter().find(|o| o["org_code"] == code)).and_then(|o| o["org_name"].as_str()).unwrap_or(code).to_string();
             let q = query.trim().to_lowercase();
             let shown: Vec<Value> = roles
@@ -72,11 +73,12 @@ pub fn render_next(
                 .collect();
             let action = app.provider.config.endpoint("/role");
             let csrf = csrf_token(session_secret, &format!("role:{flow_id}"));
-            Page::render(
+            let page = Page::render(
                 StatusCode::OK,
                 "role_select.html",
                 minijinja::context! { title => "Choose your role", roles => shown, flow => flow_id, csrf, action, q => query, searchable => roles.len() > 5, hinted },
-            )
+            );
+            allowing_form_target(page, &return_to)
         }
     }
 }

@@ -166,6 +166,8 @@ impl Listeners {
 pub struct RunningServer {
     pub main_addr: SocketAddr,
     pub card_addr: Option<SocketAddr>,
+    /// The metrics listener, when `metrics.listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub provider: Arc<Provider>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -258,10 +260,32 @@ pub async fn start(
         provider.clone(),
         rx.clone(),
     )));
+    let metrics_addr = match provider.config.metrics.listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics.listen {addr}"))?;
+            let bound = l.local_addr()?;
+            let ops = super::ops::metrics_router(AppState {
+                provider: provider.clone(),
+            });
+            tasks.push(tokio::spawn(accept_loop(
+                l,
+                None,
+                ops,
+                Arc::new(ConnLimits::new("metrics", &provider.config.server)),
+                rx.clone(),
+            )));
+            tracing::info!(%bound, "metrics listener (plain HTTP): keep it on a private network");
+            Some(bound)
+        }
+        None => None,
+    };
     tasks.push(tokio::spawn(reload_keys_periodically(provider.clone(), rx)));
     Ok(RunningServer {
         main_addr,
         card_addr,
+        metrics_addr,
         provider,
         shutdown,
         tasks,

@@ -264,12 +264,23 @@ async fn every_response_carries_the_security_headers() {
     ] {
         let r = get(&env, &url).await;
         let h = r.headers();
-        assert!(h["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .contains("frame-ancestors 'none'"));
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"));
         assert_eq!(h["x-frame-options"], "DENY");
         assert!(h.contains_key("x-request-id"));
+        // Forms post to careid, and end at most at this client's redirect origin (the sign-in
+        // page's WebAuthn form redirects there); never anywhere else.
+        let form_action = csp
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("form-action"));
+        assert!(
+            matches!(
+                form_action,
+                Some("form-action 'self'" | "form-action 'self' https://rp.example.org")
+            ),
+            "{csp}"
+        );
     }
     let forged = env
         .browser(None)

@@ -18,6 +18,7 @@ mod instances;
 mod keys;
 mod lifecycle;
 mod login_flow;
+mod ops;
 mod passkeys_browser;
 mod roles;
 mod smartcard;
