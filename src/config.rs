@@ -474,6 +474,15 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, then the file (if it exists, or if it was named explicitly), then `CAREID_*`.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with(file, |_| {})
+    }
+
+    /// As [`Config::load`], with `fill` applied before validation (`serve --demo` fills in its
+    /// TLS and card trust, so the rest may be overridden as usual, ports included).
+    pub fn load_with(
+        file: Option<&Path>,
+        fill: impl FnOnce(&mut Config),
+    ) -> Result<Config, ConfigError> {
         let default_file = Path::new("config/careid.toml");
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
@@ -494,9 +503,10 @@ impl Config {
                 .iter()
                 .any(|n| k.as_str().eq_ignore_ascii_case(n))
         }));
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        fill(&mut config);
         config.validate()?;
         Ok(config)
     }

@@ -31,9 +31,60 @@ pub struct Demo {
     pub p12_password: String,
 }
 
+/// How long the development CA (and its server certificate) lives; renewed at start when fewer
+/// than [`DEV_CA_RENEW_DAYS`] remain.
+pub const DEV_CA_DAYS: i64 = 90;
+const DEV_CA_RENEW_DAYS: i64 = 7;
+
+/// Writes a demo file readable only by its owner (keys, secrets and passwords live here).
 fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> anyhow::Result<()> {
-    fs::write(dir.join(name), contents)
-        .with_context(|| format!("writing {}", dir.join(name).display()))
+    let path = dir.join(name);
+    let _ = fs::remove_file(&path);
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(
+        &mut options
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?,
+        contents.as_ref(),
+    )
+    .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The demo folder, made (or tightened) to owner-only, and the files in it to 0600: earlier
+/// versions wrote them 0644.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        for entry in fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_file() {
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the development CA in `dir` is missing or ends within the renewal window.
+fn dev_ca_due(dir: &Path, now: UnixTime) -> bool {
+    let Ok(pem) = fs::read(dir.join("ca.pem")) else {
+        return true;
+    };
+    let not_after = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .and_then(Result::ok)
+        .and_then(|der| {
+            x509_parser::parse_x509_certificate(&der)
+                .ok()
+                .map(|(_, c)| c.validity().not_after.timestamp())
+        });
+    not_after.is_none_or(|t| t - now < DEV_CA_RENEW_DAYS * 86400)
 }
 
 fn read(dir: &Path, name: &str) -> anyhow::Result<String> {
@@ -59,10 +110,16 @@ pub fn configure(config: &mut Config, dir: &Path) {
 
 /// Creates the demo PKI files if they are missing.
 pub fn ensure_pki(dir: &Path, now: UnixTime) -> anyhow::Result<String> {
-    fs::create_dir_all(dir)?;
-    if !dir.join("ca.pem").exists() {
-        let ca = Authority::root("careid demo", "careid Demo Development CA", now)?;
-        let server = ca.server_cert(&["localhost", "127.0.0.1"], now)?;
+    private_dir(dir)?;
+    if dev_ca_due(dir, now) {
+        let ca = Authority::local_development_root(
+            "careid demo",
+            "careid Demo Development CA (localhost only)",
+            now,
+            DEV_CA_DAYS,
+        )?;
+        let server =
+            ca.server_cert_until(&["localhost", "127.0.0.1"], now, now + DEV_CA_DAYS * 86400)?;
         write(dir, "ca.pem", ca.pem())?;
         write(dir, "ca.key", ca.key.serialize_pem())?;
         write(
@@ -98,19 +155,12 @@ pub fn ensure_pki(dir: &Path, now: UnixTime) -> anyhow::Result<String> {
 /// use in `key-encryption.key` (base64, readable only by its owner) and reused afterwards, so the
 /// demo database's signing keys stay readable across restarts.
 pub fn ensure_key_encryption_key(dir: &Path) -> anyhow::Result<String> {
-    let path = dir.join("key-encryption.key");
-    if !path.exists() {
-        fs::create_dir_all(dir)?;
-        let key = KeyEncryptionKey::generate()?.to_base64();
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        std::io::Write::write_all(
-            &mut options
-                .open(&path)
-                .with_context(|| format!("writing {}", path.display()))?,
-            key.as_bytes(),
+    if !dir.join("key-encryption.key").exists() {
+        private_dir(dir)?;
+        write(
+            dir,
+            "key-encryption.key",
+            KeyEncryptionKey::generate()?.to_base64(),
         )?;
     }
     Ok(read(dir, "key-encryption.key")?.trim().to_string())

@@ -346,7 +346,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("careid {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
-    let config = Config::load(cli.config.as_deref())?;
+    let config = match cli.command {
+        Command::Serve { demo: true } => Config::load_with(cli.config.as_deref(), |c| {
+            demo::configure(c, std::path::Path::new(demo::DEMO_DIR))
+        })?,
+        _ => Config::load(cli.config.as_deref())?,
+    };
     init_tracing(&config);
     match cli.command {
         Command::Serve { demo } => serve(config, demo).await,

@@ -112,6 +112,66 @@ impl Authority {
         Ok(Authority { cert, key })
     }
 
+    /// A development CA for TLS on this machine only: name-constrained to `localhost`,
+    /// `127.0.0.1` and `::1` (a browser that trusts it trusts it for nothing else) and valid for
+    /// `days` days. The demo asks people to trust it, so it must not be a ten-year universal CA.
+    pub fn local_development_root(
+        org: &str,
+        cn: &str,
+        now: UnixTime,
+        days: i64,
+    ) -> Result<Authority, rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let mut p = ca_params(org, cn, now);
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.not_after = at(now + days * 86400);
+        p.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![
+                rcgen::GeneralSubtree::DnsName("localhost".into()),
+                rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::V4(
+                    [127, 0, 0, 1],
+                    [255, 255, 255, 255],
+                )),
+                rcgen::GeneralSubtree::IpAddress(rcgen::CidrSubnet::V6(
+                    std::net::Ipv6Addr::LOCALHOST.octets(),
+                    [0xff; 16],
+                )),
+            ],
+            excluded_subtrees: vec![],
+        });
+        let cert = p.self_signed(&key)?;
+        Ok(Authority { cert, key })
+    }
+
+    /// A server certificate that ends with its CA (`until`), for the short-lived demo CA.
+    pub fn server_cert_until(
+        &self,
+        names: &[&str],
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<Issued, rcgen::Error> {
+        let mut p =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        for n in names {
+            if let Ok(ip) = n.parse() {
+                p.subject_alt_names.push(SanType::IpAddress(ip));
+            }
+        }
+        p.distinguished_name = dn(
+            "careid",
+            "Servers",
+            names.first().copied().unwrap_or("localhost"),
+        );
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        p.not_before = at(now - 3600);
+        p.not_after = at(until);
+        self.issue(p)
+    }
+
     /// A CA loaded from its PEM certificate and key (the demo reuses its CA across restarts).
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Authority, rcgen::Error> {
         let key = KeyPair::from_pem(key_pem)?;
@@ -135,26 +195,7 @@ impl Authority {
     }
 
     pub fn server_cert(&self, names: &[&str], now: UnixTime) -> Result<Issued, rcgen::Error> {
-        let mut p =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
-        for n in names {
-            if let Ok(ip) = n.parse() {
-                p.subject_alt_names.push(SanType::IpAddress(ip));
-            }
-        }
-        p.distinguished_name = dn(
-            "careid",
-            "Servers",
-            names.first().copied().unwrap_or("localhost"),
-        );
-        p.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        p.not_before = at(now - 3600);
-        p.not_after = at(now + 365 * 86400);
-        self.issue(p)
+        self.server_cert_until(names, now, now + 365 * 86400)
     }
 
     pub fn card_cert(&self, spec: &CardSpec) -> Result<Issued, rcgen::Error> {

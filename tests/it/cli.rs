@@ -198,3 +198,85 @@ async fn the_cli_refuses_bad_registrations_and_unknown_configuration() {
         3
     );
 }
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `serve --demo` on ports of one's choosing (a second demo beside the first), with its secrets
+/// readable only by their owner and a development CA that is trusted for nothing but localhost.
+#[tokio::test]
+async fn a_demo_runs_on_other_ports_and_keeps_its_files_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let (main, card) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_careid"))
+        .current_dir(dir.path())
+        .env("CAREID_LISTEN", format!("127.0.0.1:{main}"))
+        .env("CAREID_ISSUER", format!("https://localhost:{main}"))
+        .env("CAREID_SMARTCARD__LISTEN", format!("127.0.0.1:{card}"))
+        .env(
+            "CAREID_SMARTCARD__BASE_URL",
+            format!("https://localhost:{card}"),
+        )
+        .args(["serve", "--demo"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let demo = dir.path().join("data/demo");
+    let mut discovery = None;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let Ok(ca) = std::fs::read(demo.join("ca.pem")) else {
+            continue;
+        };
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap();
+        if let Ok(r) = http
+            .get(format!(
+                "https://localhost:{main}/.well-known/openid-configuration"
+            ))
+            .send()
+            .await
+        {
+            discovery = Some(r.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+    }
+    child.kill().await.unwrap();
+    let discovery = discovery.expect("the demo answered on the chosen port");
+    assert_eq!(discovery["issuer"], format!("https://localhost:{main}"));
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&demo), 0o700);
+    for f in [
+        "ca.key",
+        "server.key",
+        "card-demo.key",
+        "client.json",
+        "key-encryption.key",
+    ] {
+        assert_eq!(mode(&demo.join(f)), 0o600, "{f}");
+    }
+    let pem = std::fs::read(demo.join("ca.pem")).unwrap();
+    let der = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .unwrap()
+        .unwrap();
+    let (_, ca) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let life = ca.validity().not_after.timestamp() - ca.validity().not_before.timestamp();
+    assert!(life <= 92 * 86400, "a short-lived development CA: {life} s");
+    let constraints = ca.name_constraints().unwrap().expect("name constraints");
+    let permitted = format!("{:?}", constraints.value.permitted_subtrees);
+    assert!(permitted.contains("localhost"), "{permitted}");
+    assert!(constraints.value.excluded_subtrees.is_none());
+}
