@@ -52,9 +52,7 @@ fn rejection_status(r: &PasskeyRejection) -> StatusCode {
     match r {
         PasskeyRejection::Invalid(_) | PasskeyRejection::NoUserHandle => StatusCode::BAD_REQUEST,
         PasskeyRejection::CeremonyExpired | PasskeyRejection::InvitationInvalid => StatusCode::GONE,
-        PasskeyRejection::NoCredentials | PasskeyRejection::UnknownCredential => {
-            StatusCode::NOT_FOUND
-        }
+        PasskeyRejection::UnknownCredential => StatusCode::NOT_FOUND,
         PasskeyRejection::AlreadyRegistered => StatusCode::CONFLICT,
         _ => StatusCode::FORBIDDEN,
     }

@@ -7,8 +7,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 use webauthn_rs_core::error::WebauthnError;
 use webauthn_rs_core::proto::{
-    AuthenticationState, Credential, ExtnState, PublicKeyCredential, RegisterPublicKeyCredential,
-    RegistrationState,
+    AllowCredentials, AuthenticationState, Credential, ExtnState, PublicKeyCredential,
+    RegisterPublicKeyCredential, RegistrationState,
 };
 
 use super::{Ceremony, Kind, PasskeyRejection, StoredCredential};
@@ -280,29 +280,34 @@ impl Provider {
         }
         let username = username.map(str::trim).filter(|u| !u.is_empty());
         let credentials = match username {
-            Some(uuid) => {
-                let usable: Vec<Credential> = self
-                    .db
-                    .webauthn_credentials_of(uuid)
-                    .await?
-                    .iter()
-                    .filter(|c| c.authenticator.is_active())
-                    .filter_map(|c| serde_json::from_str(&c.credential).ok())
-                    .collect();
-                if usable.is_empty() {
-                    return Ok(Some(Err(PasskeyRejection::NoCredentials)));
-                }
-                usable
-            }
+            Some(uuid) => self
+                .db
+                .webauthn_credentials_of(uuid)
+                .await?
+                .iter()
+                .filter(|c| c.authenticator.is_active())
+                .filter_map(|c| serde_json::from_str(&c.credential).ok())
+                .collect(),
             None => Vec::new(),
         };
-        let (options, state) = match self
+        let decoy = username.filter(|_| credentials.is_empty());
+        let (mut options, state) = match self
             .relying_party
             .authentication_options(credentials, conditional && username.is_none())
         {
             Ok(v) => v,
             Err(e) => return Ok(Some(Err(invalid(e)))),
         };
+        // A UUID with no usable credential gets options shaped like anyone's, naming a
+        // credential derived from the UUID (the same at every ask): the answer says nothing about
+        // whether the identity exists or has keys. Any assertion then fails as an unknown key.
+        if let Some(uuid) = decoy {
+            options.public_key.allow_credentials = vec![AllowCredentials {
+                type_: "public-key".into(),
+                id: self.decoy_credential_id(uuid).into(),
+                transports: None,
+            }];
+        }
         // The flow's key, not its id: ceremonies are stored too.
         let detail = json!({ "flow": flow_key(flow_id) });
         let handle = self
@@ -317,6 +322,27 @@ impl Provider {
             options: serde_json::to_value(options).map_err(crate::store::StoreError::from)?,
             handle,
         })))
+    }
+
+    /// A stable, unguessable credential id for a UUID without credentials: HMAC-SHA256 under a
+    /// key derived from the key-encryption key (or, without one, made for this process).
+    fn decoy_credential_id(&self, uuid: &str) -> Vec<u8> {
+        static PROCESS_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let secret = match &self.config.keys.encryption_key {
+            Some(k) => secrets::s256(&format!("careid webauthn decoy:{k}")),
+            None => PROCESS_KEY.get_or_init(secrets::random_token).clone(),
+        };
+        let mac = |part: &str| -> Vec<u8> {
+            openssl::pkey::PKey::hmac(secret.as_bytes())
+                .and_then(|key| {
+                    let mut signer =
+                        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)?;
+                    signer.update(format!("{part}:{uuid}").as_bytes())?;
+                    signer.sign_to_vec()
+                })
+                .unwrap_or_default()
+        };
+        [mac("a"), mac("b")].concat()
     }
 
     /// Finishes a WebAuthn sign-in. Refusals are audited; a counter that went backwards blocks

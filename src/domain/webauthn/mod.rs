@@ -129,8 +129,6 @@ pub enum PasskeyRejection {
     InvitationInvalid,
     #[error("register another authenticator only after signing in with a smartcard or an AAL3 security key, within the last few minutes")]
     NotAllowedToRegister,
-    #[error("no security key or passkey is registered for this Care Identity")]
-    NoCredentials,
     #[error("this authenticator is not registered with careid")]
     UnknownCredential,
     #[error("this authenticator has been revoked")]
@@ -156,7 +154,6 @@ impl PasskeyRejection {
             PasskeyRejection::CeremonyExpired => "ceremony_expired",
             PasskeyRejection::InvitationInvalid => "invitation_invalid",
             PasskeyRejection::NotAllowedToRegister => "not_allowed_to_register",
-            PasskeyRejection::NoCredentials => "no_credentials",
             PasskeyRejection::UnknownCredential => "unknown_credential",
             PasskeyRejection::Revoked => "revoked",
             PasskeyRejection::CounterRegression => "counter_regression",

@@ -61,9 +61,25 @@ async fn a_cloned_authenticator_is_blocked_when_its_counter_goes_back() {
         json!({ "flow": flow, "username": "961000000004" }),
     )
     .await;
+    assert_eq!(status, 200, "answered as for anyone: {body}");
     assert_eq!(
-        (status, body["error"].as_str()),
-        (404, Some("no_credentials"))
+        body["publicKey"]["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let credential_id = env
+        .db
+        .webauthn_credentials_of("961000000004")
+        .await
+        .unwrap()[0]
+        .credential_id
+        .clone();
+    assert_ne!(
+        body["publicKey"]["allowCredentials"][0]["id"].as_str(),
+        Some(credential_id.as_str()),
+        "the blocked key is not offered"
     );
     let _ = &mut key;
     assert_eq!(
@@ -131,18 +147,40 @@ async fn revoked_credentials_and_suspended_users_cannot_sign_in() {
         .admin_revoke_authenticator(&ra_manager(), "961000000005", &id)
         .await
         .unwrap();
-    // A revoked credential is not offered, so sign-in by UUID finds none.
-    let flow = login_flow(&env, &browser, &client, &[]).await;
-    let (status, body) = post_json(
-        &browser,
-        &env.endpoint("/webauthn/authenticate/options"),
-        json!({ "flow": flow, "username": "961000000005" }),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (404, Some("no_credentials"))
-    );
+    // A revoked credential is not offered. The answer is the one anyone gets who names a UUID
+    // without keys, or none at all: the same shape, a stable stand-in id, never a 404.
+    let revoked = env
+        .db
+        .webauthn_credentials_of("961000000005")
+        .await
+        .unwrap()[0]
+        .credential_id
+        .clone();
+    let mut offered = Vec::new();
+    for uuid in ["961000000005", "961000000005", "961999999999", "not-a-uuid"] {
+        let flow = login_flow(&env, &browser, &client, &[]).await;
+        let (status, body) = post_json(
+            &browser,
+            &env.endpoint("/webauthn/authenticate/options"),
+            json!({ "flow": flow, "username": uuid }),
+        )
+        .await;
+        assert_eq!(status, 200, "{uuid}: {body}");
+        let allowed = body["publicKey"]["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(allowed.len(), 1, "{uuid}");
+        assert_eq!(
+            allowed[0]["id"].as_str().unwrap().len(),
+            86,
+            "{uuid}: 64 bytes"
+        );
+        offered.push(allowed[0]["id"].as_str().unwrap().to_string());
+    }
+    assert_ne!(offered[0], revoked);
+    assert_eq!(offered[0], offered[1], "the same at every ask");
+    assert_ne!(offered[0], offered[2]);
 }
 
 #[tokio::test]
