@@ -228,6 +228,10 @@ pub struct BackchannelConfig {
     pub request_timeout_secs: u64,
     /// Retries stop after this long: relying parties refuse logout tokens older than 5 minutes.
     pub give_up_after_secs: i64,
+    /// Deliveries in flight at once in each process.
+    pub max_in_flight: usize,
+    /// Deliveries in flight at once to one relying party (a slow one delays only itself).
+    pub per_client_in_flight: usize,
 }
 
 impl Default for BackchannelConfig {
@@ -236,6 +240,8 @@ impl Default for BackchannelConfig {
             poll_interval_ms: 1000,
             request_timeout_secs: 10,
             give_up_after_secs: 300,
+            max_in_flight: 32,
+            per_client_in_flight: 4,
         }
     }
 }
@@ -652,6 +658,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "smartcard.cert_header",
                 reason: "not a valid header name".into(),
+            });
+        }
+        if self.backchannel.max_in_flight == 0 || self.backchannel.per_client_in_flight == 0 {
+            return Err(ConfigError::Invalid {
+                key: "backchannel.max_in_flight",
+                reason: "max_in_flight and per_client_in_flight must be at least 1".into(),
             });
         }
         if self.metrics.token.as_ref().is_some_and(|t| t.len() < 32) {

@@ -93,15 +93,60 @@ impl Provider {
         Ok(queued)
     }
 
-    /// Delivers every due logout this process can claim, as `owner`. Returns how many it tried.
+    /// Delivers every due logout this process can claim, as `owner`, concurrently: at most
+    /// `backchannel.max_in_flight` at once and `backchannel.per_client_in_flight` to any one
+    /// relying party, so one slow relying party delays only its own logouts. Returns how many it
+    /// tried. A failure to record one delivery is logged; its lease runs out and it is retried.
     pub async fn deliver_due_logouts(&self, owner: &str) -> Result<usize, ServiceError> {
-        let lease = self.config.backchannel.request_timeout_secs as i64 + 20;
-        let mut tried = 0;
-        while let Some(delivery) = self.db.claim_logout(owner, self.now(), lease).await? {
-            self.deliver_logout(&delivery, owner).await?;
-            tried += 1;
+        use futures::stream::{FuturesUnordered, StreamExt};
+        let c = &self.config.backchannel;
+        let lease = c.request_timeout_secs as i64 + 20;
+        let mut in_flight = FuturesUnordered::new();
+        let mut per_client: std::collections::HashMap<String, usize> = Default::default();
+        let (mut tried, mut drained) = (0, false);
+        loop {
+            while !drained && in_flight.len() < c.max_in_flight {
+                let busy: Vec<String> = per_client
+                    .iter()
+                    .filter(|(_, n)| **n >= c.per_client_in_flight)
+                    .map(|(client, _)| client.clone())
+                    .collect();
+                match self
+                    .db
+                    .claim_logout(owner, self.now(), lease, &busy)
+                    .await?
+                {
+                    Some(d) => {
+                        *per_client.entry(d.client_id.clone()).or_default() += 1;
+                        tried += 1;
+                        in_flight.push(async move {
+                            let outcome = self.deliver_logout(&d, owner).await;
+                            (d.client_id, outcome)
+                        });
+                    }
+                    None => drained = true,
+                }
+            }
+            if in_flight.is_empty() {
+                return Ok(tried);
+            }
+            // Wait for a delivery to end, or for new logouts (queued here or by another process).
+            let poll = std::time::Duration::from_millis(c.poll_interval_ms);
+            tokio::select! {
+                Some((client, outcome)) = in_flight.next() => {
+                    if let Err(e) = outcome {
+                        tracing::warn!(error = %e, client_id = %client, "recording a back-channel logout failed");
+                    }
+                    if let Some(n) = per_client.get_mut(&client) {
+                        *n -= 1;
+                    }
+                }
+                _ = self.logout_wakeup.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+            // A slot is free, or there is new work: claim again.
+            drained = false;
         }
-        Ok(tried)
     }
 
     async fn deliver_logout(&self, d: &LogoutDelivery, owner: &str) -> Result<(), ServiceError> {

@@ -297,8 +297,14 @@ async fn deliver_logouts(provider: Arc<Provider>, mut shutdown: watch::Receiver<
     let owner = format!("delivery-{}", uuid::Uuid::new_v4());
     let poll = Duration::from_millis(provider.config.backchannel.poll_interval_ms);
     loop {
-        if let Err(e) = provider.deliver_due_logouts(&owner).await {
-            tracing::warn!(error = %e, "back-channel logout delivery failed");
+        // Deliveries cut off by shutdown keep their lease and are retried when it runs out.
+        tokio::select! {
+            r = provider.deliver_due_logouts(&owner) => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "back-channel logout delivery failed");
+                }
+            }
+            _ = shutdown.changed() => return,
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}

@@ -57,23 +57,32 @@ impl Db {
     }
 
     /// Claims the next due delivery for `owner` until `now + lease`, or None.
+    /// Claims the next due delivery, for none of the `busy` clients (those already at their
+    /// limit of deliveries in flight here).
     pub async fn claim_logout(
         &self,
         owner: &str,
         now: UnixTime,
         lease: i64,
+        busy: &[String],
     ) -> Result<Option<LogoutDelivery>, StoreError> {
-        let row = sqlx::query(
+        let not_busy = if busy.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = (0..busy.len()).map(|i| format!("${}", i + 4)).collect();
+            format!("AND client_id NOT IN ({}) ", list.join(", "))
+        };
+        let sql = format!(
             "UPDATE logout_outbox SET locked_until = $1, lock_owner = $2, attempts = attempts + 1 \
              WHERE id = (SELECT id FROM logout_outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $3 \
-                         AND (locked_until IS NULL OR locked_until < $3) ORDER BY next_attempt_at LIMIT 1) \
-             AND delivered_at IS NULL AND failed_at IS NULL AND (locked_until IS NULL OR locked_until < $3) RETURNING *",
-        )
-        .bind(now + lease)
-        .bind(owner)
-        .bind(now)
-        .fetch_optional(self.writer())
-        .await?;
+                         AND (locked_until IS NULL OR locked_until < $3) {not_busy}ORDER BY next_attempt_at LIMIT 1) \
+             AND delivered_at IS NULL AND failed_at IS NULL AND (locked_until IS NULL OR locked_until < $3) RETURNING *"
+        );
+        let mut query = sqlx::query(&sql).bind(now + lease).bind(owner).bind(now);
+        for client in busy {
+            query = query.bind(client);
+        }
+        let row = query.fetch_optional(self.writer()).await?;
         row.as_ref().map(delivery_from).transpose()
     }
 

@@ -872,3 +872,63 @@ async fn an_id_token_alone_does_not_end_someone_elses_session() {
     assert!(r.text().await.unwrap().contains("You are signed out"));
     assert_eq!(userinfo_status(&env, access).await, 401);
 }
+
+/// A relying party whose back-channel endpoint takes `delay` to answer (200).
+async fn slow_receiver(delay: std::time::Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!(
+        "http://127.0.0.1:{}/backchannel",
+        listener.local_addr().unwrap().port()
+    );
+    let app = axum::Router::new().route(
+        "/backchannel",
+        axum::routing::post(move || async move {
+            tokio::time::sleep(delay).await;
+            axum::http::StatusCode::OK
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    uri
+}
+
+/// One slow relying party does not hold up everyone else's logouts: deliveries run side by side.
+#[tokio::test]
+async fn a_slow_relying_party_delays_only_its_own_logouts() {
+    let env = TestEnv::start().await;
+    let slow_uri = slow_receiver(std::time::Duration::from_secs(4)).await;
+    let fast = LogoutReceiver::start(vec![]).await;
+    let slow_client = refreshing_client(&env, &["openid"], Some(slow_uri)).await;
+    let fast_client = refreshing_client(&env, &["openid"], Some(fast.uri.clone())).await;
+    let end = |tokens: Value| {
+        let env = &env;
+        async move {
+            env.http()
+                .get(env.endpoint("/connect/endSession"))
+                .bearer_auth(tokens["access_token"].as_str().unwrap())
+                .query(&[("id_token_hint", tokens["id_token"].as_str().unwrap())])
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let mut slow_sessions = Vec::new();
+    for i in 0..3 {
+        let card = env.user_with_card(&format!("91000000003{i}")).await;
+        slow_sessions.push(sign_in(&env, &slow_client, &card, "openid").await.0);
+    }
+    let card = env.user_with_card("910000000039").await;
+    let (fast_tokens, _) = sign_in(&env, &fast_client, &card, "openid").await;
+    // The slow relying party's logouts are queued first and being delivered when the fast one's is.
+    for tokens in slow_sessions {
+        end(tokens).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    end(fast_tokens).await;
+    assert_eq!(fast.wait_up_to(1, 20).await.len(), 1, "delivered");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the fast relying party waited {:?} behind the slow one",
+        started.elapsed()
+    );
+}
