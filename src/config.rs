@@ -37,7 +37,19 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Who may read `/metrics`.
     pub metrics: MetricsConfig,
+    /// Where careid's own calls to relying parties may go.
+    pub outbound: OutboundConfig,
     pub log: LogConfig,
+}
+
+/// careid calls relying parties (back-channel logout, `jwks_uri`) on public addresses only,
+/// unless a private network is named here (`domain/outbound.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Private, loopback or link-local networks relying parties may be reached on, as CIDRs
+    /// (e.g. `["10.20.0.0/16"]` for relying parties inside the trust's network).
+    pub allowed_private_networks: Vec<ipnet::IpNet>,
 }
 
 /// `/metrics` is not for everyone who reaches the issuer: it is served on a separate
@@ -370,6 +382,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             limits: LimitsConfig::default(),
             metrics: MetricsConfig::default(),
+            outbound: OutboundConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -37,6 +37,18 @@ pub fn classify(status: Option<u16>, error: &str) -> Attempt {
     }
 }
 
+/// An error with its causes (the resolver's refusal sits under reqwest's "error sending
+/// request"), without the URL.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text.replace(&e.url().map(|u| u.to_string()).unwrap_or_default(), "")
+}
+
 /// Seconds to wait before attempt `attempts + 1`: 2, 4, 8, 16, 32, then every 60.
 pub fn backoff(attempts: i64) -> i64 {
     (1i64 << attempts.clamp(1, 6)).min(60)
@@ -158,15 +170,18 @@ impl Provider {
             "logout+jwt",
             logout_claims(&self.config.issuer, d, now),
         )?;
-        let attempt = match self
-            .outbound
-            .post(&d.uri)
-            .form(&[("logout_token", token.as_str())])
-            .send()
-            .await
-        {
-            Ok(response) => classify(Some(response.status().as_u16()), ""),
-            Err(e) => classify(None, &format!("no answer: {}", e.without_url())),
+        let attempt = match self.outbound_policy.check_uri(&d.uri) {
+            Err(refused) => Attempt::Final(refused),
+            Ok(()) => match self
+                .outbound
+                .post(&d.uri)
+                .form(&[("logout_token", token.as_str())])
+                .send()
+                .await
+            {
+                Ok(response) => classify(Some(response.status().as_u16()), ""),
+                Err(e) => classify(None, &format!("no answer: {}", error_chain(&e))),
+            },
         };
         let detail = json!({ "sid": d.sid, "attempt": d.attempts, "uri": d.uri });
         match attempt {

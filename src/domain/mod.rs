@@ -15,6 +15,7 @@ pub mod identity;
 pub mod keys;
 pub mod login;
 pub mod logout;
+pub mod outbound;
 pub mod provider;
 pub mod ra;
 pub mod rbac;

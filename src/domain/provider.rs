@@ -13,6 +13,7 @@ use super::audit_limit::{FailureAudit, SUPPRESSED_KIND};
 use super::client::{Client, SigningAlg};
 use super::client_auth::JwksCache;
 use super::keys::{self, KeyError, KeyRing};
+use super::outbound::OutboundPolicy;
 use super::smartcard::{CardTrust, TrustCell};
 use super::webauthn::policy::AttestationPolicy;
 use super::webauthn::relying_party::RelyingParty;
@@ -49,6 +50,8 @@ pub struct Provider {
     clients: ClientCache,
     /// Outgoing calls to relying parties (back-channel logout).
     pub(crate) outbound: reqwest::Client,
+    /// Where `outbound` may go (`domain/outbound.rs`).
+    pub(crate) outbound_policy: OutboundPolicy,
     /// Woken when a logout is queued, so delivery does not wait for the next poll.
     pub logout_wakeup: tokio::sync::Notify,
 }
@@ -62,6 +65,7 @@ impl Provider {
         attestation: AttestationPolicy,
     ) -> Provider {
         let config_timeout = config.backchannel.request_timeout_secs;
+        let outbound_policy = OutboundPolicy::new(config.outbound.allowed_private_networks.clone());
         let relying_party = RelyingParty::new(&config, attestation);
         let failure_audit = FailureAudit::new(config.limits.failure_audit_per_minute);
         Provider {
@@ -75,11 +79,10 @@ impl Provider {
             failure_audit,
             unknown_kid_reload: tokio::sync::Mutex::new(None),
             clients: ClientCache::default(),
-            outbound: reqwest::Client::builder()
-                .timeout(Duration::from_secs(config_timeout))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
+            outbound: outbound_policy
+                .clone()
+                .client(Duration::from_secs(config_timeout)),
+            outbound_policy,
             logout_wakeup: tokio::sync::Notify::new(),
         }
     }
@@ -409,6 +412,10 @@ impl Provider {
             return JwkSet::from_map(jwks.as_object()?.clone()).ok();
         }
         let uri = client.metadata.jwks_uri.as_deref()?;
+        if let Err(refused) = self.outbound_policy.check_uri(uri) {
+            tracing::warn!(client_id = %client.metadata.client_id, %refused, "jwks_uri not fetched");
+            return None;
+        }
         self.client_keys
             .get(&self.outbound, uri, kid, self.now())
             .await

@@ -606,3 +606,61 @@ async fn a_refused_presentation_spends_the_code() {
         .unwrap()
         .contains("already been used"));
 }
+
+/// careid does not call into private networks for a relying party (SSRF) unless the operator
+/// allows the network: a `jwks_uri` on loopback, by address or by a name resolving there, is
+/// never fetched, and the assertion is refused as from an unknown key.
+#[tokio::test]
+async fn a_jwks_uri_on_a_private_address_is_not_fetched_unless_allowed() {
+    fn no_private_networks(c: &mut careid::config::Config) {
+        c.outbound.allowed_private_networks.clear();
+    }
+    let env = TestEnv::start_with(Options {
+        configure: Some(no_private_networks),
+        ..Default::default()
+    })
+    .await;
+    let card = env.user_with_card("123412341290").await;
+    let key = rp_key("RS256", "inside");
+    let by_address = serve_jwks(key.jwks()).await;
+    let by_name = by_address.replace("127.0.0.1", "localhost");
+    for (i, jwks_uri) in [by_address, by_name].into_iter().enumerate() {
+        let client = env
+            .client(ClientRequest {
+                client_name: "inside".into(),
+                redirect_uris: vec![RP_REDIRECT.into()],
+                auth_method: Some("private_key_jwt".into()),
+                jwks_uri: Some(jwks_uri.clone()),
+                ..Default::default()
+            })
+            .await;
+        let id = client.client.metadata.client_id.clone();
+        let code = env.code_for(&client, &card).await;
+        let jti = format!("p{i}");
+        let jwt = assertion(
+            &key,
+            "inside",
+            &id,
+            &env.endpoint("/token"),
+            env.now(),
+            &jti,
+        );
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("code_verifier", VERIFIER),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", jwt.as_str()),
+        ];
+        let (status, body, _) = post_token(&env, &form).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{jwks_uri}: {body}"
+        );
+    }
+}

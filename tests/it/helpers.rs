@@ -225,6 +225,10 @@ impl TestEnv {
         config.smartcard.crl_files = vec![crl];
         config.smartcard.trusted_proxies = opts.trusted_proxies;
         config.smartcard.required_policy_oids = opts.required_policy_oids;
+        // The relying parties of these tests listen on loopback, which careid refuses to call
+        // unless allowed (tests/it/lifecycle.rs shows the refusal).
+        config.outbound.allowed_private_networks =
+            vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
         if let Some(secs) = opts.reload_poll_secs {
             config.smartcard.reload_poll_secs = secs;
         }

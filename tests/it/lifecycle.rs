@@ -932,3 +932,52 @@ async fn a_slow_relying_party_delays_only_its_own_logouts() {
         started.elapsed()
     );
 }
+
+/// A back-channel logout URI on a private address is not called unless its network is allowed:
+/// the delivery fails at once, and the audit says why.
+#[tokio::test]
+async fn a_backchannel_uri_on_a_private_address_is_not_called_unless_allowed() {
+    fn no_private_networks(c: &mut careid::config::Config) {
+        c.outbound.allowed_private_networks.clear();
+    }
+    let env = TestEnv::start_with(Options {
+        configure: Some(no_private_networks),
+        ..Default::default()
+    })
+    .await;
+    let receiver = LogoutReceiver::start(vec![]).await;
+    let client = refreshing_client(&env, &["openid"], Some(receiver.uri.clone())).await;
+    let card = env.user_with_card("910000000041").await;
+    let (tokens, browser) = sign_in(&env, &client, &card, "openid").await;
+    browser
+        .client
+        .get(env.endpoint("/connect/endSession"))
+        .query(&[("id_token_hint", tokens["id_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    let mut failed = None;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        failed = env
+            .db
+            .recent_audit(20)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.kind == "logout.backchannel" && e.outcome == "failed");
+        if failed.is_some() {
+            break;
+        }
+    }
+    let failed = failed.expect("the delivery was given up");
+    assert!(
+        failed.detail["error"].as_str().unwrap().contains("private"),
+        "{}",
+        failed.detail
+    );
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the private address"
+    );
+}
