@@ -206,3 +206,43 @@ async fn flow_ids_are_stored_only_as_digests() {
     assert_eq!(stored.step, careid::domain::login::FlowStep::SignIn);
     assert!(stored.browser_hash.is_some() && stored.sid.is_none());
 }
+
+#[tokio::test]
+async fn a_role_step_belongs_to_the_authentication_that_made_it() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("123412341307").await;
+    two_roles(&env, "123412341307").await;
+    let client = env.confidential_client().await;
+    let id = client.client.metadata.client_id.clone();
+    let browser = env.browser(Some(&card));
+    let picker_flow = |page: &str| {
+        page.split("name=\"flow\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let url = env.authorize_url(&id, &[("scope", "openid selectedrole")], true);
+    let SignIn::Page(200, first) = browser.sign_in(&url).await else {
+        panic!("the picker")
+    };
+    let old_flow = picker_flow(&first);
+    // The person signs in again (a new authentication of the same session) and gets a new picker.
+    env.clock.advance(5);
+    let again = env.authorize_url(
+        &id,
+        &[("scope", "openid selectedrole"), ("prompt", "login")],
+        true,
+    );
+    let SignIn::Page(200, second) = browser.sign_in(&again).await else {
+        panic!("the picker again")
+    };
+    let new_flow = picker_flow(&second);
+    let (status, _) = get_page(&browser, &env.endpoint(&format!("/role?flow={old_flow}"))).await;
+    assert_eq!(status, 400, "the older authentication's step is over");
+    let (status, page) = get_page(&browser, &env.endpoint(&format!("/role?flow={new_flow}"))).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Choose your role"));
+}
