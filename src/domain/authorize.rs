@@ -39,9 +39,6 @@ pub struct AuthorizationRequest {
 }
 
 impl AuthorizationRequest {
-    pub fn scope_string(&self) -> String {
-        self.scopes.join(" ")
-    }
     pub fn has_scope(&self, s: &str) -> bool {
         self.scopes.iter().any(|x| x == s)
     }

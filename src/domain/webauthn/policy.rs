@@ -91,16 +91,6 @@ impl AttestationPolicy {
         })
     }
 
-    /// With these PEM roots and no other rule (tests, tools).
-    pub fn with_pem_roots(pem: &[u8]) -> Result<AttestationPolicy, PolicyError> {
-        let mut builder = AttestationCaListBuilder::new();
-        let any = add_pem_bytes(&mut builder, pem, "(inline)")?;
-        Ok(AttestationPolicy {
-            roots: any.then(|| builder.build()),
-            ..Default::default()
-        })
-    }
-
     /// How many trust anchors are loaded (for the start-up log).
     pub fn anchor_count(&self) -> usize {
         self.roots.as_ref().map_or(0, AttestationCaList::len)
