@@ -114,22 +114,40 @@ async fn drop_malformed_request_id(mut request: axum::extract::Request) -> axum:
     request
 }
 
+/// The main listener: everything.
 pub fn router(state: AppState) -> Router {
     let path = state.provider.config.issuer_path();
-    let rate_limits = limits::Limits::new(&state.provider.config);
     let oidc = if path.is_empty() {
         oidc_routes()
     } else {
         Router::new().nest(&path, oidc_routes())
     };
-    Router::new()
-                .merge(oidc)
+    let routes = Router::new()
+        .merge(oidc)
         .merge(admin::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_with_token))
         .route("/static/careid.css", get(ops::stylesheet))
-        .route("/static/webauthn.js", get(webauthn::script))
+        .route("/static/webauthn.js", get(webauthn::script));
+    with_layers(routes, state)
+}
+
+/// The card listener: card sign-in only (and the stylesheet its pages use). The token endpoint,
+/// the admin API and the rest are not served where browsers present client certificates.
+pub fn card_router(state: AppState) -> Router {
+    let path = format!("{}/card/login", state.provider.config.issuer_path());
+    let routes = Router::new()
+        .route(&path, get(card::card_login))
+        .route("/healthz", get(ops::healthz))
+        .route("/static/careid.css", get(ops::stylesheet));
+    with_layers(routes, state)
+}
+
+/// The layers every response passes through, on every listener.
+fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+    let rate_limits = limits::Limits::new(&state.provider.config);
+    routes
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::record_latency))
         .layer(RequestBodyLimitLayer::new(params::MAX_BODY))

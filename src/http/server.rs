@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::{router, AppState};
+use super::{card_router, router, AppState};
 use crate::clock::Clock;
 use crate::config::{self, Config, TlsConfig};
 use crate::domain::provider::Provider;
@@ -242,7 +242,9 @@ pub async fn start(
             tasks.push(tokio::spawn(accept_loop(
                 l,
                 card_tls,
-                app,
+                card_router(AppState {
+                    provider: provider.clone(),
+                }),
                 Arc::new(ConnLimits::new("card", server_config)),
                 rx.clone(),
             )));

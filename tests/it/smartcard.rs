@@ -428,3 +428,35 @@ async fn a_required_certificate_policy_is_enforced() {
     let client = env.confidential_client().await;
     assert!(!env.code_for(&client, &nhs_card).await.is_empty());
 }
+
+/// Where browsers present client certificates, careid serves card sign-in and nothing else.
+#[tokio::test]
+async fn the_card_listener_serves_only_card_sign_in() {
+    let env = TestEnv::start().await;
+    for path in [
+        "/.well-known/openid-configuration",
+        "/token",
+        "/admin/api/v1/identities?q=9500",
+        "/metrics",
+        "/role",
+    ] {
+        let r = env
+            .http()
+            .get(format!("{}{path}", env.card_base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path} on the card listener");
+    }
+    let r = env
+        .http()
+        .get(format!("{}/card/login?flow=nothing", env.card_base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "card sign-in itself is there (an unknown flow is refused)"
+    );
+}
