@@ -203,6 +203,15 @@ pub async fn start(
         .await
         .context("database")?;
     db.migrate().await.context("database migration")?;
+    if db.backend() == crate::store::Backend::Postgres {
+        match db.connection_encrypted().await {
+            Ok(true) => tracing::info!("database connection encrypted (TLS)"),
+            Ok(false) => tracing::warn!(
+                "database connection NOT encrypted: add sslmode=verify-full (and sslrootcert) to database.url unless PostgreSQL is on this host"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not tell whether the database connection is encrypted"),
+        }
+    }
     let trust = load_trust(&config.smartcard).context("smartcard trust")?;
     super::reload::announce(&trust, clock.now());
     let main_tls = config

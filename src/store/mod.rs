@@ -31,7 +31,7 @@ use std::sync::Once;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
 
 pub use audit::{AuditEvent, AuditVerification, ChainBreak};
 pub use codes::CodeState;
@@ -160,6 +160,21 @@ impl Db {
     }
 
     /// For `/readyz`: the database answers a query, and (SQLite) the writer thread takes writes.
+    /// Whether this process's connection to the database is encrypted (PostgreSQL over TLS:
+    /// `sslmode` in the URL, e.g. `?sslmode=verify-full&sslrootcert=/path/ca.pem`). SQLite is a
+    /// local file: never.
+    pub async fn connection_encrypted(&self) -> Result<bool, StoreError> {
+        if self.backend == Backend::Sqlite {
+            return Ok(false);
+        }
+        let row = sqlx::query(
+            "SELECT CASE WHEN ssl THEN 1 ELSE 0 END AS ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i32, _>("ssl")? == 1)
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         if self.group.thread_stopped() {
