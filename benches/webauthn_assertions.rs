@@ -23,7 +23,7 @@ use careid::domain::webauthn::policy::AttestationPolicy;
 use careid::domain::webauthn::relying_party::RelyingParty;
 use careid::domain::webauthn::{Invitation, Kind};
 use careid::domain::{registry, secrets};
-use careid::http::server::{self, Listeners};
+use careid::http::server::Listeners;
 use careid::pki::Authority;
 use url::Url;
 use webauthn_authenticator_rs::softtoken::SoftToken;
@@ -170,7 +170,7 @@ async fn start_server(users: usize) -> (Server, Vec<String>) {
     config.log.filter = "warn".into();
     // Every assertion comes from 127.0.0.1: the per-address rate limits would throttle it.
     config.limits.enabled = false;
-    let running = server::start(
+    let running = careid::app::start(
         config,
         Arc::new(SystemClock),
         Listeners { main, card: None },

@@ -14,7 +14,7 @@ use careid::domain::keys::{Activation, KeyError};
 use careid::domain::provider::Provider;
 use careid::domain::registry;
 use careid::domain::smartcard::CardTrust;
-use careid::http::server::{self, Listeners};
+use careid::http::server::Listeners;
 use careid::store::{AuditVerification, Db};
 use clap::{Parser, Subcommand};
 
@@ -223,7 +223,7 @@ async fn serve(mut config: Config, demo_mode: bool) -> anyhow::Result<()> {
         return Err(KeyError::NoEncryptionKey.into());
     }
     let listeners = Listeners::bind(&config).await?;
-    let running = server::start(config.clone(), clock, listeners).await?;
+    let running = careid::app::start(config.clone(), clock, listeners).await?;
     tracing::info!(issuer = %config.issuer, main = %running.main_addr, card = ?running.card_addr, "careid started");
     if let Some(b) = banner {
         println!("{b}");

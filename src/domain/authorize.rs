@@ -2,47 +2,12 @@
 //! which parameters are required, which errors go back to the client and which must never
 //! redirect (an unknown client or an unregistered redirect URI).
 
-use serde::{Deserialize, Serialize};
-
 use super::assurance::AcrRequest;
 use super::client::ClientMetadata;
+pub use crate::model::grant::{AuthorizationRequest, Prompt};
 
 /// Longest accepted value of any single parameter.
 const MAX_PARAM_LEN: usize = 4096;
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Prompt {
-    pub none: bool,
-    pub login: bool,
-}
-
-/// A validated authorization request, as stored while the user signs in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthorizationRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    /// Granted scopes: those asked for that the client is registered for, in request order.
-    pub scopes: Vec<String>,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub prompt: Prompt,
-    pub max_age: Option<i64>,
-    pub login_hint: Option<String>,
-    pub id_token_hint: Option<String>,
-    pub acr: AcrRequest,
-    /// The relying party's suggestion for role selection: a `person_roleid`, or a national job
-    /// role code (`R8001`). The picker starts on the first current role it names; the person
-    /// still chooses.
-    #[serde(default)]
-    pub role_hint: Option<String>,
-}
-
-impl AuthorizationRequest {
-    pub fn has_scope(&self, s: &str) -> bool {
-        self.scopes.iter().any(|x| x == s)
-    }
-}
 
 /// Why a request cannot be answered by redirecting to the client: shown to the person instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,40 +4,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::identity::User;
 use super::rbac::RoleClaim;
 use crate::clock::UnixTime;
-
-/// What an authorization code stands for: everything needed to issue tokens later, bound to the
-/// client, redirect URI and PKCE challenge it was issued for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CodeGrant {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub user_uuid: String,
-    pub sid: String,
-    pub scopes: Vec<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub acr: String,
-    pub amr: String,
-    pub aal: i64,
-    pub auth_time: UnixTime,
-    pub issued_at: UnixTime,
-    /// The `person_roleid` chosen at sign-in (scope `selectedrole` / `changedrole`).
-    #[serde(default)]
-    pub selected_roleid: Option<String>,
-}
-
-impl CodeGrant {
-    pub fn has_scope(&self, s: &str) -> bool {
-        self.scopes.iter().any(|x| x == s)
-    }
-}
+pub use crate::model::grant::CodeGrant;
 
 /// `at_hash`: left half of the SHA-256 of the access token, base64url (RS256, PS256 and ES256
 /// all hash with SHA-256).

@@ -13,17 +13,10 @@ use super::client::{Client, SigningAlg, USER_SCOPES};
 use super::identity::UserStatus;
 use super::provider::{Provider, ServiceError};
 use super::secrets;
+use super::token::Family;
 use super::token::{Claim, TokenError, TokenResponse};
 use crate::clock::UnixTime;
 use crate::store::{AccessTokenRecord, RefreshRecord, WriteSet};
-
-/// A refresh-token family: where the next token in it belongs.
-#[derive(Debug, Clone)]
-pub struct Family {
-    pub id: String,
-    pub offline: bool,
-    pub expires_at: UnixTime,
-}
 
 impl Provider {
     /// A new family for a code grant: offline when `offline_access` was granted, otherwise

@@ -38,6 +38,7 @@ use serde_json::{Map, Value};
 use super::client::SigningAlg;
 use super::secrets;
 use crate::clock::UnixTime;
+pub use crate::model::keys::StoredKey;
 
 /// How often every server rereads the keys. A new key's activation waits this long on top of
 /// `keys.publish_before_use_secs`, because servers publish it only from their next reload.
@@ -91,35 +92,6 @@ pub struct NewKey {
     pub kid: String,
     pub alg: SigningAlg,
     pub activate_at: UnixTime,
-}
-
-/// A key as stored.
-#[derive(Debug, Clone)]
-pub struct StoredKey {
-    pub kid: String,
-    pub alg: SigningAlg,
-    /// 1, 2, 3 … per algorithm. The store keeps one key per (alg, generation), so of several
-    /// processes adding the key that follows the same generation, only one succeeds.
-    pub generation: i64,
-    /// The PKCS#8 PEM private key, sealed by [`KeyEncryptionKey::seal`].
-    pub sealed_private_key: String,
-    pub public_jwk: Value,
-    pub created_at: UnixTime,
-    /// Published from creation; signs from here on.
-    pub activate_at: UnixTime,
-    pub retire_at: Option<UnixTime>,
-}
-
-impl StoredKey {
-    /// In the JWKS and able to verify at `now`.
-    pub fn is_published(&self, now: UnixTime) -> bool {
-        self.retire_at.is_none_or(|r| r > now)
-    }
-
-    /// Ordering among keys of one algorithm: which is the newer signer.
-    fn rank(&self) -> (UnixTime, i64, &str) {
-        (self.activate_at, self.generation, &self.kid)
-    }
 }
 
 /// The key-encryption key (`keys.encryption_key`): 32 bytes for AES-256-GCM. Its `Debug` does not

@@ -14,49 +14,8 @@ use super::rbac::{self, RoleClaim};
 use super::secrets;
 use super::session::Session;
 use super::smartcard::CardRejection;
-use crate::clock::UnixTime;
+pub use crate::model::grant::{FlowStep, PendingFlow};
 use crate::store::WriteSet;
-
-/// The step a pending flow waits for. A flow is finished only by its own step: the card or
-/// WebAuthn step finishes a sign-in, the picker a role choice, the terms page the terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlowStep {
-    SignIn,
-    ChooseRole,
-    AcceptTerms,
-}
-
-impl FlowStep {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlowStep::SignIn => "sign_in",
-            FlowStep::ChooseRole => "choose_role",
-            FlowStep::AcceptTerms => "accept_terms",
-        }
-    }
-    pub fn parse(s: &str) -> Option<FlowStep> {
-        [
-            FlowStep::SignIn,
-            FlowStep::ChooseRole,
-            FlowStep::AcceptTerms,
-        ]
-        .into_iter()
-        .find(|f| f.as_str() == s)
-    }
-}
-
-/// A stored pending flow: the authorization request, the step it waits for, the browser that
-/// started it (digest of its binding cookie) and, after authentication, the session and the
-/// `auth_time` it continues. Stored under [`flow_key`], never under the id itself.
-#[derive(Debug, Clone)]
-pub struct PendingFlow {
-    pub request: AuthorizationRequest,
-    pub step: FlowStep,
-    pub browser_hash: Option<String>,
-    pub sid: Option<String>,
-    pub auth_time: Option<UnixTime>,
-    pub created_at: UnixTime,
-}
 
 /// The key a flow is stored under: the digest of its id, like every other bearer secret.
 pub fn flow_key(flow_id: &str) -> String {

@@ -8,11 +8,19 @@ use super::authorize::Params;
 use super::claims::{self, CodeGrant, TokenTimes};
 use super::client::{Client, SigningAlg};
 use super::client_auth::{self, ClientAuthError, Presented};
-use super::grants::Family;
 use super::identity::{User, UserStatus};
 use super::provider::{Provider, ServiceError};
 use super::secrets;
+use crate::clock::UnixTime;
 use crate::store::{AccessTokenRecord, CodeState, WriteSet};
+
+/// A refresh-token family: where the next token in it belongs.
+#[derive(Debug, Clone)]
+pub struct Family {
+    pub id: String,
+    pub offline: bool,
+    pub expires_at: UnixTime,
+}
 
 /// What a grant's tokens use up. It is marked in the commit that records the tokens (a guard:
 /// [`WriteSet::redeeming_code`], [`WriteSet::rotating_refresh_token`]), so of concurrent

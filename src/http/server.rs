@@ -35,12 +35,9 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::{card_router, router, AppState};
-use crate::clock::Clock;
 use crate::config::{self, Config, TlsConfig};
 use crate::domain::provider::Provider;
-use crate::domain::smartcard::{load_trust, CardTrust};
-use crate::domain::webauthn::policy::AttestationPolicy;
-use crate::store::Db;
+use crate::domain::smartcard::CardTrust;
 
 /// What the connection knows about its peer, available to handlers as an extension.
 #[derive(Clone, Debug)]
@@ -193,45 +190,19 @@ impl Drop for RunningServer {
 }
 
 /// Connects and migrates the database, loads keys and trust, and starts serving.
-pub async fn start(
-    config: Config,
-    clock: Arc<dyn Clock>,
-    listeners: Listeners,
-) -> anyhow::Result<RunningServer> {
-    super::ops::metrics_handle();
-    let db = Db::connect(&config.database.url, config.database.max_connections)
-        .await
-        .context("database")?;
-    db.migrate().await.context("database migration")?;
-    if db.backend() == crate::store::Backend::Postgres {
-        match db.connection_encrypted().await {
-            Ok(true) => tracing::info!("database connection encrypted (TLS)"),
-            Ok(false) => tracing::warn!(
-                "database connection NOT encrypted: add sslmode=verify-full (and sslrootcert) to database.url unless PostgreSQL is on this host"
-            ),
-            Err(e) => tracing::warn!(error = %e, "could not tell whether the database connection is encrypted"),
-        }
-    }
-    let trust = load_trust(&config.smartcard).context("smartcard trust")?;
-    super::reload::announce(&trust, clock.now());
+/// Serves a ready `Provider` (see `app::start`, which builds it): the main, card and metrics
+/// listeners and the background tasks, until [`RunningServer::shutdown`].
+pub async fn serve(provider: Arc<Provider>, listeners: Listeners) -> anyhow::Result<RunningServer> {
+    let config = &provider.config;
     let main_tls = config
         .tls
         .as_ref()
         .map(|t| tls_acceptor(t, None))
         .transpose()?;
     let card_tls = match (&config.tls, listeners.card.is_some()) {
-        (Some(t), true) => Some(tls_acceptor(t, Some(&trust))?),
+        (Some(t), true) => Some(tls_acceptor(t, Some(&provider.card_trust.current()))?),
         _ => None,
     };
-    let attestation = AttestationPolicy::load(&config.webauthn, clock.now())
-        .context("webauthn attestation policy")?;
-    tracing::info!(
-        anchors = attestation.anchor_count(),
-        "WebAuthn: AAL3 needs a trusted attestation; {} trust anchors loaded",
-        attestation.anchor_count()
-    );
-    let provider = Arc::new(Provider::new(db, clock, config, trust, attestation));
-    provider.load_keys().await.context("signing keys")?;
     let app = router(AppState {
         provider: provider.clone(),
     });

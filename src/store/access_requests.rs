@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::{Db, StoreError};
 use crate::clock::UnixTime;
-use crate::domain::access_requests::AccessRequest;
+use crate::model::access_request::AccessRequest;
 
 fn request_from(r: &AnyRow) -> Result<AccessRequest, StoreError> {
     let ids: Option<String> = r.try_get("person_roleids")?;

@@ -13,27 +13,14 @@
 //! head; it has no key. Recording the head hash elsewhere (`careid audit verify` prints it) lets
 //! an operator detect even that.
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::group_commit::{Arg, WriteSet};
+pub use super::write_set::AuditEvent;
+use super::write_set::{Arg, WriteSet};
 use super::{Db, StoreError};
 use crate::clock::UnixTime;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditEvent {
-    pub at: UnixTime,
-    /// What happened, e.g. `login.smartcard`, `token.issued`, `client.registered`.
-    pub kind: String,
-    /// `success`, or the reason it failed.
-    pub outcome: String,
-    /// The user or operator responsible, when known.
-    pub actor: Option<String>,
-    pub client_id: Option<String>,
-    pub detail: Value,
-}
 
 /// The `prev_hash` of the first chained row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::{from_json, Db, StoreError};
-use crate::domain::client::{Client, ClientMetadata};
+use crate::model::client::{Client, ClientMetadata};
 
 impl Db {
     pub async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {

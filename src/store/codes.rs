@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::{from_json, Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
-use crate::domain::claims::CodeGrant;
+use crate::model::grant::CodeGrant;
 
 /// What a code's row says.
 #[derive(Debug)]

@@ -46,17 +46,9 @@ use futures::FutureExt;
 use sqlx::AnyConnection;
 use tokio::sync::oneshot;
 
-use super::audit::{self, AuditEvent};
+use super::audit;
+use super::write_set::{bind_args, Arg, AuditEvent, Sql, WriteSet, Written};
 use super::{Backend, Db, StoreError};
-
-/// A bound parameter, owned so that a set can wait in the queue.
-#[derive(Debug, Clone)]
-pub(crate) enum Arg {
-    Int(i64),
-    Text(String),
-    OptText(Option<String>),
-    OptInt(Option<i64>),
-}
 
 impl From<i64> for Arg {
     fn from(v: i64) -> Self {
@@ -73,16 +65,6 @@ impl From<&String> for Arg {
         Arg::Text(v.clone())
     }
 }
-impl From<String> for Arg {
-    fn from(v: String) -> Self {
-        Arg::Text(v)
-    }
-}
-impl From<Option<String>> for Arg {
-    fn from(v: Option<String>) -> Self {
-        Arg::OptText(v)
-    }
-}
 impl From<Option<&str>> for Arg {
     fn from(v: Option<&str>) -> Self {
         Arg::OptText(v.map(String::from))
@@ -92,37 +74,6 @@ impl From<Option<i64>> for Arg {
     fn from(v: Option<i64>) -> Self {
         Arg::OptInt(v)
     }
-}
-
-#[derive(Debug)]
-enum Sql {
-    /// Any statement.
-    Text(&'static str),
-    /// One row for `INSERT INTO {target} VALUES (...)`: the rows that sets in a batch add to the
-    /// same target are written by one multi-row statement.
-    Row { target: &'static str },
-}
-
-#[derive(Debug)]
-struct Statement {
-    sql: Sql,
-    args: Vec<Arg>,
-}
-
-/// Binds owned arguments in order.
-pub(crate) fn bind_args<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    args: &'q [Arg],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    for arg in args {
-        query = match arg {
-            Arg::Int(v) => query.bind(*v),
-            Arg::Text(v) => query.bind(v.as_str()),
-            Arg::OptText(v) => query.bind(v.as_deref()),
-            Arg::OptInt(v) => query.bind(*v),
-        };
-    }
-    query
 }
 
 /// Most rows in one multi-row INSERT (well under both databases' limits on parameters).
@@ -143,68 +94,6 @@ fn values_clause(rows: usize, width: usize) -> String {
         out.push(')');
     }
     out
-}
-
-/// What one statement of a committed set did: the rows it changed.
-#[derive(Debug, Default)]
-pub struct Written {
-    pub(crate) rows_affected: u64,
-}
-
-/// Writes that commit together: statements (run in the order added) and audit events (chained
-/// in the order added). Built with the `impl WriteSet` methods of each aggregate's module, so
-/// domain code composes a set without seeing SQL.
-#[derive(Debug, Default)]
-pub struct WriteSet {
-    /// Must change a row, or nothing of the set is written.
-    guard: Option<Statement>,
-    statements: Vec<Statement>,
-    audit: Vec<AuditEvent>,
-}
-
-impl WriteSet {
-    pub fn new() -> WriteSet {
-        WriteSet::default()
-    }
-
-    /// A set that is written only if `sql` changes at least one row when its batch runs (a set
-    /// has at most one guard, so a failed guard has changed nothing that would need undoing).
-    pub(crate) fn guarded(sql: &'static str, args: Vec<Arg>) -> WriteSet {
-        WriteSet {
-            guard: Some(Statement {
-                sql: Sql::Text(sql),
-                args,
-            }),
-            ..WriteSet::default()
-        }
-    }
-
-    /// Adds a statement; its result is at the returned index of [`Db::commit`]'s answer.
-    pub(crate) fn execute(&mut self, sql: &'static str, args: Vec<Arg>) -> usize {
-        self.statements.push(Statement {
-            sql: Sql::Text(sql),
-            args,
-        });
-        self.statements.len() - 1
-    }
-
-    /// Adds a row to insert into `target` (`table (column, ...)`, one argument per column).
-    pub(crate) fn insert(&mut self, target: &'static str, args: Vec<Arg>) -> usize {
-        self.statements.push(Statement {
-            sql: Sql::Row { target },
-            args,
-        });
-        self.statements.len() - 1
-    }
-
-    /// Adds an event to the audit trail, committed with the rest of the set.
-    pub fn audit(&mut self, event: AuditEvent) {
-        self.audit.push(event);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.guard.is_none() && self.statements.is_empty() && self.audit.is_empty()
-    }
 }
 
 type Answer = Result<Vec<Written>, StoreError>;
@@ -721,6 +610,7 @@ impl GroupCommit {
 
 #[cfg(test)]
 mod tests {
+    use super::super::write_set::Statement;
     use super::*;
 
     use sqlx::{Connection, Row};

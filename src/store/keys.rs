@@ -5,8 +5,8 @@ use sqlx::Row;
 
 use super::{from_json, Db, StoreError};
 use crate::clock::UnixTime;
-use crate::domain::client::SigningAlg;
-use crate::domain::keys::StoredKey;
+use crate::model::client::SigningAlg;
+use crate::model::keys::StoredKey;
 
 impl Db {
     /// Adds a key unless one of its algorithm already has its generation (unique index): of

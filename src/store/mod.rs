@@ -24,6 +24,7 @@ mod terms;
 mod tokens;
 mod users;
 mod webauthn;
+mod write_set;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -33,14 +34,14 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
-pub use audit::{AuditEvent, AuditVerification, ChainBreak};
+pub use audit::{AuditVerification, ChainBreak};
 pub use codes::CodeState;
-pub use group_commit::{WriteSet, Written};
 pub use jobs::Purged;
 pub use outbox::LogoutDelivery;
 pub use refresh::RefreshRecord;
 pub use tokens::AccessTokenRecord;
 pub use users::SessionEnd;
+pub use write_set::{AuditEvent, WriteSet, Written};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -7,8 +7,8 @@ use sqlx::Row;
 
 use super::{Db, StoreError};
 use crate::clock::UnixTime;
-use crate::domain::identity::Authenticator;
-use crate::domain::ra::{RaGrant, TacIssue};
+use crate::model::identity::Authenticator;
+use crate::model::ra::{RaGrant, TacIssue};
 
 fn grant_from(r: &AnyRow) -> Result<RaGrant, StoreError> {
     Ok(RaGrant {

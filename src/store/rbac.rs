@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::{from_json, Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
-use crate::domain::rbac::{Assignment, JobRole, Position, Profile};
+use crate::model::rbac::{Assignment, JobRole, Position, Profile};
 
 /// `$1, $2, …` for an IN list of `n` values.
 fn placeholders(n: usize) -> String {

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::{from_json, Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
-use crate::domain::claims::CodeGrant;
+use crate::model::grant::CodeGrant;
 
 #[derive(Debug, Clone)]
 pub struct RefreshRecord {

@@ -6,8 +6,8 @@ use sqlx::Row;
 
 use super::{from_json, Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
-use crate::domain::login::{FlowStep, PendingFlow};
-use crate::domain::session::Session;
+use crate::model::grant::{FlowStep, PendingFlow};
+use crate::model::session::Session;
 
 fn session_from(r: &AnyRow) -> Result<Session, StoreError> {
     Ok(Session {

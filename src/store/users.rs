@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::{Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
-use crate::domain::identity::{Authenticator, PersonalDetails, User, UserStatus};
+use crate::model::identity::{Authenticator, PersonalDetails, User, UserStatus};
 
 /// When a session ends: `ended_at` once it has, and its absolute expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use sqlx::Row;
 
 use super::{Db, StoreError};
 use crate::clock::UnixTime;
-use crate::domain::identity::Authenticator;
-use crate::domain::webauthn::{Ceremony, Invitation, StoredCredential};
+use crate::model::identity::Authenticator;
+use crate::model::webauthn::{Ceremony, Invitation, StoredCredential};
 
 const CREDENTIAL_COLUMNS: &str = "a.id, a.user_uuid, a.kind, a.cert_issuer, a.cert_serial, a.status, a.created_at, a.last_used_at, a.expires_at, \
      w.credential_id, w.credential, w.name, w.aaguid, w.attestation_format, w.attestation_trusted, w.transports, \

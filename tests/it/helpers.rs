@@ -14,7 +14,7 @@ use careid::config::{Config, TlsConfig};
 use careid::domain::client::{ClientRequest, NewClient};
 use careid::domain::identity::{User, UserStatus};
 use careid::domain::registry;
-use careid::http::server::{self, Listeners, RunningServer};
+use careid::http::server::{Listeners, RunningServer};
 use careid::pki::{Authority, CardSpec, Issued};
 use careid::store::Db;
 use sqlx::Connection;
@@ -246,7 +246,7 @@ impl TestEnv {
             configure(&mut config);
         }
         config.validate().unwrap();
-        let server = server::start(
+        let server = careid::app::start(
             config,
             Arc::new(clock.clone()),
             Listeners {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use careid::config::Config;
 use careid::domain::client::{NewClient, SigningAlg};
 use careid::domain::keys::{self, Activation, KeyEncryptionKey, StoredKey};
-use careid::http::server::{self, Listeners};
+use careid::http::server::Listeners;
 use careid::pki::Issued;
 use tokio::net::TcpListener;
 
@@ -242,7 +242,7 @@ async fn a_server_needs_the_encryption_key_its_keys_were_sealed_with() {
         let clock = Arc::new(env.clock.clone());
         async move {
             let main = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            match server::start(config, clock, Listeners { main, card: None }).await {
+            match careid::app::start(config, clock, Listeners { main, card: None }).await {
                 Ok(_) => panic!("started"),
                 Err(e) => format!("{e:#}"),
             }

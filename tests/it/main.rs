@@ -17,6 +17,7 @@ mod database;
 mod flow_binding;
 mod instances;
 mod keys;
+mod layering;
 mod lifecycle;
 mod login_flow;
 mod ops;

@@ -12,7 +12,15 @@ use openssl::x509::{X509StoreContext, X509};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::policy::PolicyError;
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("webauthn.aal3_attestation_roots: {path}: {reason}")]
+    Root { path: String, reason: String },
+    #[error("webauthn.aal3_aaguids: {0} is not a UUID")]
+    Aaguid(String),
+    #[error("webauthn.metadata_blob: {0}")]
+    Metadata(String),
+}
 
 /// Status reports that withdraw trust from a model (FIDO MDS3 §3.1.4 AuthenticatorStatus).
 const DISTRUSTING_STATUSES: &[&str] = &[

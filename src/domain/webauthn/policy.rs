@@ -16,6 +16,7 @@ use webauthn_rs_core::proto::{
     AttestationCaList, AttestationCaListBuilder, AttestationMetadata, Credential,
 };
 
+pub use super::metadata::PolicyError;
 use crate::config::WebauthnConfig;
 
 /// What the policy decided about a newly registered credential.
@@ -25,16 +26,6 @@ pub struct Assessment {
     pub attestation_trusted: bool,
     pub aaguid: Uuid,
     pub format: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("webauthn.aal3_attestation_roots: {path}: {reason}")]
-    Root { path: String, reason: String },
-    #[error("webauthn.aal3_aaguids: {0} is not a UUID")]
-    Aaguid(String),
-    #[error("webauthn.metadata_blob: {0}")]
-    Metadata(String),
 }
 
 /// Trust anchors and AAGUID rules, loaded once at start.

@@ -1,0 +1,56 @@
+//! Startup wiring: from a configuration to a running careid. The one module that knows every
+//! layer: it opens the store (migrating it), loads what the domain's rules need (smartcard trust,
+//! the WebAuthn attestation policy, the signing keys), builds the `Provider`, and hands it to the
+//! HTTP layer's listeners and background tasks (`http::server::serve`).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::provider::Provider;
+use crate::domain::smartcard::load_trust;
+use crate::domain::webauthn::policy::AttestationPolicy;
+use crate::http::server::{self, Listeners, RunningServer};
+use crate::store::{Backend, Db};
+
+/// Starts careid on bound listeners.
+pub async fn start(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    listeners: Listeners,
+) -> anyhow::Result<RunningServer> {
+    crate::http::ops::metrics_handle();
+    let db = open_database(&config).await?;
+    let trust = load_trust(&config.smartcard).context("smartcard trust")?;
+    crate::http::reload::announce(&trust, clock.now());
+    let attestation = AttestationPolicy::load(&config.webauthn, clock.now())
+        .context("webauthn attestation policy")?;
+    tracing::info!(
+        anchors = attestation.anchor_count(),
+        "WebAuthn: AAL3 needs a trusted attestation; {} trust anchors loaded",
+        attestation.anchor_count()
+    );
+    let provider = Arc::new(Provider::new(db, clock, config, trust, attestation));
+    provider.load_keys().await.context("signing keys")?;
+    server::serve(provider, listeners).await
+}
+
+/// Connects and migrates; says whether a PostgreSQL connection is encrypted.
+async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database.url, config.database.max_connections)
+        .await
+        .context("database")?;
+    db.migrate().await.context("database migration")?;
+    if db.backend() == Backend::Postgres {
+        match db.connection_encrypted().await {
+            Ok(true) => tracing::info!("database connection encrypted (TLS)"),
+            Ok(false) => tracing::warn!(
+                "database connection NOT encrypted: add sslmode=verify-full (and sslrootcert) to database.url unless PostgreSQL is on this host"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not tell whether the database connection is encrypted"),
+        }
+    }
+    Ok(db)
+}

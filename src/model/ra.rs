@@ -1,0 +1,30 @@
+//! Registration-authority records: RA role grants and temporary access card issues.
+
+use crate::clock::UnixTime;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaGrant {
+    pub id: String,
+    pub user_uuid: String,
+    pub org_code: String,
+    /// `advanced_ra_agent`, `id_checker` or `local_smartcard_administrator`.
+    pub role: String,
+    pub evidence: Option<String>,
+    pub granted_by: String,
+    pub granted_at: UnixTime,
+    pub ended_at: Option<UnixTime>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TacIssue {
+    pub id: String,
+    pub authenticator_id: String,
+    pub user_uuid: String,
+    pub tac_name: String,
+    pub reason: String,
+    pub issued_by: String,
+    pub issued_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub returned_at: Option<UnixTime>,
+    pub returned_to: Option<String>,
+}
