@@ -4,13 +4,16 @@
 //! assurance, smartcards, sessions, RA) → [`store`] (SQLite or PostgreSQL) → [`model`] (the
 //! records they share). [`config`] holds the one typed configuration; [`clock`] the time source
 //! every rule is given. `tests/it/layering.rs` fails when an import points the other way.
+//! [`demo`] (`serve --demo` and its PKI) sits outside the layers: only `main` and the tests use
+//! it.
 
 pub mod app;
 pub mod clock;
 pub mod config;
 pub mod demo;
+/// The demo's certificate authority, also the test PKI (`demo::pki`).
+pub use demo::pki;
 pub mod domain;
 pub mod http;
 pub mod model;
-pub mod pki;
 pub mod store;

@@ -67,7 +67,7 @@ fn code_of(text: &str) -> String {
     out
 }
 
-/// Every module path a file names: `crate::a::b`, `super::x`, and the items of
+/// Every module path a file names: `crate::a::b` (or `careid::a::b`), `super::x`, and the items of
 /// `crate::a::{b, c::D}` groups.
 fn named_paths(code: &str, module: &Module) -> Vec<Module> {
     let mut found = Vec::new();
@@ -79,6 +79,9 @@ fn named_paths(code: &str, module: &Module) -> Vec<Module> {
             i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
         let (base, skip): (Module, usize) = if at_word_start && rest.starts_with("crate::") {
             (Vec::new(), 7)
+        } else if at_word_start && rest.starts_with("careid::") {
+            // The binary (`main.rs`) names the library by its crate name.
+            (Vec::new(), 8)
         } else if at_word_start && rest.starts_with("super::") {
             let mut base = module.clone();
             let mut skip = 0;
@@ -180,6 +183,23 @@ fn every_import_points_down_the_layers() {
         wrong.is_empty(),
         "imports against the layer rule (http → domain → store → model):\n{}",
         wrong.join("\n")
+    );
+}
+
+#[test]
+fn only_the_command_line_uses_the_demo() {
+    let mut users: Vec<String> = graph()
+        .into_iter()
+        .filter(|(from, targets)| {
+            from.first().is_some_and(|l| l != "demo") && targets.iter().any(|t| t[0] == "demo")
+        })
+        .map(|(from, _)| from.join("::"))
+        .collect();
+    users.sort();
+    assert_eq!(
+        users,
+        vec!["main"],
+        "the demo's code stays out of the service's modules"
     );
 }
 

@@ -17,8 +17,10 @@ use crate::domain::client::ClientRequest;
 use crate::domain::identity::{User, UserStatus};
 use crate::domain::keys::KeyEncryptionKey;
 use crate::domain::{rbac, registry, secrets};
-use crate::pki::{Authority, CardSpec};
+pub mod pki;
+
 use crate::store::Db;
+use pki::{Authority, CardSpec};
 
 pub const DEMO_DIR: &str = "data/demo";
 pub const DEMO_USER: &str = "555123456789";
@@ -202,7 +204,13 @@ pub async fn ensure_data(db: &Db, dir: &Path, now: UnixTime) -> anyhow::Result<(
             now,
         )
         .await?;
-        rbac::import(db, include_str!("../config/rbac-sample.json"), "demo", now).await?;
+        rbac::import(
+            db,
+            include_str!("../../config/rbac-sample.json"),
+            "demo",
+            now,
+        )
+        .await?;
         for (org, position) in [
             ("RZ9", "Staff Nurse - Example Ward 7"),
             ("RZ8", "Immunisation Nurse (inter-organisation)"),

@@ -1,0 +1,97 @@
+//! The smartcard step: a presented certificate chain, checked against the trust and the bound
+//! authenticator, completes a pending sign-in.
+
+use super::*;
+
+impl Provider {
+    /// Completes a pending sign-in with the presented certificate chain.
+    pub async fn card_login(
+        &self,
+        flow_id: &str,
+        chain: Option<&[CertificateDer<'_>]>,
+        previous_secret: Option<&str>,
+        browser: Option<&str>,
+    ) -> Result<CardLoginOutcome, ServiceError> {
+        let Some(flow) = self
+            .pending_flow(flow_id, FlowStep::SignIn, browser)
+            .await?
+        else {
+            return Ok(CardLoginOutcome::FlowExpired);
+        };
+        let request = &flow.request;
+        let user_and_card = match self.check_card(chain.unwrap_or(&[])).await? {
+            Ok(v) => v,
+            Err(rejection) => {
+                metrics::counter!("careid_logins_total", "method" => "smartcard", "outcome" => rejection.code()).increment(1);
+                self.audit(
+                    "login.smartcard",
+                    rejection.code(),
+                    None,
+                    Some(&request.client_id),
+                    json!({ "reason": rejection.to_string() }),
+                )
+                .await?;
+                return Ok(CardLoginOutcome::Rejected(rejection));
+            }
+        };
+        let (user_uuid, authenticator_id) = user_and_card;
+        match self
+            .sign_in_verified(
+                &flow,
+                &flow_key(flow_id),
+                &user_uuid,
+                &authenticator_id,
+                Method::Smartcard,
+                previous_secret,
+            )
+            .await?
+        {
+            Some((next, session_secret)) => Ok(CardLoginOutcome::SignedIn {
+                next,
+                session_secret,
+            }),
+            None => Ok(CardLoginOutcome::FlowExpired),
+        }
+    }
+
+    /// Certificate → (user UUID, authenticator id), or why not.
+    async fn check_card(
+        &self,
+        chain: &[CertificateDer<'_>],
+    ) -> Result<Result<(String, String), CardRejection>, ServiceError> {
+        let card = match self.card_trust.current().verify(chain, self.now()) {
+            Ok(card) => card,
+            Err(r) => {
+                if r == CardRejection::RevocationListStale {
+                    metrics::counter!("careid_smartcard_crl_stale_refusals_total").increment(1);
+                    tracing::error!("a card sign-in was refused because a smartcard CRL is past its nextUpdate: distribute a fresh CRL");
+                }
+                return Ok(Err(r));
+            }
+        };
+        let Some((authenticator, user_status)) =
+            self.db.card_binding(&card.issuer, &card.serial).await?
+        else {
+            return Ok(Err(CardRejection::NotBound));
+        };
+        if !authenticator.is_active() {
+            return Ok(Err(CardRejection::AuthenticatorRevoked));
+        }
+        if !authenticator.is_usable(self.now()) {
+            return Ok(Err(CardRejection::TacExpired));
+        }
+        if user_status != Some(UserStatus::Active) {
+            return Ok(Err(CardRejection::UserNotActive));
+        }
+        // A temporary access card's certificate names the TAC, not the person it is issued to.
+        if authenticator.kind != "tac"
+            && card
+                .subject_uuid
+                .as_deref()
+                .is_some_and(|u| u != authenticator.user_uuid)
+        {
+            return Ok(Err(CardRejection::UuidMismatch));
+        }
+        Ok(Ok((authenticator.user_uuid, authenticator.id)))
+    }
+}
