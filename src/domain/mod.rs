@@ -1,8 +1,6 @@
 //! The rules of careid: OpenID Connect, assurance, smartcards, sessions, clients. Nothing here
 //! knows about HTTP or SQL; services take what they need from [`provider::Provider`].
 
-pub mod access_requests;
-pub mod admin;
 pub mod audit_limit;
 pub mod authorize;
 pub mod backchannel;
@@ -28,3 +26,6 @@ pub mod webauthn;
 
 // Records that moved to the model layer, still reachable by their old paths inside the domain.
 pub use crate::model::{assurance, identity, session};
+// The registration authority's rules live in `ra/`; `admin` and `access_requests` are its old names.
+pub use ra as admin;
+pub use ra::access_requests;

@@ -20,7 +20,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `src/domain/admin/mod.rs` → `[domain, admin]`; `src/main.rs` → `[main]`.
+/// `src/domain/ra/mod.rs` → `[domain, admin]`; `src/main.rs` → `[main]`.
 fn module_of(path: &Path, src: &Path) -> Module {
     let rel = path.strip_prefix(src).unwrap().with_extension("");
     let mut parts: Module = rel

@@ -13,11 +13,11 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::admin::authority as op;
-use super::admin::{AdminError, Caller, RaRole};
-use super::identity::{Authenticator, UserStatus};
-use super::provider::Provider;
+use super::authority as op;
+use super::{AdminError, Caller, RaRole};
 use crate::clock::UnixTime;
+use crate::domain::identity::{Authenticator, UserStatus};
+use crate::domain::provider::Provider;
 pub use crate::model::ra::{RaGrant, TacIssue};
 
 /// The longest a TAC may be issued for (rule 48).
@@ -250,7 +250,7 @@ impl Provider {
     pub(crate) async fn active_identity(
         &self,
         uuid: &str,
-    ) -> Result<super::identity::User, AdminError> {
+    ) -> Result<crate::domain::identity::User, AdminError> {
         let user = self
             .db
             .user(uuid)

@@ -7,9 +7,9 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::admin::authority as op;
-use super::admin::{AdminError, Caller, NewAssignment};
-use super::provider::Provider;
+use super::authority as op;
+use super::{AdminError, Caller, NewAssignment};
+use crate::domain::provider::Provider;
 pub use crate::model::access_request::AccessRequest;
 
 #[derive(Debug, Deserialize)]

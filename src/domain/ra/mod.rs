@@ -4,7 +4,9 @@
 //! permission table), and separation of duties (§2: nobody raises their own access). Each
 //! operation is audited with the caller as actor.
 
+pub mod access_requests;
 pub mod authority;
+pub mod grants_and_tacs;
 mod identities;
 
 use serde::{Deserialize, Serialize};
@@ -17,13 +19,15 @@ use crate::domain::rbac::{self, RbacError};
 use crate::domain::registry::{self, RegistryError};
 use crate::domain::secrets;
 
+pub use crate::model::ra::{RaGrant, TacIssue};
 use authority as op;
 pub use authority::{carries_ra_power, Operation, Standing, Target, OPERATIONS};
+pub use grants_and_tacs::{granted_role, NewRaGrant, NewTac, TAC_MAX_HOURS};
 pub use identities::{DetailsChange, Document, NewIdentity, Verification};
 
 /// RA roles: from the national job role of the caller's selected role (Manager, Agent), its
 /// activities (Sponsor), or an RA Manager's grant at that role's organisation (the others; see
-/// `domain/ra.rs`).
+/// `domain/ra/grants_and_tacs.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum RaRole {
     /// R5080 (and R5072, the root RA Manager).
@@ -65,7 +69,7 @@ pub enum Permission {
 
 impl Permission {
     /// The CIM permission table (`../shared/reference/nhs-processes.md` §1). Sponsors raise and
-    /// decide access requests (`domain/access_requests.rs`); assigning stays with RA staff.
+    /// decide access requests (`domain/ra/access_requests.rs`); assigning stays with RA staff.
     pub fn allowed(self, roles: &[RaRole]) -> bool {
         use RaRole::*;
         let any = |allowed: &[RaRole]| roles.iter().any(|r| allowed.contains(r));
