@@ -109,10 +109,10 @@ pub async fn bind_smartcard(
     let authenticator = Authenticator {
         id: uuid::Uuid::new_v4().to_string(),
         user_uuid: user_uuid.into(),
-        kind: AuthenticatorKind::Smartcard.as_str().into(),
+        kind: AuthenticatorKind::Smartcard,
         cert_issuer: Some(card.issuer.clone()),
         cert_serial: Some(card.serial.clone()),
-        status: AuthenticatorStatus::Active.as_str().into(),
+        status: AuthenticatorStatus::Active,
         created_at: now,
         last_used_at: None,
         expires_at: None,

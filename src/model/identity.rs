@@ -102,31 +102,80 @@ pub fn is_valid_uuid(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an authenticator is. Stored (and shown) by its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AuthenticatorKind {
+    /// A smartcard certificate, bound by issuer and serial.
     Smartcard,
+    /// A temporary access card: a card certificate that works until its `expires_at`.
+    Tac,
+    /// WebAuthn (`model/webauthn.rs::Kind`).
+    SecurityKey,
+    Passkey,
+    Platform,
 }
 
 impl AuthenticatorKind {
+    pub const ALL: [AuthenticatorKind; 5] = [
+        AuthenticatorKind::Smartcard,
+        AuthenticatorKind::Tac,
+        AuthenticatorKind::SecurityKey,
+        AuthenticatorKind::Passkey,
+        AuthenticatorKind::Platform,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             AuthenticatorKind::Smartcard => "smartcard",
+            AuthenticatorKind::Tac => "tac",
+            AuthenticatorKind::SecurityKey => "security_key",
+            AuthenticatorKind::Passkey => "passkey",
+            AuthenticatorKind::Platform => "platform",
         }
+    }
+    pub fn parse(s: &str) -> Option<AuthenticatorKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+    /// A card certificate (smartcard or TAC), as opposed to a WebAuthn credential.
+    pub fn is_card(self) -> bool {
+        matches!(self, AuthenticatorKind::Smartcard | AuthenticatorKind::Tac)
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where an authenticator stands. Only `Active` signs anyone in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AuthenticatorStatus {
     Active,
+    /// Ended by an RA (lost, stolen, damaged, left).
     Revoked,
+    /// Removed by its owner (account page).
+    Removed,
+    /// A WebAuthn credential whose counter went back (a clone).
+    Blocked,
+    /// A TAC given back.
+    Returned,
 }
 
 impl AuthenticatorStatus {
+    pub const ALL: [AuthenticatorStatus; 5] = [
+        AuthenticatorStatus::Active,
+        AuthenticatorStatus::Revoked,
+        AuthenticatorStatus::Removed,
+        AuthenticatorStatus::Blocked,
+        AuthenticatorStatus::Returned,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             AuthenticatorStatus::Active => "active",
             AuthenticatorStatus::Revoked => "revoked",
+            AuthenticatorStatus::Removed => "removed",
+            AuthenticatorStatus::Blocked => "blocked",
+            AuthenticatorStatus::Returned => "returned",
         }
+    }
+    pub fn parse(s: &str) -> Option<AuthenticatorStatus> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -135,10 +184,10 @@ impl AuthenticatorStatus {
 pub struct Authenticator {
     pub id: String,
     pub user_uuid: String,
-    pub kind: String,
+    pub kind: AuthenticatorKind,
     pub cert_issuer: Option<String>,
     pub cert_serial: Option<String>,
-    pub status: String,
+    pub status: AuthenticatorStatus,
     pub created_at: UnixTime,
     pub last_used_at: Option<UnixTime>,
     /// Temporary access cards stop working at this time.
@@ -147,7 +196,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn is_active(&self) -> bool {
-        self.status == AuthenticatorStatus::Active.as_str()
+        self.status == AuthenticatorStatus::Active
     }
 
     /// Active and, for a temporary access card, not past its expiry.
@@ -159,6 +208,20 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authenticator_kinds_and_statuses_are_stored_by_name() {
+        for k in AuthenticatorKind::ALL {
+            assert_eq!(AuthenticatorKind::parse(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for s in AuthenticatorStatus::ALL {
+            assert_eq!(AuthenticatorStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(AuthenticatorKind::parse("card"), None);
+        assert_eq!(AuthenticatorStatus::parse("lost"), None);
+    }
 
     #[test]
     fn ni_numbers_follow_hmrc_rules() {

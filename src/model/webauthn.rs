@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
-use crate::model::identity::Authenticator;
+use crate::model::identity::{Authenticator, AuthenticatorKind};
 
 /// What the user asked to register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,4 +103,14 @@ pub struct Invitation {
     pub created_by: String,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+}
+
+impl From<Kind> for AuthenticatorKind {
+    fn from(k: Kind) -> AuthenticatorKind {
+        match k {
+            Kind::SecurityKey => AuthenticatorKind::SecurityKey,
+            Kind::Passkey => AuthenticatorKind::Passkey,
+            Kind::Platform => AuthenticatorKind::Platform,
+        }
+    }
 }

@@ -5,7 +5,9 @@ use sqlx::Row;
 
 use super::{Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
-use crate::model::identity::{Authenticator, PersonalDetails, User, UserStatus};
+use crate::model::identity::{
+    Authenticator, AuthenticatorKind, AuthenticatorStatus, PersonalDetails, User, UserStatus,
+};
 
 /// When a session ends: `ended_at` once it has, and its absolute expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,14 +31,20 @@ fn user_from(r: &AnyRow) -> Result<User, StoreError> {
     })
 }
 
-fn authenticator_from(r: &AnyRow) -> Result<Authenticator, StoreError> {
+/// A column holding an enum's name; a name the code does not know is corrupt data.
+fn parsed<T>(r: &AnyRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
+    let text: String = r.try_get(column)?;
+    parse(&text).ok_or_else(|| StoreError::Corrupt(format!("authenticators.{column} = {text}")))
+}
+
+pub(super) fn authenticator_from(r: &AnyRow) -> Result<Authenticator, StoreError> {
     Ok(Authenticator {
         id: r.try_get("id")?,
         user_uuid: r.try_get("user_uuid")?,
-        kind: r.try_get("kind")?,
+        kind: parsed(r, "kind", AuthenticatorKind::parse)?,
         cert_issuer: r.try_get("cert_issuer")?,
         cert_serial: r.try_get("cert_serial")?,
-        status: r.try_get("status")?,
+        status: parsed(r, "status", AuthenticatorStatus::parse)?,
         created_at: r.try_get("created_at")?,
         last_used_at: r.try_get("last_used_at")?,
         expires_at: r.try_get("expires_at")?,
@@ -55,10 +63,10 @@ pub(super) async fn insert_authenticator_row(
     )
     .bind(&a.id)
     .bind(&a.user_uuid)
-    .bind(&a.kind)
+    .bind(a.kind.as_str())
     .bind(a.cert_issuer.clone())
     .bind(a.cert_serial.clone())
-    .bind(&a.status)
+    .bind(a.status.as_str())
     .bind(a.created_at)
     .bind(a.last_used_at)
     .bind(a.expires_at)
@@ -202,10 +210,10 @@ impl Db {
     pub async fn set_authenticator_status(
         &self,
         id: &str,
-        status: &str,
+        status: AuthenticatorStatus,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE authenticators SET status = $1 WHERE id = $2")
-            .bind(status)
+            .bind(status.as_str())
             .bind(id)
             .execute(self.writer())
             .await?;

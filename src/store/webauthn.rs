@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::{Db, StoreError};
 use crate::clock::UnixTime;
-use crate::model::identity::Authenticator;
+
 use crate::model::webauthn::{Ceremony, Invitation, StoredCredential};
 
 const CREDENTIAL_COLUMNS: &str = "a.id, a.user_uuid, a.kind, a.cert_issuer, a.cert_serial, a.status, a.created_at, a.last_used_at, a.expires_at, \
@@ -16,17 +16,7 @@ const CREDENTIAL_COLUMNS: &str = "a.id, a.user_uuid, a.kind, a.cert_issuer, a.ce
 fn credential_from(r: &AnyRow) -> Result<StoredCredential, StoreError> {
     let transports: String = r.try_get("transports")?;
     Ok(StoredCredential {
-        authenticator: Authenticator {
-            id: r.try_get("id")?,
-            user_uuid: r.try_get("user_uuid")?,
-            kind: r.try_get("kind")?,
-            cert_issuer: r.try_get("cert_issuer")?,
-            cert_serial: r.try_get("cert_serial")?,
-            status: r.try_get("status")?,
-            created_at: r.try_get("created_at")?,
-            last_used_at: r.try_get("last_used_at")?,
-            expires_at: r.try_get("expires_at")?,
-        },
+        authenticator: super::users::authenticator_from(r)?,
         credential_id: r.try_get("credential_id")?,
         credential: r.try_get("credential")?,
         name: r.try_get("name")?,

@@ -177,7 +177,7 @@ async fn register(page: &Page<'_>, env: &TestEnv, url: &str, case: &Case, authen
     let stored = env.db.webauthn_credentials_of(case.uuid).await.unwrap();
     assert_eq!(stored.len(), 1, "one credential for {}", case.uuid);
     let s = &stored[0];
-    assert_eq!(s.authenticator.kind, case.kind);
+    assert_eq!(s.authenticator.kind.as_str(), case.kind);
     assert_eq!(s.name, case.name);
     assert_eq!(s.aal, 2);
     assert!(!s.attestation_trusted);

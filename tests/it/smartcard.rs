@@ -4,6 +4,8 @@
 use careid::domain::identity::{Authenticator, UserStatus};
 use careid::pki::CardSpec;
 
+use careid::model::identity::{AuthenticatorKind, AuthenticatorStatus};
+
 use crate::helpers::*;
 
 /// Starts a sign-in and presents `card`; returns the status and page.
@@ -152,7 +154,7 @@ async fn suspended_users_revoked_and_unbound_cards_are_refused() {
         .unwrap()
         .unwrap();
     env.db
-        .set_authenticator_status(&binding.id, "revoked")
+        .set_authenticator_status(&binding.id, AuthenticatorStatus::Revoked)
         .await
         .unwrap();
     let (status, _) = present(&env, Some(&revoked)).await;
@@ -183,10 +185,10 @@ async fn a_card_naming_another_identity_is_refused() {
         .insert_authenticator(&Authenticator {
             id: "mismatch".into(),
             user_uuid: "600000000007".into(),
-            kind: "smartcard".into(),
+            kind: AuthenticatorKind::Smartcard,
             cert_issuer: Some(x509_issuer(&card.der)),
             cert_serial: Some(x509_serial(&card.der)),
-            status: "active".into(),
+            status: AuthenticatorStatus::Active,
             created_at: env.now(),
             last_used_at: None,
             expires_at: None,

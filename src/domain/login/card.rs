@@ -2,6 +2,7 @@
 //! authenticator, completes a pending sign-in.
 
 use super::*;
+use crate::model::identity::AuthenticatorKind;
 
 impl Provider {
     /// Completes a pending sign-in with the presented certificate chain.
@@ -84,7 +85,7 @@ impl Provider {
             return Ok(Err(CardRejection::UserNotActive));
         }
         // A temporary access card's certificate names the TAC, not the person it is issued to.
-        if authenticator.kind != "tac"
+        if authenticator.kind != AuthenticatorKind::Tac
             && card
                 .subject_uuid
                 .as_deref()

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::authority as op;
 use super::{AdminError, Caller, RaRole};
 use crate::clock::UnixTime;
-use crate::domain::identity::{Authenticator, UserStatus};
+use crate::domain::identity::{Authenticator, AuthenticatorKind, AuthenticatorStatus, UserStatus};
 use crate::domain::provider::Provider;
 pub use crate::model::ra::{RaGrant, TacIssue};
 
@@ -162,10 +162,10 @@ impl Provider {
         let authenticator = Authenticator {
             id: uuid::Uuid::new_v4().to_string(),
             user_uuid: uuid.into(),
-            kind: "tac".into(),
+            kind: AuthenticatorKind::Tac,
             cert_issuer: Some(card.issuer),
             cert_serial: Some(card.serial),
-            status: "active".into(),
+            status: AuthenticatorStatus::Active,
             created_at: now,
             last_used_at: None,
             expires_at: Some(expires_at),
@@ -233,12 +233,15 @@ impl Provider {
     async fn no_working_card(&self, uuid: &str, now: UnixTime) -> Result<(), AdminError> {
         let working = self.db.authenticators_of(uuid).await?;
         let working: Vec<_> = working.iter().filter(|a| a.is_usable(now)).collect();
-        if working.iter().any(|a| a.kind == "smartcard") {
+        if working
+            .iter()
+            .any(|a| a.kind == AuthenticatorKind::Smartcard)
+        {
             return Err(AdminError::Conflict(
                 "the person holds an active smartcard: revoke it (lost, stolen or damaged) before issuing a TAC".into(),
             ));
         }
-        if working.iter().any(|a| a.kind == "tac") {
+        if working.iter().any(|a| a.kind == AuthenticatorKind::Tac) {
             return Err(AdminError::Conflict(
                 "the person already holds an active TAC: record its return first".into(),
             ));

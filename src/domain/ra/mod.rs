@@ -19,6 +19,7 @@ use crate::domain::rbac::{self, RbacError};
 use crate::domain::registry::{self, RegistryError};
 use crate::domain::secrets;
 
+use crate::model::identity::{AuthenticatorKind, AuthenticatorStatus};
 pub use crate::model::ra::{RaGrant, TacIssue};
 use authority as op;
 pub use authority::{carries_ra_power, Operation, Standing, Target, OPERATIONS};
@@ -350,7 +351,7 @@ impl Provider {
             )));
         };
         self.db
-            .set_authenticator_status(authenticator_id, "revoked")
+            .set_authenticator_status(authenticator_id, AuthenticatorStatus::Revoked)
             .await?;
         for sid in self
             .db
@@ -361,7 +362,7 @@ impl Provider {
         }
         self.admin_audit(
             caller,
-            if found.kind == "smartcard" {
+            if found.kind == AuthenticatorKind::Smartcard {
                 "admin.smartcard_revoked"
             } else {
                 "admin.authenticator_revoked"

@@ -17,6 +17,7 @@ use crate::domain::identity::{Authenticator, UserStatus};
 use crate::domain::login::{flow_key, FlowStep, Next};
 use crate::domain::provider::{Provider, ServiceError};
 use crate::domain::secrets;
+use crate::model::identity::AuthenticatorStatus;
 
 /// Who is registering an authenticator.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +51,6 @@ type Checked<T> = Result<Result<T, PasskeyRejection>, ServiceError>;
 
 const REGISTER: &str = "register";
 const AUTHENTICATE: &str = "authenticate";
-const BLOCKED: &str = "blocked";
 
 /// The credential id as stored: base64url without padding.
 pub fn credential_id_text(bytes: &[u8]) -> String {
@@ -237,10 +237,10 @@ impl Provider {
             authenticator: Authenticator {
                 id: uuid::Uuid::new_v4().to_string(),
                 user_uuid: user_uuid.to_string(),
-                kind: kind.as_str().to_string(),
+                kind: kind.into(),
                 cert_issuer: None,
                 cert_serial: None,
-                status: "active".into(),
+                status: AuthenticatorStatus::Active,
                 created_at: self.now(),
                 last_used_at: None,
                 expires_at: None,
@@ -451,9 +451,9 @@ impl Provider {
             }
             (None, Some(_)) => {}
         }
-        match stored.authenticator.status.as_str() {
-            "active" => {}
-            BLOCKED => return fail(PasskeyRejection::CounterRegression),
+        match stored.authenticator.status {
+            AuthenticatorStatus::Active => {}
+            AuthenticatorStatus::Blocked => return fail(PasskeyRejection::CounterRegression),
             _ => return fail(PasskeyRejection::Revoked),
         }
         if self
@@ -505,7 +505,9 @@ impl Provider {
     /// A cloned authenticator: the credential is blocked and the sessions it opened end.
     async fn block_credential(&self, stored: &StoredCredential) -> Result<(), ServiceError> {
         let id = &stored.authenticator.id;
-        self.db.set_authenticator_status(id, BLOCKED).await?;
+        self.db
+            .set_authenticator_status(id, AuthenticatorStatus::Blocked)
+            .await?;
         for sid in self.db.open_sessions_of_authenticator(id).await? {
             self.end_session(&sid, "authenticator_blocked").await?;
         }

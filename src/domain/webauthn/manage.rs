@@ -11,6 +11,7 @@ use crate::domain::identity::{Authenticator, User};
 use crate::domain::provider::{Provider, ServiceError};
 use crate::domain::secrets;
 use crate::domain::session::Session;
+use crate::model::identity::{AuthenticatorKind, AuthenticatorStatus};
 
 /// Why a change to one's own authenticators was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,7 +120,7 @@ impl Provider {
             .authenticators_of(uuid)
             .await?
             .iter()
-            .filter(|a| a.kind == "smartcard" || a.kind == "tac")
+            .filter(|a| a.kind.is_card())
             .map(|a| json!({ "id": a.id, "kind": a.kind, "status": a.status, "issuer": a.cert_issuer, "serial": a.cert_serial, "aal": 3, "created_at": a.created_at, "last_used_at": a.last_used_at, "expires_at": a.expires_at }))
             .collect();
         list.extend(credentials.iter().map(StoredCredential::describe));
@@ -142,7 +143,7 @@ impl Provider {
             .authenticators_of(&user.uuid)
             .await?
             .into_iter()
-            .filter(|a| a.kind == "smartcard")
+            .filter(|a| a.kind == AuthenticatorKind::Smartcard)
             .collect();
         let credentials = self.db.webauthn_credentials_of(&user.uuid).await?;
         Ok(Some(Account {
@@ -206,7 +207,9 @@ impl Provider {
         if working <= 1 {
             return Ok(Err(AccountRefusal::LastAuthenticator));
         }
-        self.db.set_authenticator_status(id, "removed").await?;
+        self.db
+            .set_authenticator_status(id, AuthenticatorStatus::Removed)
+            .await?;
         self.audit(
             "webauthn.removed",
             "success",

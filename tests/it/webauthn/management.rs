@@ -2,6 +2,7 @@
 //! sign-in, the account page, rename and remove (never the last working authenticator).
 
 use super::*;
+use careid::model::identity::{AuthenticatorKind, AuthenticatorStatus};
 
 #[tokio::test]
 async fn self_service_registration_needs_a_recent_aal3_sign_in() {
@@ -133,11 +134,11 @@ async fn users_rename_and_remove_their_own_authenticators_but_never_the_last() {
         .await
         .unwrap()
         .into_iter()
-        .find(|a| a.kind == "smartcard")
+        .find(|a| a.kind == AuthenticatorKind::Smartcard)
         .unwrap()
         .id;
     env.db
-        .set_authenticator_status(&card_id, "revoked")
+        .set_authenticator_status(&card_id, AuthenticatorStatus::Revoked)
         .await
         .unwrap();
     let r = post("remove", vec![("csrf_token", csrf.clone())])
@@ -150,7 +151,7 @@ async fn users_rename_and_remove_their_own_authenticators_but_never_the_last() {
         .unwrap()
         .contains("last working authenticator"));
     env.db
-        .set_authenticator_status(&card_id, "active")
+        .set_authenticator_status(&card_id, AuthenticatorStatus::Active)
         .await
         .unwrap();
     assert_eq!(
@@ -167,6 +168,6 @@ async fn users_rename_and_remove_their_own_authenticators_but_never_the_last() {
             .unwrap()[0]
             .authenticator
             .status,
-        "removed"
+        AuthenticatorStatus::Removed
     );
 }
