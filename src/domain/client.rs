@@ -25,21 +25,11 @@ pub const SCOPES: [&str; 11] = [
     "offline_access",
 ];
 
-/// Scopes about a user: never granted to a client acting for itself (client credentials).
-pub const USER_SCOPES: [&str; 12] = [
-    "openid",
-    "profile",
-    "email",
-    "nhsperson",
-    "associatedorgs",
-    "nationalrbacaccess",
-    "professionalmemberships",
-    "organisationalmemberships",
-    "selectedrole",
-    "changedrole",
-    "offline_access",
-    ADMIN_SCOPE,
-];
+/// Scopes about a user (CIS2's and the admin scope): never granted to a client acting for
+/// itself (client credentials).
+pub fn is_user_scope(scope: &str) -> bool {
+    SCOPES.contains(&scope) || scope == ADMIN_SCOPE
+}
 
 /// A client's own API scope (RFC 6749 scope-token, kept simple): lower-case letters, digits
 /// and `. _ : / -`, starting with a letter.
@@ -217,7 +207,7 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
         scopes.push(ADMIN_SCOPE.into());
     }
     for s in &scopes {
-        if !USER_SCOPES.contains(&s.as_str()) && !is_api_scope(s) {
+        if !is_user_scope(s) && !is_api_scope(s) {
             return Err(meta_err(&format!(
                 "{s} is neither a careid scope nor a valid API scope name"
             )));

@@ -9,7 +9,7 @@
 use serde_json::json;
 
 use super::claims::CodeGrant;
-use super::client::{Client, SigningAlg, USER_SCOPES};
+use super::client::{is_user_scope, Client, SigningAlg};
 use super::identity::UserStatus;
 use super::provider::{Provider, ServiceError};
 use super::secrets;
@@ -190,7 +190,7 @@ impl Provider {
         let own: Vec<&str> = m
             .scope
             .split(' ')
-            .filter(|s| !s.is_empty() && !USER_SCOPES.contains(s))
+            .filter(|s| !s.is_empty() && !is_user_scope(s))
             .collect();
         let scopes: Vec<&str> = match scope {
             None => own.clone(),
