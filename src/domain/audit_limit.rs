@@ -18,11 +18,16 @@ tokio::task_local! {
 }
 
 /// Event kinds an unauthenticated caller can cause at will.
-const CAPPED_KINDS: &[&str] = &["login.smartcard", "login.webauthn", "client.authentication"];
+const CAPPED_KINDS: &[&str] = &[
+    crate::model::audit::AuditKind::LoginSmartcard.as_str(),
+    crate::model::audit::AuditKind::LoginWebauthn.as_str(),
+    crate::model::audit::AuditKind::ClientAuthentication.as_str(),
+];
 /// Beyond this many keys, new sources are counted together under `*`.
 const MAX_KEYS: usize = 10_000;
 pub const WINDOW_SECS: i64 = 60;
-pub const SUPPRESSED_KIND: &str = "audit.failures_suppressed";
+pub const SUPPRESSED_KIND: crate::model::audit::AuditKind =
+    crate::model::audit::AuditKind::AuditFailuresSuppressed;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {

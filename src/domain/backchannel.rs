@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use super::client::SigningAlg;
 use super::provider::{Provider, ServiceError};
 use crate::clock::UnixTime;
+use crate::model::audit::AuditKind;
 use crate::store::{LogoutDelivery, Purged};
 
 pub const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -190,7 +191,7 @@ impl Provider {
                 metrics::counter!("careid_backchannel_logouts_total", "outcome" => "delivered")
                     .increment(1);
                 self.audit(
-                    "logout.backchannel",
+                    AuditKind::LogoutBackchannel,
                     "delivered",
                     Some(&d.user_uuid),
                     Some(&d.client_id),
@@ -212,7 +213,7 @@ impl Provider {
                 metrics::counter!("careid_backchannel_logouts_total", "outcome" => "failed")
                     .increment(1);
                 self.audit(
-                    "logout.backchannel",
+                    AuditKind::LogoutBackchannel,
                     "failed",
                     Some(&d.user_uuid),
                     Some(&d.client_id),

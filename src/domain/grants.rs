@@ -16,6 +16,7 @@ use super::secrets;
 use super::token::Family;
 use super::token::{Claim, TokenError, TokenResponse};
 use crate::clock::UnixTime;
+use crate::model::audit::AuditKind;
 use crate::store::{AccessTokenRecord, RefreshRecord, WriteSet};
 
 impl Provider {
@@ -163,7 +164,7 @@ impl Provider {
     ) -> Result<TokenResponse, TokenError> {
         self.revoke_family(family_id).await?;
         self.audit(
-            "token.refresh_reuse",
+            AuditKind::TokenRefreshReuse,
             "refused",
             Some(user_uuid),
             Some(&client.metadata.client_id),
@@ -237,7 +238,7 @@ impl Provider {
             family_id: None,
         });
         writes.audit(self.audit_event(
-            "token.issued",
+            AuditKind::TokenIssued,
             "success",
             None,
             Some(&m.client_id),

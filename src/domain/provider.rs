@@ -19,6 +19,7 @@ use super::webauthn::policy::AttestationPolicy;
 use super::webauthn::relying_party::RelyingParty;
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
+use crate::model::audit::AuditKind;
 use crate::store::{AuditEvent, Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -270,7 +271,7 @@ impl Provider {
     ) -> Result<(), ServiceError> {
         let kids: Vec<&str> = added.iter().map(|k| k.kid.as_str()).collect();
         self.audit(
-            "keys.rotated",
+            AuditKind::KeysRotated,
             "success",
             None,
             None,
@@ -354,13 +355,13 @@ impl Provider {
     /// [`super::audit_limit`]).
     pub async fn audit(
         &self,
-        kind: &str,
+        kind: AuditKind,
         outcome: &str,
         actor: Option<&str>,
         client_id: Option<&str>,
         detail: Value,
     ) -> Result<(), ServiceError> {
-        if !self.failure_audit.admit(kind, outcome, self.now()) {
+        if !self.failure_audit.admit(kind.as_str(), outcome, self.now()) {
             return Ok(());
         }
         let event = self.audit_event(kind, outcome, actor, client_id, detail);
@@ -371,7 +372,7 @@ impl Provider {
     /// An audit event happening now, to commit with other writes in a [`crate::store::WriteSet`].
     pub fn audit_event(
         &self,
-        kind: &str,
+        kind: AuditKind,
         outcome: &str,
         actor: Option<&str>,
         client_id: Option<&str>,
@@ -379,7 +380,7 @@ impl Provider {
     ) -> AuditEvent {
         AuditEvent {
             at: self.now(),
-            kind: kind.into(),
+            kind: kind.as_str().into(),
             outcome: outcome.into(),
             actor: actor.map(String::from),
             client_id: client_id.map(String::from),

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::secrets;
 use crate::clock::UnixTime;
+use crate::model::audit::AuditKind;
 pub use crate::model::rbac::{Assignment, JobRole, Position, Profile, RoleClaim};
 use crate::store::{AuditEvent, Db, StoreError};
 
@@ -139,7 +140,7 @@ pub async fn import(
     let detail = json!({ "organisations": summary.organisations, "roles": summary.roles, "activities": summary.activities, "workgroups": summary.workgroups, "positions": summary.positions });
     db.append_audit(&AuditEvent {
         at: now,
-        kind: "rbac.imported".into(),
+        kind: AuditKind::RbacImported.as_str().into(),
         outcome: "success".into(),
         actor: Some(actor.into()),
         client_id: None,
@@ -186,7 +187,7 @@ pub async fn assign_position(
     let detail = json!({ "uuid": user_uuid, "position": position.name, "org_code": position.org_code, "person_roleids": ids, "starts_at": starts_at, "ends_at": ends_at });
     db.append_audit(&AuditEvent {
         at: now,
-        kind: "assignment.created".into(),
+        kind: AuditKind::AssignmentCreated.as_str().into(),
         outcome: "success".into(),
         actor: Some(actor.into()),
         client_id: None,

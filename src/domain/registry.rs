@@ -7,6 +7,7 @@ use super::client::{self, ClientRequest, NewClient, RegistrationError};
 use super::identity::{Authenticator, AuthenticatorKind, AuthenticatorStatus, User};
 use super::smartcard::{self, CardRejection};
 use crate::clock::UnixTime;
+use crate::model::audit::AuditKind;
 use crate::store::{AuditEvent, Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,14 +25,14 @@ pub enum RegistryError {
 async fn audit(
     db: &Db,
     now: UnixTime,
-    kind: &str,
+    kind: AuditKind,
     actor: &str,
     client_id: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<(), StoreError> {
     db.append_audit(&AuditEvent {
         at: now,
-        kind: kind.into(),
+        kind: kind.as_str().into(),
         outcome: "success".into(),
         actor: Some(actor.into()),
         client_id: client_id.map(String::from),
@@ -50,7 +51,7 @@ pub async fn register_client(
     let new = client::register(request, now)?;
     db.insert_client(&new.client).await?;
     let m = &new.client.metadata;
-    audit(db, now, "client.registered", actor, Some(&m.client_id), json!({ "client_name": m.client_name, "redirect_uris": m.redirect_uris, "auth_method": m.token_endpoint_auth_method })).await?;
+    audit(db, now, AuditKind::ClientRegistered, actor, Some(&m.client_id), json!({ "client_name": m.client_name, "redirect_uris": m.redirect_uris, "auth_method": m.token_endpoint_auth_method })).await?;
     Ok(new)
 }
 
@@ -66,7 +67,7 @@ pub async fn disable_client(
     audit(
         db,
         now,
-        "client.disabled",
+        AuditKind::ClientDisabled,
         actor,
         Some(client_id),
         json!({}),
@@ -85,7 +86,7 @@ pub async fn create_user(
     audit(
         db,
         now,
-        "identity.created",
+        AuditKind::IdentityCreated,
         actor,
         None,
         json!({ "uuid": user.uuid }),
@@ -118,6 +119,6 @@ pub async fn bind_smartcard(
         expires_at: None,
     };
     db.insert_authenticator(&authenticator).await?;
-    audit(db, now, "authenticator.bound", actor, None, json!({ "uuid": user_uuid, "kind": "smartcard", "issuer": card.issuer, "serial": card.serial })).await?;
+    audit(db, now, AuditKind::AuthenticatorBound, actor, None, json!({ "uuid": user_uuid, "kind": "smartcard", "issuer": card.issuer, "serial": card.serial })).await?;
     Ok(authenticator)
 }

@@ -11,6 +11,7 @@ use super::provider::{Provider, ServiceError};
 use super::rbac;
 use super::secrets;
 use super::token::{BearerError, TokenError};
+use crate::model::audit::AuditKind;
 
 impl Provider {
     /// Userinfo: the claims of the token's scopes, for a valid, unrevoked access token.
@@ -183,7 +184,7 @@ impl Provider {
             if r.client_id == client_id {
                 self.revoke_family(&r.family_id).await?;
                 self.audit(
-                    "token.revoked",
+                    AuditKind::TokenRevoked,
                     "success",
                     Some(&r.user_uuid),
                     Some(client_id),
@@ -202,7 +203,7 @@ impl Provider {
                 if record.client_id == client_id {
                     self.db.revoke_access_token(jti, self.now()).await?;
                     self.audit(
-                        "token.revoked",
+                        AuditKind::TokenRevoked,
                         "success",
                         record.user_uuid.as_deref(),
                         Some(client_id),

@@ -12,6 +12,7 @@ use super::identity::{User, UserStatus};
 use super::provider::{Provider, ServiceError};
 use super::secrets;
 use crate::clock::UnixTime;
+use crate::model::audit::AuditKind;
 use crate::store::{AccessTokenRecord, CodeState, WriteSet};
 
 /// A refresh-token family: where the next token in it belongs.
@@ -127,7 +128,7 @@ impl Provider {
         };
         if let Err(e) = outcome {
             self.audit(
-                "client.authentication",
+                AuditKind::ClientAuthentication,
                 "failure",
                 None,
                 Some(&client.metadata.client_id),
@@ -292,7 +293,7 @@ impl Provider {
     ) -> Result<TokenResponse, TokenError> {
         let revoked = self.db.revoke_tokens_of_code(code_hash, self.now()).await?;
         self.audit(
-            "token.code_reuse",
+            AuditKind::TokenCodeReuse,
             "refused",
             None,
             Some(&client.metadata.client_id),
@@ -320,7 +321,7 @@ impl Provider {
         }
         if grant.client_id != client.metadata.client_id {
             self.audit(
-                "token.code_other_client",
+                AuditKind::TokenCodeOtherClient,
                 "refused",
                 Some(&grant.user_uuid),
                 Some(&client.metadata.client_id),
@@ -431,7 +432,7 @@ impl Provider {
             Some(f) => Some(self.store_refresh_token(client, grant, &f, &mut writes)?),
             None => None,
         };
-        writes.audit(self.audit_event("token.issued", "success", Some(&grant.user_uuid), Some(&grant.client_id), json!({ "grant_type": grant_type, "jti": jti, "sid": grant.sid, "refresh": refresh_token.is_some() })));
+        writes.audit(self.audit_event(AuditKind::TokenIssued, "success", Some(&grant.user_uuid), Some(&grant.client_id), json!({ "grant_type": grant_type, "jti": jti, "sid": grant.sid, "refresh": refresh_token.is_some() })));
         let written = self.db.commit_guarded(writes).await?;
         // The guard changed nothing: between the read and this commit the code or refresh
         // token was used by a concurrent request (this presentation is the replay), or it was

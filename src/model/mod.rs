@@ -6,6 +6,7 @@
 
 pub mod access_request;
 pub mod assurance;
+pub mod audit;
 pub mod client;
 pub mod grant;
 pub mod identity;

@@ -2,6 +2,7 @@
 //! authenticator, completes a pending sign-in.
 
 use super::*;
+use crate::model::audit::AuditKind;
 use crate::model::identity::AuthenticatorKind;
 
 impl Provider {
@@ -25,7 +26,7 @@ impl Provider {
             Err(rejection) => {
                 metrics::counter!("careid_logins_total", "method" => "smartcard", "outcome" => rejection.code()).increment(1);
                 self.audit(
-                    "login.smartcard",
+                    AuditKind::LoginSmartcard,
                     rejection.code(),
                     None,
                     Some(&request.client_id),

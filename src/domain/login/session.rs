@@ -2,6 +2,7 @@
 //! flow taken once, and the one path that ends sessions.
 
 use super::*;
+use crate::model::audit::AuditKind;
 
 /// What [`Provider::open_session`] prepared.
 struct OpenedSession {
@@ -44,12 +45,12 @@ impl Provider {
                 &mut writes,
             )
             .await?;
-        let label = match method.kind() {
-            MethodKind::Smartcard => "smartcard",
-            MethodKind::Fido2 => "webauthn",
+        let (label, kind) = match method.kind() {
+            MethodKind::Smartcard => ("smartcard", AuditKind::LoginSmartcard),
+            MethodKind::Fido2 => ("webauthn", AuditKind::LoginWebauthn),
         };
         writes.audit(self.audit_event(
-            &format!("login.{label}"),
+            kind,
             "success",
             Some(user_uuid),
             Some(&request.client_id),
@@ -163,7 +164,7 @@ impl Provider {
             .queue_backchannel_logouts(sid, &session.user_uuid)
             .await?;
         self.audit(
-            "session.ended",
+            AuditKind::SessionEnded,
             reason,
             Some(&session.user_uuid),
             None,

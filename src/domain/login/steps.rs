@@ -2,6 +2,7 @@
 //! re-checking the flow it continues.
 
 use super::*;
+use crate::model::audit::AuditKind;
 
 impl Provider {
     /// After authentication: role selection when the client asked for it (CIS2 §8), then the code.
@@ -41,7 +42,7 @@ impl Provider {
         let roles = rbac::current_roles(&self.db, &session.user_uuid, self.now()).await?;
         if roles.is_empty() {
             writes.audit(self.audit_event(
-                "login.role",
+                AuditKind::LoginRole,
                 "no_current_role",
                 Some(&session.user_uuid),
                 Some(&request.client_id),
@@ -135,7 +136,7 @@ impl Provider {
         let mut writes = WriteSet::taking_login_flow(&flow_key(flow_id));
         writes.set_selected_role(&session.sid, person_roleid);
         writes.audit(self.audit_event(
-            "login.role",
+            AuditKind::LoginRole,
             "selected",
             Some(&session.user_uuid),
             Some(&request.client_id),
@@ -181,7 +182,7 @@ impl Provider {
         let version = self.config.terms.version.clone();
         if !accept {
             self.audit(
-                "terms.declined",
+                AuditKind::TermsDeclined,
                 "declined",
                 Some(&session.user_uuid),
                 Some(&request.client_id),
@@ -202,7 +203,7 @@ impl Provider {
             .record_terms_acceptance(&session.user_uuid, &version, now)
             .await?;
         self.audit(
-            "terms.accepted",
+            AuditKind::TermsAccepted,
             "success",
             Some(&session.user_uuid),
             Some(&request.client_id),

@@ -11,6 +11,7 @@ use super::authority as op;
 use super::{AdminError, Caller, NewAssignment};
 use crate::domain::provider::Provider;
 pub use crate::model::access_request::AccessRequest;
+use crate::model::audit::AuditKind;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,7 +76,7 @@ impl Provider {
         self.db.insert_access_request(&request).await?;
         self.admin_audit(
             caller,
-            "admin.access_requested",
+            AuditKind::AdminAccessRequested,
             json!({ "request": request.id, "uuid": request.user_uuid, "position_id": request.position_id }),
         )
         .await?;
@@ -133,7 +134,11 @@ impl Provider {
         }
         self.admin_audit(
             caller,
-            &format!("admin.access_{status}"),
+            if approve {
+                AuditKind::AdminAccessApproved
+            } else {
+                AuditKind::AdminAccessRejected
+            },
             json!({ "request": id, "uuid": request.user_uuid, "position_id": request.position_id }),
         )
         .await?;
@@ -187,7 +192,7 @@ impl Provider {
                 self.db.finish_access_request(id, Some(&ids)).await?;
                 self.admin_audit(
                     caller,
-                    "admin.access_fulfilled",
+                    AuditKind::AdminAccessFulfilled,
                     json!({ "request": id, "uuid": request.user_uuid, "person_roleids": ids }),
                 )
                 .await?;

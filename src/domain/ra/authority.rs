@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use super::{AdminError, Caller, Permission, RaRole, RA_JOB_ROLES};
 use crate::domain::provider::Provider;
 use crate::domain::rbac::{Position, Profile};
+use crate::model::audit::AuditKind;
 
 /// The activity that makes its holder a sponsor ("Approve RA Requests").
 pub const SPONSOR_ACTIVITY: &str = "B1300";
@@ -75,17 +76,17 @@ pub struct Operation {
     pub permission: Permission,
     pub target: Target,
     /// Audit event kinds written on success (empty: a read).
-    pub audit: &'static [&'static str],
+    pub audit: &'static [AuditKind],
 }
 
 macro_rules! operations {
-    ($($id:ident = $name:literal, $route:literal, $perm:ident, $target:ident, [$($audit:literal),*];)*) => {
+    ($($id:ident = $name:literal, $route:literal, $perm:ident, $target:ident, [$($audit:ident),*];)*) => {
         $(pub const $id: Operation = Operation {
             name: $name,
             route: $route,
             permission: Permission::$perm,
             target: Target::$target,
-            audit: &[$($audit),*],
+            audit: &[$(AuditKind::$audit),*],
         };)*
         /// Every admin operation, in the order of the permission table.
         pub const OPERATIONS: &[Operation] = &[$($id),*];
@@ -95,25 +96,25 @@ macro_rules! operations {
 operations! {
     SEARCH = "find identities", "GET /identities?q=", SearchIdentities, National, [];
     SHOW = "view an identity", "GET /identities/{uuid}", SearchIdentities, Affiliated, [];
-    CREATE_IDENTITY = "register an identity", "POST /identities", CreateIdentity, OwnOrganisation, ["admin.identity_created"];
-    UPDATE_DETAILS = "change personal details", "PATCH /identities/{uuid}", CreateIdentity, Person, ["admin.identity_updated"];
-    VERIFY = "record an identity check", "POST /identities/{uuid}/verify", VerifyIdentity, Person, ["admin.identity_verified"];
-    SET_STATUS = "suspend, reinstate or close", "POST /identities/{uuid}/{suspend,reinstate,close}", ChangeStatus, Person, ["admin.identity_status"];
-    BIND_SMARTCARD = "bind a smartcard", "POST /identities/{uuid}/smartcards", ManageSmartcards, Person, ["admin.smartcard_bound"];
+    CREATE_IDENTITY = "register an identity", "POST /identities", CreateIdentity, OwnOrganisation, [AdminIdentityCreated];
+    UPDATE_DETAILS = "change personal details", "PATCH /identities/{uuid}", CreateIdentity, Person, [AdminIdentityUpdated];
+    VERIFY = "record an identity check", "POST /identities/{uuid}/verify", VerifyIdentity, Person, [AdminIdentityVerified];
+    SET_STATUS = "suspend, reinstate or close", "POST /identities/{uuid}/{suspend,reinstate,close}", ChangeStatus, Person, [AdminIdentityStatus];
+    BIND_SMARTCARD = "bind a smartcard", "POST /identities/{uuid}/smartcards", ManageSmartcards, Person, [AdminSmartcardBound];
     LIST_AUTHENTICATORS = "list authenticators", "GET /identities/{uuid}/authenticators", SearchIdentities, Affiliated, [];
-    REVOKE_AUTHENTICATOR = "revoke an authenticator", "POST /identities/{uuid}/authenticators/{id}/revoke", ManageAuthenticators, Person, ["admin.smartcard_revoked", "admin.authenticator_revoked"];
-    INVITE = "invite a security key or passkey", "POST /identities/{uuid}/authenticator-invitations", ManageAuthenticators, Person, ["admin.authenticator_invited"];
-    ISSUE_TAC = "issue a temporary access card", "POST /identities/{uuid}/tacs", IssueTac, Person, ["admin.tac_issued"];
-    RETURN_TAC = "record a TAC's return", "POST /tacs/{id}/return", IssueTac, Affiliated, ["admin.tac_returned"];
-    GRANT_RA_ROLE = "grant an RA role", "POST /identities/{uuid}/ra-roles", AssignRaRoles, Person, ["admin.ra_role_granted"];
-    END_RA_ROLE = "end an RA role", "POST /ra-roles/{id}/end", AssignRaRoles, Person, ["admin.ra_role_ended"];
-    ASSIGN = "assign a position", "POST /identities/{uuid}/assignments", AssignPositions, Position, ["admin.assignment_created"];
-    END_ASSIGNMENT = "end an assignment", "POST /assignments/{person_roleid}/end", AssignPositions, Position, ["admin.assignment_ended"];
-    CREATE_POSITION = "create a position", "POST /positions", CreatePositions, OwnOrganisation, ["admin.position_created"];
-    REQUEST_ACCESS = "raise an access request", "POST /access-requests", RequestAccess, OwnOrganisation, ["admin.access_requested"];
+    REVOKE_AUTHENTICATOR = "revoke an authenticator", "POST /identities/{uuid}/authenticators/{id}/revoke", ManageAuthenticators, Person, [AdminSmartcardRevoked, AdminAuthenticatorRevoked];
+    INVITE = "invite a security key or passkey", "POST /identities/{uuid}/authenticator-invitations", ManageAuthenticators, Person, [AdminAuthenticatorInvited];
+    ISSUE_TAC = "issue a temporary access card", "POST /identities/{uuid}/tacs", IssueTac, Person, [AdminTacIssued];
+    RETURN_TAC = "record a TAC's return", "POST /tacs/{id}/return", IssueTac, Affiliated, [AdminTacReturned];
+    GRANT_RA_ROLE = "grant an RA role", "POST /identities/{uuid}/ra-roles", AssignRaRoles, Person, [AdminRaRoleGranted];
+    END_RA_ROLE = "end an RA role", "POST /ra-roles/{id}/end", AssignRaRoles, Person, [AdminRaRoleEnded];
+    ASSIGN = "assign a position", "POST /identities/{uuid}/assignments", AssignPositions, Position, [AdminAssignmentCreated];
+    END_ASSIGNMENT = "end an assignment", "POST /assignments/{person_roleid}/end", AssignPositions, Position, [AdminAssignmentEnded];
+    CREATE_POSITION = "create a position", "POST /positions", CreatePositions, OwnOrganisation, [AdminPositionCreated];
+    REQUEST_ACCESS = "raise an access request", "POST /access-requests", RequestAccess, OwnOrganisation, [AdminAccessRequested];
     LIST_REQUESTS = "list access requests", "GET /access-requests", RequestAccess, OwnOrganisation, [];
-    DECIDE_REQUEST = "approve or refuse a request", "POST /access-requests/{id}/{approve,reject}", ApproveAccess, OwnOrganisation, ["admin.access_approved", "admin.access_rejected"];
-    FULFIL_REQUEST = "carry out an approved request", "POST /access-requests/{id}/fulfil", AssignPositions, Position, ["admin.access_fulfilled", "admin.assignment_created"];
+    DECIDE_REQUEST = "approve or refuse a request", "POST /access-requests/{id}/{approve,reject}", ApproveAccess, OwnOrganisation, [AdminAccessApproved, AdminAccessRejected];
+    FULFIL_REQUEST = "carry out an approved request", "POST /access-requests/{id}/fulfil", AssignPositions, Position, [AdminAccessFulfilled, AdminAssignmentCreated];
     REPORTS = "run a report", "GET /reports/{name}", ReadAudit, Register, [];
     AUDIT = "read the audit trail", "GET /audit", ReadAudit, Register, [];
 }
@@ -299,7 +300,7 @@ pub fn permission_table() -> String {
         } else {
             op.audit
                 .iter()
-                .map(|k| format!("`{k}`"))
+                .map(|k| format!("`{}`", k.as_str()))
                 .collect::<Vec<_>>()
                 .join(", ")
         };

@@ -18,6 +18,7 @@ use super::{AdminError, Caller, RaRole};
 use crate::clock::UnixTime;
 use crate::domain::identity::{Authenticator, AuthenticatorKind, AuthenticatorStatus, UserStatus};
 use crate::domain::provider::Provider;
+use crate::model::audit::AuditKind;
 pub use crate::model::ra::{RaGrant, TacIssue};
 
 /// The longest a TAC may be issued for (rule 48).
@@ -83,7 +84,7 @@ impl Provider {
         self.db.insert_ra_grant(&grant).await?;
         self.admin_audit(
             caller,
-            "admin.ra_role_granted",
+            AuditKind::AdminRaRoleGranted,
             json!({ "uuid": uuid, "grant": grant.id, "role": grant.role, "org_code": grant.org_code, "evidence": grant.evidence }),
         )
         .await?;
@@ -108,7 +109,7 @@ impl Provider {
         }
         self.admin_audit(
             caller,
-            "admin.ra_role_ended",
+            AuditKind::AdminRaRoleEnded,
             json!({ "uuid": grant.user_uuid, "grant": id, "role": grant.role }),
         )
         .await?;
@@ -185,7 +186,7 @@ impl Provider {
         self.db.insert_tac(&authenticator, &issue).await?;
         self.admin_audit(
             caller,
-            "admin.tac_issued",
+            AuditKind::AdminTacIssued,
             json!({ "uuid": uuid, "tac": issue.id, "tac_name": issue.tac_name, "reason": issue.reason, "expires_at": expires_at }),
         )
         .await?;
@@ -220,7 +221,7 @@ impl Provider {
         }
         self.admin_audit(
             caller,
-            "admin.tac_returned",
+            AuditKind::AdminTacReturned,
             json!({ "uuid": issue.user_uuid, "tac": id, "tac_name": issue.tac_name }),
         )
         .await?;

@@ -10,6 +10,7 @@ use super::{AdminError, Caller, Permission};
 use crate::domain::identity::{PersonalDetails, User, UserStatus};
 use crate::domain::provider::Provider;
 use crate::domain::{rbac, registry, secrets};
+use crate::model::audit::AuditKind;
 
 /// A new identity as an RA records it.
 #[derive(Debug, Deserialize)]
@@ -196,7 +197,7 @@ impl Provider {
             }
             self.admin_audit(
                 caller,
-                "admin.identity_created",
+                AuditKind::AdminIdentityCreated,
                 json!({ "uuid": uuid, "registered_org": caller.org_code }),
             )
             .await?;
@@ -240,7 +241,7 @@ impl Provider {
         }
         self.admin_audit(
             caller,
-            "admin.identity_status",
+            AuditKind::AdminIdentityStatus,
             json!({ "uuid": uuid, "status": status.as_str(), "reason": reason }),
         )
         .await?;
@@ -283,7 +284,7 @@ impl Provider {
         self.db.set_id_assurance_level(uuid, v.level).await?;
         self.admin_audit(
             caller,
-            "admin.identity_verified",
+            AuditKind::AdminIdentityVerified,
             json!({ "uuid": uuid, "level": v.level, "documents": v.documents }),
         )
         .await?;
@@ -350,7 +351,7 @@ impl Provider {
         }
         self.admin_audit(
             caller,
-            "admin.identity_updated",
+            AuditKind::AdminIdentityUpdated,
             json!({ "uuid": uuid, "fields": changed }),
         )
         .await?;

@@ -19,6 +19,7 @@ use crate::domain::rbac::{self, RbacError};
 use crate::domain::registry::{self, RegistryError};
 use crate::domain::secrets;
 
+use crate::model::audit::AuditKind;
 use crate::model::identity::{AuthenticatorKind, AuthenticatorStatus};
 pub use crate::model::ra::{RaGrant, TacIssue};
 use authority as op;
@@ -291,7 +292,7 @@ impl Provider {
     pub(crate) async fn admin_audit(
         &self,
         caller: &Caller,
-        kind: &str,
+        kind: AuditKind,
         detail: Value,
     ) -> Result<(), AdminError> {
         let mut detail = detail;
@@ -321,7 +322,7 @@ impl Provider {
         let a = registry::bind_smartcard(&self.db, uuid, &der, &caller.uuid, self.now()).await?;
         self.admin_audit(
             caller,
-            "admin.smartcard_bound",
+            AuditKind::AdminSmartcardBound,
             json!({ "uuid": uuid, "authenticator": a.id }),
         )
         .await?;
@@ -363,9 +364,9 @@ impl Provider {
         self.admin_audit(
             caller,
             if found.kind == AuthenticatorKind::Smartcard {
-                "admin.smartcard_revoked"
+                AuditKind::AdminSmartcardRevoked
             } else {
-                "admin.authenticator_revoked"
+                AuditKind::AdminAuthenticatorRevoked
             },
             json!({ "uuid": uuid, "authenticator": authenticator_id, "kind": found.kind }),
         )
@@ -400,7 +401,7 @@ impl Provider {
         .await?;
         self.admin_audit(
             caller,
-            "admin.assignment_created",
+            AuditKind::AdminAssignmentCreated,
             json!({ "uuid": uuid, "position_id": a.position_id, "person_roleids": ids }),
         )
         .await?;
@@ -439,7 +440,7 @@ impl Provider {
         }
         self.admin_audit(
             caller,
-            "admin.assignment_ended",
+            AuditKind::AdminAssignmentEnded,
             json!({ "person_roleid": person_roleid, "uuid": assignment.user_uuid, "position_id": assignment.position_id }),
         )
         .await?;
@@ -495,7 +496,7 @@ impl Provider {
         };
         Self::own_organisation(caller, &position)?;
         let id = self.db.upsert_position(&position, self.now()).await?;
-        self.admin_audit(caller, "admin.position_created", json!({ "position_id": id, "org_code": position.org_code, "name": position.name, "approved_by": p.approved_by })).await?;
+        self.admin_audit(caller, AuditKind::AdminPositionCreated, json!({ "position_id": id, "org_code": position.org_code, "name": position.name, "approved_by": p.approved_by })).await?;
         Ok(
             json!({ "id": id, "org_code": position.org_code, "name": position.name, "profiles": position.profiles }),
         )
@@ -601,7 +602,7 @@ pub async fn bootstrap(
     rbac::assign_position(db, &uuid, &position_id, now, None, "bootstrap", now).await?;
     db.append_audit(&crate::store::AuditEvent {
         at: now,
-        kind: "admin.bootstrap".into(),
+        kind: AuditKind::AdminBootstrap.as_str().into(),
         outcome: "success".into(),
         actor: Some("bootstrap".into()),
         client_id: None,

@@ -17,6 +17,7 @@ use crate::domain::identity::{Authenticator, UserStatus};
 use crate::domain::login::{flow_key, FlowStep, Next};
 use crate::domain::provider::{Provider, ServiceError};
 use crate::domain::secrets;
+use crate::model::audit::AuditKind;
 use crate::model::identity::AuthenticatorStatus;
 
 /// Who is registering an authenticator.
@@ -144,7 +145,7 @@ impl Provider {
             Err((r, user)) => (r.code(), user.clone(), json!({ "reason": r.to_string() })),
         };
         self.audit(
-            "webauthn.registered",
+            AuditKind::WebauthnRegistered,
             outcome,
             user.as_deref(),
             None,
@@ -378,7 +379,7 @@ impl Provider {
             Err((rejection, user)) => {
                 metrics::counter!("careid_logins_total", "method" => "webauthn", "outcome" => rejection.code()).increment(1);
                 self.audit(
-                    "login.webauthn",
+                    AuditKind::LoginWebauthn,
                     rejection.code(),
                     user.as_deref(),
                     Some(&request.client_id),
@@ -394,7 +395,7 @@ impl Provider {
                 reached: method.aal(),
             };
             self.audit(
-                "login.webauthn",
+                AuditKind::LoginWebauthn,
                 rejection.code(),
                 Some(&stored.authenticator.user_uuid),
                 Some(&request.client_id),
@@ -512,7 +513,7 @@ impl Provider {
             self.end_session(&sid, "authenticator_blocked").await?;
         }
         self.audit(
-            "webauthn.blocked",
+            AuditKind::WebauthnBlocked,
             "counter_regression",
             Some(&stored.authenticator.user_uuid),
             None,

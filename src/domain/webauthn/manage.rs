@@ -11,6 +11,7 @@ use crate::domain::identity::{Authenticator, User};
 use crate::domain::provider::{Provider, ServiceError};
 use crate::domain::secrets;
 use crate::domain::session::Session;
+use crate::model::audit::AuditKind;
 use crate::model::identity::{AuthenticatorKind, AuthenticatorStatus};
 
 /// Why a change to one's own authenticators was refused.
@@ -64,7 +65,7 @@ impl Provider {
             .await?;
         self.admin_audit(
             caller,
-            "admin.authenticator_invited",
+            AuditKind::AdminAuthenticatorInvited,
             json!({ "uuid": uuid, "expires_at": invitation.expires_at }),
         )
         .await?;
@@ -96,7 +97,7 @@ impl Provider {
             return Ok(None);
         };
         self.audit(
-            "authenticator.invitation_handed_over",
+            AuditKind::AuthenticatorInvitationHandedOver,
             "success",
             Some(&invitation.user_uuid),
             None,
@@ -171,7 +172,7 @@ impl Provider {
         }
         self.db.rename_webauthn_credential(id, &name).await?;
         self.audit(
-            "webauthn.renamed",
+            AuditKind::WebauthnRenamed,
             "success",
             Some(&account.user.uuid),
             None,
@@ -211,7 +212,7 @@ impl Provider {
             .set_authenticator_status(id, AuthenticatorStatus::Removed)
             .await?;
         self.audit(
-            "webauthn.removed",
+            AuditKind::WebauthnRemoved,
             "success",
             Some(&account.user.uuid),
             None,

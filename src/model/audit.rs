@@ -1,0 +1,180 @@
+//! The kinds of event in the audit trail, one enum so a kind cannot be misspelt: every event
+//! written, the permission table's "audited as" column and the reports name them from here.
+
+/// Every kind of event in the audit trail. Stored (and shown) by its dotted name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditKind {
+    LoginSmartcard,
+    LoginWebauthn,
+    LoginRole,
+    TokenIssued,
+    TokenRevoked,
+    TokenRefreshReuse,
+    TokenCodeReuse,
+    TokenCodeOtherClient,
+    ClientAuthentication,
+    ClientRegistered,
+    ClientDisabled,
+    SessionEnded,
+    LogoutBackchannel,
+    TermsAccepted,
+    TermsDeclined,
+    WebauthnRegistered,
+    WebauthnRenamed,
+    WebauthnRemoved,
+    WebauthnBlocked,
+    RbacImported,
+    KeysRotated,
+    IdentityCreated,
+    AuthenticatorBound,
+    AuthenticatorInvitationHandedOver,
+    AssignmentCreated,
+    AuditFailuresSuppressed,
+    AdminBootstrap,
+    AdminIdentityCreated,
+    AdminIdentityUpdated,
+    AdminIdentityVerified,
+    AdminIdentityStatus,
+    AdminSmartcardBound,
+    AdminSmartcardRevoked,
+    AdminAuthenticatorRevoked,
+    AdminAuthenticatorInvited,
+    AdminAssignmentCreated,
+    AdminAssignmentEnded,
+    AdminPositionCreated,
+    AdminRaRoleGranted,
+    AdminRaRoleEnded,
+    AdminTacIssued,
+    AdminTacReturned,
+    AdminAccessRequested,
+    AdminAccessApproved,
+    AdminAccessRejected,
+    AdminAccessFulfilled,
+}
+
+impl AuditKind {
+    pub const ALL: [AuditKind; 46] = [
+        AuditKind::LoginSmartcard,
+        AuditKind::LoginWebauthn,
+        AuditKind::LoginRole,
+        AuditKind::TokenIssued,
+        AuditKind::TokenRevoked,
+        AuditKind::TokenRefreshReuse,
+        AuditKind::TokenCodeReuse,
+        AuditKind::TokenCodeOtherClient,
+        AuditKind::ClientAuthentication,
+        AuditKind::ClientRegistered,
+        AuditKind::ClientDisabled,
+        AuditKind::SessionEnded,
+        AuditKind::LogoutBackchannel,
+        AuditKind::TermsAccepted,
+        AuditKind::TermsDeclined,
+        AuditKind::WebauthnRegistered,
+        AuditKind::WebauthnRenamed,
+        AuditKind::WebauthnRemoved,
+        AuditKind::WebauthnBlocked,
+        AuditKind::RbacImported,
+        AuditKind::KeysRotated,
+        AuditKind::IdentityCreated,
+        AuditKind::AuthenticatorBound,
+        AuditKind::AuthenticatorInvitationHandedOver,
+        AuditKind::AssignmentCreated,
+        AuditKind::AuditFailuresSuppressed,
+        AuditKind::AdminBootstrap,
+        AuditKind::AdminIdentityCreated,
+        AuditKind::AdminIdentityUpdated,
+        AuditKind::AdminIdentityVerified,
+        AuditKind::AdminIdentityStatus,
+        AuditKind::AdminSmartcardBound,
+        AuditKind::AdminSmartcardRevoked,
+        AuditKind::AdminAuthenticatorRevoked,
+        AuditKind::AdminAuthenticatorInvited,
+        AuditKind::AdminAssignmentCreated,
+        AuditKind::AdminAssignmentEnded,
+        AuditKind::AdminPositionCreated,
+        AuditKind::AdminRaRoleGranted,
+        AuditKind::AdminRaRoleEnded,
+        AuditKind::AdminTacIssued,
+        AuditKind::AdminTacReturned,
+        AuditKind::AdminAccessRequested,
+        AuditKind::AdminAccessApproved,
+        AuditKind::AdminAccessRejected,
+        AuditKind::AdminAccessFulfilled,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::LoginSmartcard => "login.smartcard",
+            AuditKind::LoginWebauthn => "login.webauthn",
+            AuditKind::LoginRole => "login.role",
+            AuditKind::TokenIssued => "token.issued",
+            AuditKind::TokenRevoked => "token.revoked",
+            AuditKind::TokenRefreshReuse => "token.refresh_reuse",
+            AuditKind::TokenCodeReuse => "token.code_reuse",
+            AuditKind::TokenCodeOtherClient => "token.code_other_client",
+            AuditKind::ClientAuthentication => "client.authentication",
+            AuditKind::ClientRegistered => "client.registered",
+            AuditKind::ClientDisabled => "client.disabled",
+            AuditKind::SessionEnded => "session.ended",
+            AuditKind::LogoutBackchannel => "logout.backchannel",
+            AuditKind::TermsAccepted => "terms.accepted",
+            AuditKind::TermsDeclined => "terms.declined",
+            AuditKind::WebauthnRegistered => "webauthn.registered",
+            AuditKind::WebauthnRenamed => "webauthn.renamed",
+            AuditKind::WebauthnRemoved => "webauthn.removed",
+            AuditKind::WebauthnBlocked => "webauthn.blocked",
+            AuditKind::RbacImported => "rbac.imported",
+            AuditKind::KeysRotated => "keys.rotated",
+            AuditKind::IdentityCreated => "identity.created",
+            AuditKind::AuthenticatorBound => "authenticator.bound",
+            AuditKind::AuthenticatorInvitationHandedOver => "authenticator.invitation_handed_over",
+            AuditKind::AssignmentCreated => "assignment.created",
+            AuditKind::AuditFailuresSuppressed => "audit.failures_suppressed",
+            AuditKind::AdminBootstrap => "admin.bootstrap",
+            AuditKind::AdminIdentityCreated => "admin.identity_created",
+            AuditKind::AdminIdentityUpdated => "admin.identity_updated",
+            AuditKind::AdminIdentityVerified => "admin.identity_verified",
+            AuditKind::AdminIdentityStatus => "admin.identity_status",
+            AuditKind::AdminSmartcardBound => "admin.smartcard_bound",
+            AuditKind::AdminSmartcardRevoked => "admin.smartcard_revoked",
+            AuditKind::AdminAuthenticatorRevoked => "admin.authenticator_revoked",
+            AuditKind::AdminAuthenticatorInvited => "admin.authenticator_invited",
+            AuditKind::AdminAssignmentCreated => "admin.assignment_created",
+            AuditKind::AdminAssignmentEnded => "admin.assignment_ended",
+            AuditKind::AdminPositionCreated => "admin.position_created",
+            AuditKind::AdminRaRoleGranted => "admin.ra_role_granted",
+            AuditKind::AdminRaRoleEnded => "admin.ra_role_ended",
+            AuditKind::AdminTacIssued => "admin.tac_issued",
+            AuditKind::AdminTacReturned => "admin.tac_returned",
+            AuditKind::AdminAccessRequested => "admin.access_requested",
+            AuditKind::AdminAccessApproved => "admin.access_approved",
+            AuditKind::AdminAccessRejected => "admin.access_rejected",
+            AuditKind::AdminAccessFulfilled => "admin.access_fulfilled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AuditKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_dotted_name() {
+        let mut names: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+        for k in AuditKind::ALL {
+            assert_eq!(AuditKind::parse(k.as_str()), Some(k));
+            assert!(k.as_str().split_once('.').is_some(), "{}", k.as_str());
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            AuditKind::ALL.len(),
+            "no two kinds share a name"
+        );
+    }
+}
