@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::error::Problem;
 use super::AppState;
 use crate::domain::access_requests::NewAccessRequest;
 use crate::domain::admin::{
@@ -25,44 +26,6 @@ use crate::domain::admin::{
     Verification,
 };
 use crate::domain::identity::UserStatus;
-
-/// An admin-API failure as RFC 9457 problem details.
-pub struct Problem(pub AdminError);
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let (status, title) = match &self.0 {
-            AdminError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "Authentication required"),
-            AdminError::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
-            AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
-            AdminError::Invalid(_) => (StatusCode::BAD_REQUEST, "Invalid request"),
-            AdminError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
-            AdminError::Internal(e) => {
-                tracing::error!(error = %e, "admin API failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Internal error")
-            }
-        };
-        let detail = match &self.0 {
-            AdminError::Internal(_) => "the server could not complete the request".to_string(),
-            other => other.to_string(),
-        };
-        let body = json!({ "type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail });
-        let mut r = (status, Json(body)).into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"careid-admin\""),
-            );
-        }
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        r
-    }
-}
 
 type AdminResult = Result<Response, Problem>;
 

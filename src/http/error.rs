@@ -1,5 +1,6 @@
-//! Error responses for protocol clients: OAuth JSON errors (RFC 6749 §5.2) and bearer-token
-//! challenges (RFC 6750 §3), plus the internal-error page. Pages that explain a refusal to a
+//! Each layer's errors mapped to responses, once: OAuth JSON errors (RFC 6749 §5.2), bearer-token
+//! challenges (RFC 6750 §3), RFC 9457 problem details for the admin API, and the internal-error
+//! page. Pages that explain a refusal to a
 //! person are built with [`super::pages::Page::error`]. Internal causes are logged once, with
 //! the request id, and never shown.
 
@@ -9,6 +10,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::pages::Page;
+use crate::domain::admin::AdminError;
 use crate::domain::token::{BearerError, TokenError};
 
 /// Headers every token response carries (RFC 6749 §5.1).
@@ -95,4 +97,42 @@ impl IntoResponse for BearerRejection {
 pub fn internal_page(e: impl std::fmt::Display, request_id: &str) -> Response {
     tracing::error!(error = %e, "request failed");
     Page::error(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "careid could not complete this request. Please try again; if it keeps happening, give the reference below to your service desk.", request_id)
+}
+
+/// An admin-API failure as RFC 9457 problem details.
+pub struct Problem(pub AdminError);
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let (status, title) = match &self.0 {
+            AdminError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "Authentication required"),
+            AdminError::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
+            AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+            AdminError::Invalid(_) => (StatusCode::BAD_REQUEST, "Invalid request"),
+            AdminError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+            AdminError::Internal(e) => {
+                tracing::error!(error = %e, "admin API failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Internal error")
+            }
+        };
+        let detail = match &self.0 {
+            AdminError::Internal(_) => "the server could not complete the request".to_string(),
+            other => other.to_string(),
+        };
+        let body = json!({ "type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail });
+        let mut r = (status, Json(body)).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"careid-admin\""),
+            );
+        }
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
 }
