@@ -10,7 +10,7 @@ use super::identity::UserStatus;
 use super::provider::{Provider, ServiceError};
 use super::rbac;
 use super::secrets;
-use super::token::{BearerError, TokenError};
+use super::token::{BearerError, Credentials, TokenError};
 use crate::model::audit::AuditKind;
 
 impl Provider {
@@ -109,7 +109,9 @@ impl Provider {
                 "the parameter {name} appears more than once"
             )));
         }
-        let client = self.authenticate_client(authorization, &params).await?;
+        let client = self
+            .authenticate_client(Credentials::parse(authorization, &params))
+            .await?;
         let token = params
             .get("token")
             .map_err(|e| TokenError::InvalidRequest(e.to_string()))?
@@ -174,7 +176,9 @@ impl Provider {
                 "the parameter {name} appears more than once"
             )));
         }
-        let client = self.authenticate_client(authorization, &params).await?;
+        let client = self
+            .authenticate_client(Credentials::parse(authorization, &params))
+            .await?;
         let token = params
             .get("token")
             .map_err(|e| TokenError::InvalidRequest(e.to_string()))?

@@ -15,6 +15,95 @@ use crate::clock::UnixTime;
 use crate::model::audit::AuditKind;
 use crate::store::{AccessTokenRecord, CodeState, WriteSet};
 
+/// The client credentials a request presented (`client_auth::presented`), read at the edge;
+/// a malformed presentation is refused when the client is authenticated, as RFC 6749 orders it.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    presented: Result<Presented, ClientAuthError>,
+    /// An `Authorization` header was sent (a 401 then names the Basic scheme).
+    header_sent: bool,
+}
+
+impl Credentials {
+    pub fn parse(authorization: Option<&str>, params: &Params<'_>) -> Credentials {
+        Credentials {
+            presented: client_auth::presented(authorization, params),
+            header_sent: authorization.is_some(),
+        }
+    }
+}
+
+/// The grant a token request asks for, with its parameters. Required ones are checked by the
+/// grant (after the client may use it), so their absence is reported as before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    AuthorizationCode {
+        code: Option<String>,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
+    },
+    RefreshToken {
+        refresh_token: Option<String>,
+        scope: Option<String>,
+    },
+    ClientCredentials {
+        scope: Option<String>,
+    },
+}
+
+/// A token request, parsed by the HTTP layer: who is calling and what for. Repeated parameters
+/// are refused at once; a missing or unknown grant type only after the client is authenticated.
+#[derive(Debug)]
+pub struct TokenRequest {
+    pub credentials: Credentials,
+    pub grant: Result<Grant, TokenError>,
+}
+
+impl TokenRequest {
+    pub fn parse(
+        authorization: Option<&str>,
+        pairs: &[(String, String)],
+    ) -> Result<TokenRequest, TokenError> {
+        let params = Params::new(pairs);
+        if let Some(name) = params.first_repeated() {
+            return Err(TokenError::InvalidRequest(format!(
+                "the parameter {name} appears more than once"
+            )));
+        }
+        Ok(TokenRequest {
+            credentials: Credentials::parse(authorization, &params),
+            grant: Self::grant(&params),
+        })
+    }
+
+    fn grant(params: &Params<'_>) -> Result<Grant, TokenError> {
+        let get = |n: &str| {
+            params
+                .get(n)
+                .map(|v| v.map(String::from))
+                .map_err(|e| TokenError::InvalidRequest(e.to_string()))
+        };
+        match get("grant_type")?.as_deref() {
+            None => Err(TokenError::InvalidRequest("grant_type is required".into())),
+            Some("authorization_code") => Ok(Grant::AuthorizationCode {
+                code: get("code")?,
+                redirect_uri: get("redirect_uri")?,
+                code_verifier: get("code_verifier")?,
+            }),
+            Some("refresh_token") => Ok(Grant::RefreshToken {
+                refresh_token: get("refresh_token")?,
+                scope: get("scope")?,
+            }),
+            Some("client_credentials") => Ok(Grant::ClientCredentials {
+                scope: get("scope")?,
+            }),
+            Some(other) => Err(TokenError::UnsupportedGrantType(format!(
+                "{other} is not supported"
+            ))),
+        }
+    }
+}
+
 /// A refresh-token family: where the next token in it belongs.
 #[derive(Debug, Clone)]
 pub struct Family {
@@ -104,14 +193,14 @@ impl Provider {
 
     pub(crate) async fn authenticate_client(
         &self,
-        authorization: Option<&str>,
-        params: &Params<'_>,
+        credentials: Credentials,
     ) -> Result<Client, TokenError> {
-        let presented = client_auth::presented(authorization, params).map_err(|e| match e {
+        let header_sent = credentials.header_sent;
+        let presented = credentials.presented.map_err(|e| match e {
             ClientAuthError::InvalidRequest(m) => TokenError::InvalidRequest(m),
             ClientAuthError::InvalidClient(reason) => TokenError::InvalidClient {
                 reason,
-                used_basic: authorization.is_some(),
+                used_basic: header_sent,
             },
         })?;
         let used_basic = matches!(presented, Presented::Basic { .. });
@@ -182,51 +271,47 @@ impl Provider {
     }
 
     /// The token endpoint.
-    pub async fn token(
-        &self,
-        authorization: Option<&str>,
-        pairs: &[(String, String)],
-    ) -> Result<TokenResponse, TokenError> {
-        let params = Params::new(pairs);
-        if let Some(name) = params.first_repeated() {
-            return Err(TokenError::InvalidRequest(format!(
-                "the parameter {name} appears more than once"
-            )));
-        }
-        let get = |n: &str| {
-            params
-                .get(n)
-                .map_err(|e| TokenError::InvalidRequest(e.to_string()))
+    pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, TokenError> {
+        let client = self.authenticate_client(request.credentials).await?;
+        let required = |v: Option<String>, name: &str| {
+            v.ok_or_else(|| TokenError::InvalidRequest(format!("{name} is required")))
         };
-        let client = self.authenticate_client(authorization, &params).await?;
-        match get("grant_type")? {
-            None => Err(TokenError::InvalidRequest("grant_type is required".into())),
-            Some("authorization_code") => {
-                if !client.metadata.allows_grant("authorization_code") {
-                    return Err(TokenError::UnauthorizedClient(
-                        "the client may not use authorization_code".into(),
-                    ));
-                }
-                let code = get("code")?
-                    .ok_or_else(|| TokenError::InvalidRequest("code is required".into()))?;
-                self.redeem_code(&client, code, get("redirect_uri")?, get("code_verifier")?)
-                    .await
+        let may = |grant: &str| {
+            if client.metadata.allows_grant(grant) {
+                Ok(())
+            } else {
+                Err(TokenError::UnauthorizedClient(format!(
+                    "the client may not use {grant}"
+                )))
             }
-            Some("refresh_token") => {
-                if !client.metadata.allows_grant("refresh_token") {
-                    return Err(TokenError::UnauthorizedClient(
-                        "the client may not use refresh_token".into(),
-                    ));
-                }
-                let token = get("refresh_token")?.ok_or_else(|| {
-                    TokenError::InvalidRequest("refresh_token is required".into())
-                })?;
-                self.refresh_grant(&client, token, get("scope")?).await
+        };
+        match request.grant? {
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                may("authorization_code")?;
+                let code = required(code, "code")?;
+                self.redeem_code(
+                    &client,
+                    &code,
+                    redirect_uri.as_deref(),
+                    code_verifier.as_deref(),
+                )
+                .await
             }
-            Some("client_credentials") => self.client_credentials(&client, get("scope")?).await,
-            Some(other) => Err(TokenError::UnsupportedGrantType(format!(
-                "{other} is not supported"
-            ))),
+            Grant::RefreshToken {
+                refresh_token,
+                scope,
+            } => {
+                may("refresh_token")?;
+                let token = required(refresh_token, "refresh_token")?;
+                self.refresh_grant(&client, &token, scope.as_deref()).await
+            }
+            Grant::ClientCredentials { scope } => {
+                self.client_credentials(&client, scope.as_deref()).await
+            }
         }
     }
 
@@ -507,5 +592,66 @@ fn check_pkce(grant: &CodeGrant, verifier: Option<&str>) -> Result<(), TokenErro
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(s: &str) -> Vec<(String, String)> {
+        form_urlencoded::parse(s.as_bytes()).into_owned().collect()
+    }
+
+    #[test]
+    fn a_token_request_is_parsed_into_its_grant() {
+        let r = TokenRequest::parse(
+            None,
+            &pairs("grant_type=authorization_code&code=c&redirect_uri=https%3A%2F%2Frp%2Fcb&code_verifier=v&client_id=x"),
+        )
+        .unwrap();
+        assert_eq!(
+            r.grant.unwrap(),
+            Grant::AuthorizationCode {
+                code: Some("c".into()),
+                redirect_uri: Some("https://rp/cb".into()),
+                code_verifier: Some("v".into()),
+            }
+        );
+        let r = TokenRequest::parse(None, &pairs("grant_type=refresh_token&scope=openid")).unwrap();
+        assert_eq!(
+            r.grant.unwrap(),
+            Grant::RefreshToken {
+                refresh_token: None,
+                scope: Some("openid".into())
+            },
+            "a missing refresh_token is the grant's to refuse, after the client is known"
+        );
+    }
+
+    #[test]
+    fn repeats_are_refused_at_once_and_grant_errors_wait_for_the_client() {
+        assert!(matches!(
+            TokenRequest::parse(None, &pairs("grant_type=client_credentials&scope=a&scope=b")),
+            Err(TokenError::InvalidRequest(m)) if m.contains("scope")
+        ));
+        let unknown = TokenRequest::parse(None, &pairs("grant_type=password")).unwrap();
+        assert!(matches!(
+            unknown.grant,
+            Err(TokenError::UnsupportedGrantType(_))
+        ));
+        let missing = TokenRequest::parse(None, &pairs("code=c")).unwrap();
+        assert!(
+            matches!(missing.grant, Err(TokenError::InvalidRequest(m)) if m.contains("grant_type"))
+        );
+        assert!(!missing.credentials.header_sent);
+        let basic =
+            TokenRequest::parse(Some("Basic eDp5"), &pairs("grant_type=client_credentials"))
+                .unwrap();
+        assert!(basic.credentials.header_sent);
+        assert!(matches!(
+            basic.credentials.presented,
+            Ok(Presented::Basic { .. })
+        ));
     }
 }

@@ -16,7 +16,7 @@ use crate::domain::assurance;
 use crate::domain::client::{ASSERTION_ALGS, SCOPES};
 use crate::domain::login::AuthorizeOutcome;
 use crate::domain::logout::{LogoutError, LogoutOutcome};
-use crate::domain::token::{BearerError, TokenError};
+use crate::domain::token::{BearerError, TokenError, TokenRequest};
 
 pub async fn discovery(State(app): State<AppState>) -> Response {
     let c = &app.provider.config;
@@ -180,7 +180,11 @@ pub async fn token(
         Ok(v) => v,
         Err(e) => return OAuthError(e).into_response(),
     };
-    match app.provider.token(authorization, &pairs).await {
+    let answered = match TokenRequest::parse(authorization, &pairs) {
+        Ok(request) => app.provider.token(request).await,
+        Err(e) => Err(e),
+    };
+    match answered {
         Ok(response) => no_store(Json(response).into_response()),
         Err(e) => OAuthError(e).into_response(),
     }
