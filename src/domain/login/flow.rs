@@ -61,11 +61,33 @@ impl Provider {
         Ok(Some(flow))
     }
 
+    /// The usable session and the pending flow a role or terms step continues: the flow at
+    /// `step`, from this browser, made for this very session and authentication (`continues`).
+    /// None when any of that fails.
+    pub(super) async fn continuation(
+        &self,
+        flow_id: &str,
+        step: FlowStep,
+        session_secret: Option<&str>,
+        browser: Option<&str>,
+    ) -> Result<Option<(Session, PendingFlow)>, ServiceError> {
+        let (Some(session), Some(flow)) = (
+            self.usable_session(session_secret).await?,
+            self.pending_flow(flow_id, step, browser).await?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(self
+            .continues(&flow, &session)
+            .await
+            .then_some((session, flow)))
+    }
+
     /// Whether a role or terms step may go on with `session`: the very session and
     /// authentication the flow was made for (so `prompt=login` and `max_age`, checked when the
     /// flow was made, still hold), still fresh enough when the flow was made, and the subject
     /// the relying party's `id_token_hint` names.
-    pub(super) async fn continues(&self, flow: &PendingFlow, session: &Session) -> bool {
+    async fn continues(&self, flow: &PendingFlow, session: &Session) -> bool {
         flow.sid.as_deref() == Some(session.sid.as_str())
             && flow.auth_time == Some(session.auth_time)
             && session.fresh_enough(flow.created_at, flow.request.max_age)

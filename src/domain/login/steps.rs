@@ -98,11 +98,10 @@ impl Provider {
         browser: Option<&str>,
     ) -> Result<Option<Next>, ServiceError> {
         let now = self.now();
-        let (Some(session), Some(flow)) = (
-            self.usable_session(session_secret).await?,
-            self.pending_flow(flow_id, FlowStep::ChooseRole, browser)
-                .await?,
-        ) else {
+        let Some((session, flow)) = self
+            .continuation(flow_id, FlowStep::ChooseRole, session_secret, browser)
+            .await?
+        else {
             return Ok(None);
         };
         let request = &flow.request;
@@ -112,7 +111,7 @@ impl Provider {
             .terms_accepted(&session.user_uuid, &self.config.terms.version)
             .await?
             .is_some();
-        if !asked || !terms_current || !self.continues(&flow, &session).await {
+        if !asked || !terms_current {
             return Ok(None);
         }
         let roles = rbac::current_roles(&self.db, &session.user_uuid, now).await?;
@@ -165,16 +164,12 @@ impl Provider {
         browser: Option<&str>,
     ) -> Result<Option<Next>, ServiceError> {
         let now = self.now();
-        let (Some(session), Some(flow)) = (
-            self.usable_session(session_secret).await?,
-            self.pending_flow(flow_id, FlowStep::AcceptTerms, browser)
-                .await?,
-        ) else {
+        let Some((session, flow)) = self
+            .continuation(flow_id, FlowStep::AcceptTerms, session_secret, browser)
+            .await?
+        else {
             return Ok(None);
         };
-        if !self.continues(&flow, &session).await {
-            return Ok(None);
-        }
         let request = &flow.request;
         if !self.db.take_login_flow(&flow_key(flow_id)).await? {
             return Ok(None);
