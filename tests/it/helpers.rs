@@ -832,6 +832,32 @@ pub async fn serve_jwks(jwks: serde_json::Value) -> String {
     uri
 }
 
+/// Ends a session as a relying party's back end does (cis2.md §10.2): `endSession` with the
+/// `id_token_hint`, the session's own access token as bearer, and no browser cookie.
+pub async fn end_session_from_back_end(
+    env: &TestEnv,
+    tokens: &serde_json::Value,
+) -> reqwest::Response {
+    env.http()
+        .get(env.endpoint("/connect/endSession"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .query(&[("id_token_hint", tokens["id_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The kinds of the newest `n` audit events, newest first.
+pub async fn audit_kinds(env: &TestEnv, n: i64) -> Vec<String> {
+    env.db
+        .recent_audit(n)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect()
+}
+
 /// An RA invitation for `uuid`, handed over as the person at the desk would: the code.
 pub async fn invitation_code(env: &TestEnv, uuid: &str) -> String {
     let p = &env.server.provider;

@@ -641,13 +641,7 @@ async fn a_final_refusal_is_not_retried_and_is_audited() {
     let refusing = LogoutReceiver::start(vec![400, 400]).await;
     let client = refreshing_client(&env, &["openid"], Some(refusing.uri.clone())).await;
     let (tokens, _) = sign_in(&env, &client, &card, "openid").await;
-    env.http()
-        .get(env.endpoint("/connect/endSession"))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .query(&[("id_token_hint", tokens["id_token"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap();
+    end_session_from_back_end(&env, &tokens).await;
     let sid = jwt_claims(tokens["id_token"].as_str().unwrap())["sid"]
         .as_str()
         .unwrap()
@@ -704,14 +698,7 @@ async fn queued_logouts_survive_a_restart_and_two_processes_deliver_each_once() 
         .as_str()
         .unwrap()
         .to_string();
-    first
-        .http()
-        .get(first.endpoint("/connect/endSession"))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .query(&[("id_token_hint", tokens["id_token"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap();
+    end_session_from_back_end(&first, &tokens).await;
     for _ in 0..300 {
         if first
             .db
@@ -899,18 +886,6 @@ async fn a_slow_relying_party_delays_only_its_own_logouts() {
     let fast = LogoutReceiver::start(vec![]).await;
     let slow_client = refreshing_client(&env, &["openid"], Some(slow_uri)).await;
     let fast_client = refreshing_client(&env, &["openid"], Some(fast.uri.clone())).await;
-    let end = |tokens: Value| {
-        let env = &env;
-        async move {
-            env.http()
-                .get(env.endpoint("/connect/endSession"))
-                .bearer_auth(tokens["access_token"].as_str().unwrap())
-                .query(&[("id_token_hint", tokens["id_token"].as_str().unwrap())])
-                .send()
-                .await
-                .unwrap();
-        }
-    };
     let mut slow_sessions = Vec::new();
     for i in 0..3 {
         let card = env.user_with_card(&format!("91000000003{i}")).await;
@@ -919,12 +894,12 @@ async fn a_slow_relying_party_delays_only_its_own_logouts() {
     let card = env.user_with_card("910000000039").await;
     let (fast_tokens, _) = sign_in(&env, &fast_client, &card, "openid").await;
     // The slow relying party's logouts are queued first and being delivered when the fast one's is.
-    for tokens in slow_sessions {
-        end(tokens).await;
+    for tokens in &slow_sessions {
+        end_session_from_back_end(&env, tokens).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
-    end(fast_tokens).await;
+    end_session_from_back_end(&env, &fast_tokens).await;
     assert_eq!(fast.wait_up_to(1, 20).await.len(), 1, "delivered");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(2),

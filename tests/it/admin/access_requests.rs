@@ -83,14 +83,7 @@ async fn a_sponsor_approves_and_someone_else_assigns() {
     let (status, _, _) = call(&env, Some(&agent), "POST", &path("fulfil"), None).await;
     assert_eq!(status, 409, "carried out once");
 
-    let events: Vec<String> = env
-        .db
-        .recent_audit(50)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.clone())
-        .collect();
+    let events: Vec<String> = audit_kinds(&env, 50).await;
     for kind in [
         "admin.access_requested",
         "admin.access_approved",

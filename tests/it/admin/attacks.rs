@@ -516,13 +516,6 @@ async fn an_invitation_reaches_the_person_once_and_never_the_ra() {
         .unwrap();
     assert_eq!(again.status(), 410);
     assert!(!again.text().await.unwrap().contains(&code));
-    let kinds: Vec<String> = env
-        .db
-        .recent_audit(20)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.clone())
-        .collect();
+    let kinds: Vec<String> = audit_kinds(&env, 20).await;
     assert!(kinds.contains(&"authenticator.invitation_handed_over".to_string()));
 }

@@ -882,14 +882,7 @@ async fn ra_staff_invite_list_and_revoke_authenticators_for_others_only() {
     )
     .await;
     assert_eq!(status, 404);
-    let events: Vec<String> = env
-        .db
-        .recent_audit(20)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.clone())
-        .collect();
+    let events: Vec<String> = audit_kinds(&env, 20).await;
     assert!(
         events.contains(&"admin.authenticator_invited".to_string()),
         "{events:?}"

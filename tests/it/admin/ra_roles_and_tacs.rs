@@ -98,14 +98,7 @@ async fn only_ra_managers_grant_ra_roles_and_grants_change_what_the_holder_may_d
     )
     .await;
     assert_eq!(status, 403);
-    let events: Vec<String> = env
-        .db
-        .recent_audit(50)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.clone())
-        .collect();
+    let events: Vec<String> = audit_kinds(&env, 50).await;
     assert!(events.contains(&"admin.ra_role_granted".to_string()));
     assert!(events.contains(&"admin.ra_role_ended".to_string()));
 }
