@@ -279,21 +279,12 @@ impl Provider {
 
 /// The permission table as Markdown, as `docs/ra-permissions.md` shows it.
 pub fn permission_table() -> String {
-    use RaRole::*;
-    let roles = [
-        (Manager, "RA Manager"),
-        (AdvancedAgent, "Advanced RA Agent"),
-        (Agent, "RA Agent"),
-        (IdChecker, "ID Checker"),
-        (LocalSmartcardAdmin, "Local Smartcard Administrator"),
-        (Sponsor, "Sponsor"),
-    ];
     let mut out = String::from("| operation | route (under `/admin/api/v1`) | who | on whom, where | audited as |\n|---|---|---|---|---|\n");
     for op in OPERATIONS {
-        let who: Vec<&str> = roles
-            .iter()
-            .filter(|(r, _)| op.permission.allowed(&[*r]))
-            .map(|(_, n)| *n)
+        let who: Vec<&str> = RaRole::ALL
+            .into_iter()
+            .filter(|r| op.permission.allowed(&[*r]))
+            .map(RaRole::name)
             .collect();
         let audit = if op.audit.is_empty() {
             "(a read)".to_string()

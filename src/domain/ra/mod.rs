@@ -47,6 +47,29 @@ pub enum RaRole {
     Sponsor,
 }
 
+impl RaRole {
+    pub const ALL: [RaRole; 6] = [
+        RaRole::Manager,
+        RaRole::AdvancedAgent,
+        RaRole::Agent,
+        RaRole::IdChecker,
+        RaRole::LocalSmartcardAdmin,
+        RaRole::Sponsor,
+    ];
+
+    /// The role's name as the policy and the CIM guide write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RaRole::Manager => "RA Manager",
+            RaRole::AdvancedAgent => "Advanced RA Agent",
+            RaRole::Agent => "RA Agent",
+            RaRole::IdChecker => "ID Checker",
+            RaRole::LocalSmartcardAdmin => "Local Smartcard Administrator",
+            RaRole::Sponsor => "Sponsor",
+        }
+    }
+}
+
 /// National job roles whose assignment makes someone RA staff: only RA Managers assign them.
 pub const RA_JOB_ROLES: [&str; 3] = ["R5072", "R5080", "R5090"];
 
@@ -621,17 +644,10 @@ mod tests {
         use Permission::*;
         use RaRole::*;
         let who = |p: Permission| -> Vec<RaRole> {
-            [
-                Manager,
-                AdvancedAgent,
-                Agent,
-                IdChecker,
-                LocalSmartcardAdmin,
-                Sponsor,
-            ]
-            .into_iter()
-            .filter(|r| p.allowed(&[*r]))
-            .collect()
+            RaRole::ALL
+                .into_iter()
+                .filter(|r| p.allowed(&[*r]))
+                .collect()
         };
         assert_eq!(who(AssignRaRoles), vec![Manager]);
         assert_eq!(who(CreatePositions), vec![Manager, AdvancedAgent]);
