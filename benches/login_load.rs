@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use careid::clock::{Clock, SystemClock};
 use careid::domain::client::ClientRequest;
-use careid::domain::identity::{User, UserStatus};
 use careid::domain::registry;
+use careid::model::identity::{User, UserStatus};
 use careid::pki::{Authority, CardSpec, Issued};
 use careid::store::Db;
 

@@ -422,7 +422,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let der = rustls_pemfile::certs(&mut pem.as_bytes())
                 .next()
                 .context("--certificate holds no PEM certificate")??;
-            let b = careid::domain::admin::Bootstrap {
+            let b = careid::domain::ra::Bootstrap {
                 given_name,
                 family_name,
                 email,
@@ -430,7 +430,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 org_name,
                 certificate_der: der.to_vec(),
             };
-            let uuid = careid::domain::admin::bootstrap(&db, &b, SystemClock.now()).await?;
+            let uuid = careid::domain::ra::bootstrap(&db, &b, SystemClock.now()).await?;
             println!("created RA Manager {uuid}; they accept the terms at their first sign-in");
             Ok(())
         }

@@ -14,9 +14,9 @@ use serde_json::json;
 use crate::clock::UnixTime;
 use crate::config::{Config, TlsConfig};
 use crate::domain::client::ClientRequest;
-use crate::domain::identity::{User, UserStatus};
 use crate::domain::keys::KeyEncryptionKey;
 use crate::domain::{rbac, registry, secrets};
+use crate::model::identity::{User, UserStatus};
 pub mod pki;
 
 use crate::store::Db;

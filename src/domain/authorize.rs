@@ -2,8 +2,8 @@
 //! which parameters are required, which errors go back to the client and which must never
 //! redirect (an unknown client or an unregistered redirect URI).
 
-use super::assurance::AcrRequest;
 use super::client::ClientMetadata;
+use crate::model::assurance::AcrRequest;
 pub use crate::model::grant::{AuthorizationRequest, Prompt};
 
 /// Longest accepted value of any single parameter.

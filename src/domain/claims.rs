@@ -7,10 +7,10 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::identity::User;
 use super::rbac::RoleClaim;
 use crate::clock::UnixTime;
 pub use crate::model::grant::CodeGrant;
+use crate::model::identity::User;
 
 /// `at_hash`: left half of the SHA-256 of the access token, base64url (RS256, PS256 and ES256
 /// all hash with SHA-256).
@@ -169,7 +169,7 @@ fn initials(user: &User) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::identity::UserStatus;
+    use crate::model::identity::UserStatus;
 
     fn user() -> User {
         User {

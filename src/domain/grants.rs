@@ -10,13 +10,13 @@ use serde_json::json;
 
 use super::claims::CodeGrant;
 use super::client::{is_user_scope, Client, SigningAlg};
-use super::identity::UserStatus;
 use super::provider::{Provider, ServiceError};
 use super::secrets;
 use super::token::Family;
 use super::token::{Claim, TokenError, TokenResponse};
 use crate::clock::UnixTime;
 use crate::model::audit::AuditKind;
+use crate::model::identity::UserStatus;
 use crate::store::{AccessTokenRecord, RefreshRecord, WriteSet};
 
 impl Provider {

@@ -23,9 +23,3 @@ pub mod smartcard;
 pub mod terms;
 pub mod token;
 pub mod webauthn;
-
-// Records that moved to the model layer, still reachable by their old paths inside the domain.
-pub use crate::model::{assurance, identity, session};
-// The registration authority's rules live in `ra/`; `admin` and `access_requests` are its old names.
-pub use ra as admin;
-pub use ra::access_requests;

@@ -4,10 +4,10 @@
 use serde_json::json;
 
 use super::client::{self, ClientRequest, NewClient, RegistrationError};
-use super::identity::{Authenticator, AuthenticatorKind, AuthenticatorStatus, User};
 use super::smartcard::{self, CardRejection};
 use crate::clock::UnixTime;
 use crate::model::audit::AuditKind;
+use crate::model::identity::{Authenticator, AuthenticatorKind, AuthenticatorStatus, User};
 use crate::store::{AuditEvent, Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! Reports for RA Managers and operators: active users by organisation, positions in use,
 //! authenticators by type, and temporary access cards issued (open, overdue, per RA member).
 
-use serde_json::{json, Value};
+use super::ra::answers::Report;
 
 use crate::clock::UnixTime;
 use crate::store::{Db, StoreError};
@@ -14,7 +14,7 @@ pub const REPORTS: [&str; 4] = [
 ];
 
 /// The named report at `now`, or None for an unknown name.
-pub async fn run(db: &Db, name: &str, now: UnixTime) -> Result<Option<Value>, StoreError> {
+pub async fn run(db: &Db, name: &str, now: UnixTime) -> Result<Option<Report>, StoreError> {
     let rows = match name {
         "active-users-by-org" => db.report_active_users_by_org(now).await?,
         "positions-in-use" => db.report_positions_in_use(now).await?,
@@ -22,7 +22,9 @@ pub async fn run(db: &Db, name: &str, now: UnixTime) -> Result<Option<Value>, St
         "tacs-issued" => db.report_tacs(now).await?,
         _ => return Ok(None),
     };
-    Ok(Some(
-        json!({ "report": name, "generated_at": now, "rows": rows }),
-    ))
+    Ok(Some(Report {
+        report: name.to_string(),
+        generated_at: now,
+        rows,
+    }))
 }

@@ -6,12 +6,12 @@ use serde_json::{json, Map, Value};
 
 use super::authorize::Params;
 use super::claims;
-use super::identity::UserStatus;
 use super::provider::{Provider, ServiceError};
 use super::rbac;
 use super::secrets;
 use super::token::{BearerError, Credentials, TokenError};
 use crate::model::audit::AuditKind;
+use crate::model::identity::UserStatus;
 
 impl Provider {
     /// Userinfo: the claims of the token's scopes, for a valid, unrevoked access token.

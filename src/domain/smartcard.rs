@@ -416,7 +416,7 @@ fn read_binding(der: &CertificateDer<'_>) -> Result<CardCertificate, CardRejecti
         .and_then(|cn| cn.as_str().ok())
         .unwrap_or("");
     let prefix = cn.split('_').next().unwrap_or("");
-    let subject_uuid = crate::domain::identity::is_valid_uuid(prefix).then(|| prefix.to_string());
+    let subject_uuid = crate::model::identity::is_valid_uuid(prefix).then(|| prefix.to_string());
     Ok(CardCertificate {
         issuer: cert.issuer().to_string(),
         serial: cert.serial.to_str_radix(16),

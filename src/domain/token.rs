@@ -8,11 +8,11 @@ use super::authorize::Params;
 use super::claims::{self, CodeGrant, TokenTimes};
 use super::client::{Client, SigningAlg};
 use super::client_auth::{self, ClientAuthError, Presented};
-use super::identity::{User, UserStatus};
 use super::provider::{Provider, ServiceError};
 use super::secrets;
 use crate::clock::UnixTime;
 use crate::model::audit::AuditKind;
+use crate::model::identity::{User, UserStatus};
 use crate::store::{AccessTokenRecord, CodeState, WriteSet};
 
 /// The client credentials a request presented (`client_auth::presented`), read at the edge;

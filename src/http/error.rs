@@ -10,7 +10,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::pages::Page;
-use crate::domain::admin::AdminError;
+use crate::domain::ra::AdminError;
 use crate::domain::token::{BearerError, TokenError};
 
 /// Headers every token response carries (RFC 6749 §5.1).

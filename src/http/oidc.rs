@@ -12,11 +12,11 @@ use super::error::{internal_page, no_store, BearerRejection, OAuthError};
 use super::pages::Page;
 use super::params::{self, cookie, request_id, Pairs, ParamsError};
 use super::{AppState, BROWSER_COOKIE, SESSION_COOKIE};
-use crate::domain::assurance;
 use crate::domain::client::{ASSERTION_ALGS, SCOPES};
 use crate::domain::login::AuthorizeOutcome;
 use crate::domain::logout::{LogoutError, LogoutOutcome};
 use crate::domain::token::{BearerError, TokenError, TokenRequest};
+use crate::model::assurance;
 
 pub async fn discovery(State(app): State<AppState>) -> Response {
     let c = &app.provider.config;

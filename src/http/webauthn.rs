@@ -17,6 +17,7 @@ use super::pages::Page;
 use super::params::{self, cookie, request_id};
 use super::{AppState, SESSION_COOKIE};
 use crate::domain::logout::csrf_token;
+use crate::domain::ra::answers::AuthenticatorView;
 use crate::domain::secrets;
 use crate::domain::webauthn::ceremonies::{PasskeyLoginOutcome, Registrant, Started};
 use crate::domain::webauthn::manage::AccountRefusal;
@@ -301,7 +302,11 @@ pub async fn account(State(app): State<AppState>, headers: HeaderMap) -> Respons
     };
     let secret = secret.unwrap_or_default();
     let c = &app.provider.config;
-    let credentials: Vec<_> = account.credentials.iter().map(|cr| cr.describe()).collect();
+    let credentials: Vec<_> = account
+        .credentials
+        .iter()
+        .map(AuthenticatorView::webauthn)
+        .collect();
     let cards: Vec<_> = account
         .cards
         .iter()

@@ -1,12 +1,14 @@
 //! A request for a position, as raised, decided and carried out.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::clock::UnixTime;
 
-#[derive(Debug, Clone, PartialEq)]
+/// Serialised as the admin API shows it (the person's UUID as `uuid`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AccessRequest {
     pub id: String,
+    #[serde(rename = "uuid")]
     pub user_uuid: String,
     pub position_id: String,
     pub reason: String,
@@ -20,16 +22,4 @@ pub struct AccessRequest {
     pub fulfilled_by: Option<String>,
     pub fulfilled_at: Option<UnixTime>,
     pub person_roleids: Vec<String>,
-}
-
-impl AccessRequest {
-    pub fn describe(&self) -> Value {
-        json!({
-            "id": self.id, "uuid": self.user_uuid, "position_id": self.position_id,
-            "reason": self.reason, "requested_by": self.requested_by, "requested_at": self.requested_at,
-            "status": self.status, "decided_by": self.decided_by, "decided_at": self.decided_at,
-            "decision_note": self.decision_note, "fulfilled_by": self.fulfilled_by,
-            "fulfilled_at": self.fulfilled_at, "person_roleids": self.person_roleids,
-        })
-    }
 }

@@ -53,7 +53,7 @@ impl User {
 }
 
 /// Personal details kept beside the identity for RA work (never in tokens).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PersonalDetails {
     /// `YYYY-MM-DD`.
     pub date_of_birth: Option<String>,

@@ -15,7 +15,7 @@ pub struct JobRole {
 }
 
 /// One access profile of a position: a job role at an organisation, with activities and workgroups.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Profile {
     pub org_code: String,
     pub job_role: String,
@@ -51,7 +51,7 @@ pub struct Assignment {
 
 /// One entry of `nhsid_nrbac_roles`, in CIS2's field names. Optional arrays are always sent
 /// (`[]` when empty), the one rule kept everywhere.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RoleClaim {
     pub person_orgid: String,
     pub person_roleid: String,

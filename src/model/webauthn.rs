@@ -62,28 +62,6 @@ pub struct StoredCredential {
     pub sign_count: i64,
 }
 
-impl StoredCredential {
-    /// The public description (admin API, account page): never the key material.
-    pub fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.authenticator.id,
-            "kind": self.authenticator.kind,
-            "name": self.name,
-            "status": self.authenticator.status,
-            "aal": self.aal,
-            "aaguid": self.aaguid,
-            "attestation_format": self.attestation_format,
-            "attestation_trusted": self.attestation_trusted,
-            "transports": self.transports,
-            "backup_eligible": self.backup_eligible,
-            "backed_up": self.backup_state,
-            "discoverable": self.discoverable,
-            "created_at": self.authenticator.created_at,
-            "last_used_at": self.authenticator.last_used_at,
-        })
-    }
-}
-
 /// A started ceremony, kept server-side until the browser answers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ceremony {

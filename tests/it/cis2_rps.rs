@@ -5,8 +5,8 @@
 //! explicit port and the ForgeRock realm path, like CIS2's `:443` one.
 
 use careid::domain::client::ClientRequest;
-use careid::domain::identity::{User, UserStatus};
 use careid::domain::rbac;
+use careid::model::identity::{User, UserStatus};
 use careid::pki::Issued;
 use serde_json::{json, Value};
 

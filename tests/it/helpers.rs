@@ -12,9 +12,9 @@ use std::sync::Arc;
 use careid::clock::{Clock, ManualClock};
 use careid::config::{Config, TlsConfig};
 use careid::domain::client::{ClientRequest, NewClient};
-use careid::domain::identity::{User, UserStatus};
 use careid::domain::registry;
 use careid::http::server::{Listeners, RunningServer};
+use careid::model::identity::{User, UserStatus};
 use careid::pki::{Authority, CardSpec, Issued};
 use careid::store::Db;
 use sqlx::Connection;
@@ -865,20 +865,21 @@ pub async fn invitation_code(env: &TestEnv, uuid: &str) -> String {
         .admin_invite_authenticator(&ra_manager(), uuid)
         .await
         .unwrap();
-    let handover = query_param(v["handover_url"].as_str().unwrap(), "handover").unwrap();
+    let handover = query_param(&v.handover_url, "handover").unwrap();
     p.hand_over_invitation(&handover).await.unwrap().unwrap().0
 }
 
 /// An RA Manager calling the domain directly (tests that need an invitation, not the RA API).
-pub fn ra_manager() -> careid::domain::admin::Caller {
-    careid::domain::admin::Caller {
+pub fn ra_manager() -> careid::domain::ra::Caller {
+    careid::domain::ra::Caller {
         uuid: "999999999999".into(),
         person_roleid: "ra-test".into(),
         org_code: "RZ9".into(),
-        ra_roles: vec![careid::domain::admin::RaRole::Manager],
+        ra_roles: vec![careid::domain::ra::RaRole::Manager],
         job_role: "R5080".into(),
         client_id: "test-admin-client".into(),
         jti: "test-jti".into(),
+        auth_time: 0,
     }
 }
 

@@ -2,7 +2,7 @@
 //! introspection and revocation, back-channel logout through the outbox, housekeeping.
 
 use careid::domain::client::ClientRequest;
-use careid::domain::identity::UserStatus;
+use careid::model::identity::UserStatus;
 use serde_json::{json, Value};
 
 use crate::helpers::*;

@@ -1,7 +1,7 @@
 //! Smartcard certificates that must not sign anyone in, each refused with a readable page (403)
 //! and an audit record; and the proxy header, honoured only from a trusted proxy.
 
-use careid::domain::identity::{Authenticator, UserStatus};
+use careid::model::identity::{Authenticator, UserStatus};
 use careid::pki::CardSpec;
 
 use careid::model::identity::{AuthenticatorKind, AuthenticatorStatus};

@@ -5,16 +5,16 @@
 use rustls_pki_types::CertificateDer;
 use serde_json::json;
 
-use super::assurance::{Method, MethodKind};
 use super::authorize::{self, AuthorizationRequest, Params, RedirectError, UnsafeRequest};
 use super::claims::CodeGrant;
-use super::identity::UserStatus;
 use super::provider::{Provider, ServiceError};
 use super::rbac::{self, RoleClaim};
 use super::secrets;
-use super::session::Session;
 use super::smartcard::CardRejection;
+use crate::model::assurance::{Method, MethodKind};
 pub use crate::model::grant::{FlowStep, PendingFlow};
+use crate::model::identity::UserStatus;
+use crate::model::session::Session;
 use crate::store::WriteSet;
 
 mod card;

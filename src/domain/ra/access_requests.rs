@@ -5,15 +5,16 @@
 //! execution are separate steps), through the same assignment rules as a direct assignment.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::answers::{AccessDecided, AccessFulfilled, AccessRequestList};
 use super::authority as op;
 use super::{AdminError, Caller, NewAssignment};
 use crate::domain::provider::Provider;
 pub use crate::model::access_request::AccessRequest;
 use crate::model::audit::AuditKind;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccessRequest {
     pub uuid: String,
@@ -21,14 +22,14 @@ pub struct NewAccessRequest {
     pub reason: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     #[serde(default)]
     pub note: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fulfilment {
     #[serde(default)]
@@ -44,7 +45,7 @@ impl Provider {
         &self,
         caller: &Caller,
         r: NewAccessRequest,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<AccessRequest, AdminError> {
         self.authorise(caller, &op::REQUEST_ACCESS)?;
         if r.reason.trim().is_empty() {
             return Err(AdminError::Invalid("reason is required".into()));
@@ -80,14 +81,14 @@ impl Provider {
             json!({ "request": request.id, "uuid": request.user_uuid, "position_id": request.position_id }),
         )
         .await?;
-        Ok(request.describe())
+        Ok(request)
     }
 
     pub async fn admin_list_access_requests(
         &self,
         caller: &Caller,
         status: Option<&str>,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<AccessRequestList, AdminError> {
         self.authorise(caller, &op::LIST_REQUESTS)?;
         let list = self.db.access_requests(status, 500).await?;
         let ids: Vec<String> = list.iter().map(|r| r.position_id.clone()).collect();
@@ -98,7 +99,9 @@ impl Provider {
                 .get(&r.position_id)
                 .is_some_and(|p| p.org_code == caller.org_code)
         });
-        Ok(json!({ "requests": own.map(AccessRequest::describe).collect::<Vec<_>>() }))
+        Ok(AccessRequestList {
+            requests: own.cloned().collect(),
+        })
     }
 
     /// A sponsor's decision on a pending request.
@@ -108,7 +111,7 @@ impl Provider {
         id: &str,
         approve: bool,
         d: Decision,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<AccessDecided, AdminError> {
         self.authorise(caller, &op::DECIDE_REQUEST)?;
         let request = self.request(id).await?;
         if request.requested_by == caller.uuid || request.user_uuid == caller.uuid {
@@ -142,7 +145,10 @@ impl Provider {
             json!({ "request": id, "uuid": request.user_uuid, "position_id": request.position_id }),
         )
         .await?;
-        Ok(json!({ "id": id, "status": status }))
+        Ok(AccessDecided {
+            id: id.to_string(),
+            status: status.to_string(),
+        })
     }
 
     /// RA staff carry out an approved request; the approver may not.
@@ -151,7 +157,7 @@ impl Provider {
         caller: &Caller,
         id: &str,
         f: Fulfilment,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<AccessFulfilled, AdminError> {
         self.authorise(caller, &op::FULFIL_REQUEST)?;
         let request = self.request(id).await?;
         let position = self
@@ -187,8 +193,7 @@ impl Provider {
             .await
         {
             Ok(done) => {
-                let ids: Vec<String> =
-                    serde_json::from_value(done["person_roleids"].clone()).unwrap_or_default();
+                let ids = done.person_roleids;
                 self.db.finish_access_request(id, Some(&ids)).await?;
                 self.admin_audit(
                     caller,
@@ -196,7 +201,11 @@ impl Provider {
                     json!({ "request": id, "uuid": request.user_uuid, "person_roleids": ids }),
                 )
                 .await?;
-                Ok(json!({ "id": id, "status": "fulfilled", "person_roleids": ids }))
+                Ok(AccessFulfilled {
+                    id: id.to_string(),
+                    status: "fulfilled".into(),
+                    person_roleids: ids,
+                })
             }
             Err(e) => {
                 self.db.finish_access_request(id, None).await?;

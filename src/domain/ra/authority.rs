@@ -277,31 +277,41 @@ impl Provider {
     }
 }
 
+impl Operation {
+    /// The RA roles allowed to call it, by their policy names.
+    pub fn who(&self) -> Vec<&'static str> {
+        RaRole::ALL
+            .into_iter()
+            .filter(|r| self.permission.allowed(&[*r]))
+            .map(RaRole::name)
+            .collect()
+    }
+
+    /// The audit event kinds it writes, quoted, or "(a read)".
+    pub fn audited_as(&self) -> String {
+        if self.audit.is_empty() {
+            return "(a read)".to_string();
+        }
+        let kinds: Vec<String> = self
+            .audit
+            .iter()
+            .map(|k| format!("`{}`", k.as_str()))
+            .collect();
+        kinds.join(", ")
+    }
+}
+
 /// The permission table as Markdown, as `docs/ra-permissions.md` shows it.
 pub fn permission_table() -> String {
     let mut out = String::from("| operation | route (under `/admin/api/v1`) | who | on whom, where | audited as |\n|---|---|---|---|---|\n");
     for op in OPERATIONS {
-        let who: Vec<&str> = RaRole::ALL
-            .into_iter()
-            .filter(|r| op.permission.allowed(&[*r]))
-            .map(RaRole::name)
-            .collect();
-        let audit = if op.audit.is_empty() {
-            "(a read)".to_string()
-        } else {
-            op.audit
-                .iter()
-                .map(|k| format!("`{}`", k.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         out.push_str(&format!(
             "| {} | `{}` | {} | {} | {} |\n",
             op.name,
             op.route,
-            who.join(", "),
+            op.who().join(", "),
             op.target.describe(),
-            audit
+            op.audited_as()
         ));
     }
     out
@@ -320,6 +330,7 @@ mod tests {
             job_role: job.into(),
             client_id: "c".into(),
             jti: "j".into(),
+            auth_time: 0,
         }
     }
 

@@ -11,14 +11,15 @@
 //!   TAC authenticates the person, so the access it gives is the person's own current positions.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::answers::{RaRoleEnded, RaRoleGranted, TacIssued, TacReturned};
 use super::authority as op;
 use super::{AdminError, Caller, RaRole};
 use crate::clock::UnixTime;
-use crate::domain::identity::{Authenticator, AuthenticatorKind, AuthenticatorStatus, UserStatus};
 use crate::domain::provider::Provider;
 use crate::model::audit::AuditKind;
+use crate::model::identity::{Authenticator, AuthenticatorKind, AuthenticatorStatus, UserStatus};
 pub use crate::model::ra::{RaGrant, TacIssue};
 
 /// The longest a TAC may be issued for (rule 48).
@@ -34,7 +35,7 @@ pub fn granted_role(name: &str) -> Option<RaRole> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRaGrant {
     pub role: String,
@@ -43,7 +44,7 @@ pub struct NewRaGrant {
     pub evidence: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTac {
     /// PEM of the TAC's card certificate.
@@ -62,7 +63,7 @@ impl Provider {
         caller: &Caller,
         uuid: &str,
         g: NewRaGrant,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<RaRoleGranted, AdminError> {
         self.act_on_person(caller, &op::GRANT_RA_ROLE, uuid).await?;
         if granted_role(&g.role).is_none() {
             return Err(AdminError::Invalid(
@@ -88,11 +89,20 @@ impl Provider {
             json!({ "uuid": uuid, "grant": grant.id, "role": grant.role, "org_code": grant.org_code, "evidence": grant.evidence }),
         )
         .await?;
-        Ok(json!({ "id": grant.id, "uuid": uuid, "role": grant.role, "org_code": grant.org_code }))
+        Ok(RaRoleGranted {
+            id: grant.id,
+            uuid: uuid.to_string(),
+            role: grant.role,
+            org_code: grant.org_code,
+        })
     }
 
     /// RA Manager: ends an RA role grant of their organisation.
-    pub async fn admin_end_ra_role(&self, caller: &Caller, id: &str) -> Result<Value, AdminError> {
+    pub async fn admin_end_ra_role(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<RaRoleEnded, AdminError> {
         self.authorise(caller, &op::END_RA_ROLE)?;
         let grant = self
             .db
@@ -113,7 +123,10 @@ impl Provider {
             json!({ "uuid": grant.user_uuid, "grant": id, "role": grant.role }),
         )
         .await?;
-        Ok(json!({ "id": id, "ended": true }))
+        Ok(RaRoleEnded {
+            id: id.to_string(),
+            ended: true,
+        })
     }
 
     /// The RA roles a user's grants give at an organisation.
@@ -138,7 +151,7 @@ impl Provider {
         caller: &Caller,
         uuid: &str,
         t: NewTac,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<TacIssued, AdminError> {
         self.act_on_person(caller, &op::ISSUE_TAC, uuid).await?;
         let user = self.active_identity(uuid).await?;
         if user.id_assurance_level < 1 {
@@ -190,13 +203,21 @@ impl Provider {
             json!({ "uuid": uuid, "tac": issue.id, "tac_name": issue.tac_name, "reason": issue.reason, "expires_at": expires_at }),
         )
         .await?;
-        Ok(
-            json!({ "id": issue.id, "authenticator_id": authenticator.id, "uuid": uuid, "tac_name": issue.tac_name, "expires_at": expires_at }),
-        )
+        Ok(TacIssued {
+            id: issue.id,
+            authenticator_id: authenticator.id,
+            uuid: uuid.to_string(),
+            tac_name: issue.tac_name,
+            expires_at,
+        })
     }
 
     /// Records a TAC's return: the card is locked and the sessions it opened end.
-    pub async fn admin_return_tac(&self, caller: &Caller, id: &str) -> Result<Value, AdminError> {
+    pub async fn admin_return_tac(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<TacReturned, AdminError> {
         self.authorise(caller, &op::RETURN_TAC)?;
         let issue = self
             .db
@@ -225,7 +246,10 @@ impl Provider {
             json!({ "uuid": issue.user_uuid, "tac": id, "tac_name": issue.tac_name }),
         )
         .await?;
-        Ok(json!({ "id": id, "returned_at": now }))
+        Ok(TacReturned {
+            id: id.to_string(),
+            returned_at: now,
+        })
     }
 
     /// A TAC stands in for a card that is not there: refused while the person holds a working
@@ -254,7 +278,7 @@ impl Provider {
     pub(crate) async fn active_identity(
         &self,
         uuid: &str,
-    ) -> Result<crate::domain::identity::User, AdminError> {
+    ) -> Result<crate::model::identity::User, AdminError> {
         let user = self
             .db
             .user(uuid)

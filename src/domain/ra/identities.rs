@@ -3,17 +3,19 @@
 //! with their reason and time (suspending or closing ends every session and token).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::answers::{IdentityList, IdentityRecord, IdentitySummary, IdentityWithDetails};
+use super::answers::{StatusChanged, Verified};
 use super::authority as op;
 use super::{AdminError, Caller, Permission};
-use crate::domain::identity::{PersonalDetails, User, UserStatus};
 use crate::domain::provider::Provider;
 use crate::domain::{rbac, registry, secrets};
 use crate::model::audit::AuditKind;
+use crate::model::identity::{PersonalDetails, User, UserStatus};
 
 /// A new identity as an RA records it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewIdentity {
     pub title: Option<String>,
@@ -31,7 +33,7 @@ pub struct NewIdentity {
 
 /// An identity document seen face to face. Only its kind and, optionally, the last four
 /// characters of its number are kept (enough to trace it, not to copy it).
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Document {
     /// e.g. "passport", "photocard driving licence", "utility bill".
@@ -43,7 +45,7 @@ pub struct Document {
 }
 
 /// An RA's record of an identity check (GPG45; nhs-processes §3 rules 17–18).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Verification {
     pub level: i64,
@@ -51,7 +53,7 @@ pub struct Verification {
 }
 
 /// Personal details to change; absent fields stay as they are.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DetailsChange {
     pub title: Option<String>,
@@ -78,7 +80,7 @@ fn checked_details(
 ) -> Result<PersonalDetails, AdminError> {
     let date_of_birth = d.date_of_birth.filter(|v| !v.trim().is_empty());
     if let Some(dob) = &date_of_birth {
-        if !crate::domain::identity::valid_date_of_birth(dob.trim(), now) {
+        if !crate::model::identity::valid_date_of_birth(dob.trim(), now) {
             return Err(AdminError::Invalid(
                 "date_of_birth must be a past date, YYYY-MM-DD".into(),
             ));
@@ -86,7 +88,7 @@ fn checked_details(
     }
     let ni_number = match d.ni_number.filter(|v| !v.trim().is_empty()) {
         Some(n) => Some(
-            crate::domain::identity::normalise_ni_number(&n).ok_or_else(|| {
+            crate::model::identity::normalise_ni_number(&n).ok_or_else(|| {
                 AdminError::Invalid("ni_number is not a valid National Insurance number".into())
             })?,
         ),
@@ -108,17 +110,12 @@ fn checked_details(
     })
 }
 
-fn identity_json(u: &User) -> Value {
-    json!({ "uuid": u.uuid, "title": u.title, "given_name": u.given_name, "middle_names": u.middle_names, "family_name": u.family_name,
-            "email": u.email, "id_assurance_level": u.id_assurance_level, "status": u.status.as_str() })
-}
-
 impl Provider {
     pub async fn admin_get_identity(
         &self,
         caller: &Caller,
         uuid: &str,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<IdentityRecord, AdminError> {
         self.read_person(caller, &op::SHOW, uuid).await?;
         let user = self
             .db
@@ -127,19 +124,22 @@ impl Provider {
             .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
         let roles = rbac::current_roles(&self.db, uuid, self.now()).await?;
         let (reason, changed_at) = self.db.status_change(uuid).await?;
-        let mut v = identity_json(&user);
-        v["roles"] = serde_json::to_value(roles).unwrap_or_default();
         // Date of birth, NI number and phones: only for roles that check identities.
-        if Permission::ViewPersonalDetails.allowed(&caller.ra_roles) {
-            let details = self.db.personal_details(uuid).await?;
-            v["personal_details"] = serde_json::to_value(details).unwrap_or_default();
-        }
-        v["status_reason"] = json!(reason);
-        v["status_changed_at"] = json!(changed_at);
-        Ok(v)
+        let personal_details = if Permission::ViewPersonalDetails.allowed(&caller.ra_roles) {
+            Some(self.db.personal_details(uuid).await?)
+        } else {
+            None
+        };
+        Ok(IdentityRecord {
+            identity: IdentitySummary::from(&user),
+            roles,
+            personal_details,
+            status_reason: reason,
+            status_changed_at: changed_at,
+        })
     }
 
-    pub async fn admin_search(&self, caller: &Caller, q: &str) -> Result<Value, AdminError> {
+    pub async fn admin_search(&self, caller: &Caller, q: &str) -> Result<IdentityList, AdminError> {
         self.authorise(caller, &op::SEARCH)?;
         // Wildcards match nothing of their own: the minimum counts what is left.
         let q: String = q
@@ -152,14 +152,16 @@ impl Provider {
             ));
         }
         let found = self.db.search_users(q.trim(), 50).await?;
-        Ok(json!({ "identities": found.iter().map(identity_json).collect::<Vec<_>>() }))
+        Ok(IdentityList {
+            identities: found.iter().map(IdentitySummary::from).collect(),
+        })
     }
 
     pub async fn admin_create_identity(
         &self,
         caller: &Caller,
         new: NewIdentity,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<IdentityWithDetails, AdminError> {
         self.authorise(caller, &op::CREATE_IDENTITY)?;
         if new.given_name.trim().is_empty() || new.family_name.trim().is_empty() {
             return Err(AdminError::Invalid(
@@ -201,9 +203,10 @@ impl Provider {
                 json!({ "uuid": uuid, "registered_org": caller.org_code }),
             )
             .await?;
-            let mut v = identity_json(&user);
-            v["personal_details"] = serde_json::to_value(&details).unwrap_or_default();
-            return Ok(v);
+            return Ok(IdentityWithDetails {
+                identity: IdentitySummary::from(&user),
+                personal_details: details,
+            });
         }
         Err(AdminError::Conflict(
             "could not allocate a free UUID".into(),
@@ -218,7 +221,7 @@ impl Provider {
         uuid: &str,
         status: UserStatus,
         reason: &str,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<StatusChanged, AdminError> {
         self.act_on_person(caller, &op::SET_STATUS, uuid).await?;
         if reason.trim().is_empty() {
             return Err(AdminError::Invalid("a reason is required".into()));
@@ -245,7 +248,10 @@ impl Provider {
             json!({ "uuid": uuid, "status": status.as_str(), "reason": reason }),
         )
         .await?;
-        Ok(json!({ "uuid": uuid, "status": status.as_str() }))
+        Ok(StatusChanged {
+            uuid: uuid.to_string(),
+            status: status.as_str().to_string(),
+        })
     }
 
     /// Records an identity check: the documents seen and the GPG45 level reached. Level 3 needs
@@ -255,7 +261,7 @@ impl Provider {
         caller: &Caller,
         uuid: &str,
         v: Verification,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<Verified, AdminError> {
         self.act_on_person(caller, &op::VERIFY, uuid).await?;
         if !(1..=3).contains(&v.level) {
             return Err(AdminError::Invalid("level must be 1, 2 or 3".into()));
@@ -288,7 +294,10 @@ impl Provider {
             json!({ "uuid": uuid, "level": v.level, "documents": v.documents }),
         )
         .await?;
-        Ok(json!({ "uuid": uuid, "id_assurance_level": v.level }))
+        Ok(Verified {
+            uuid: uuid.to_string(),
+            id_assurance_level: v.level,
+        })
     }
 
     pub async fn admin_update_details(
@@ -296,7 +305,7 @@ impl Provider {
         caller: &Caller,
         uuid: &str,
         change: DetailsChange,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<IdentityWithDetails, AdminError> {
         self.act_on_person(caller, &op::UPDATE_DETAILS, uuid)
             .await?;
         let mut user = self
@@ -355,8 +364,9 @@ impl Provider {
             json!({ "uuid": uuid, "fields": changed }),
         )
         .await?;
-        let mut v = identity_json(&user);
-        v["personal_details"] = serde_json::to_value(&details).unwrap_or_default();
-        Ok(v)
+        Ok(IdentityWithDetails {
+            identity: IdentitySummary::from(&user),
+            personal_details: details,
+        })
     }
 }

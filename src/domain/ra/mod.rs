@@ -5,6 +5,7 @@
 //! operation is audited with the caller as actor.
 
 pub mod access_requests;
+pub mod answers;
 pub mod authority;
 pub mod grants_and_tacs;
 mod identities;
@@ -12,16 +13,19 @@ mod identities;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::clock::UnixTime;
 use crate::domain::client::ADMIN_SCOPE;
-use crate::domain::identity::{is_valid_uuid, User, UserStatus};
 use crate::domain::provider::{Provider, ServiceError};
 use crate::domain::rbac::{self, RbacError};
 use crate::domain::registry::{self, RegistryError};
 use crate::domain::secrets;
+use crate::model::identity::{is_valid_uuid, User, UserStatus};
 
 use crate::model::audit::AuditKind;
 use crate::model::identity::{AuthenticatorKind, AuthenticatorStatus};
 pub use crate::model::ra::{RaGrant, TacIssue};
+use answers::{Assigned, AssignmentEnded, AuditEventView, AuditTrail, AuthenticatorRevoked};
+use answers::{PositionCreated, Report, SmartcardBound};
 use authority as op;
 pub use authority::{carries_ra_power, Operation, Standing, Target, OPERATIONS};
 pub use grants_and_tacs::{granted_role, NewRaGrant, NewTac, TAC_MAX_HOURS};
@@ -136,6 +140,8 @@ pub struct Caller {
     /// every `admin.*` audit event.
     pub client_id: String,
     pub jti: String,
+    /// When the person authenticated for this token (the console asks again when it is old).
+    pub auth_time: UnixTime,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +185,7 @@ impl From<RbacError> for AdminError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAssignment {
     pub position_id: String,
@@ -187,7 +193,7 @@ pub struct NewAssignment {
     pub ends_at: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPosition {
     pub org_code: String,
@@ -272,6 +278,7 @@ impl Provider {
             job_role: job,
             client_id,
             jti,
+            auth_time: claims.get("auth_time").and_then(Value::as_i64).unwrap_or(0),
         })
     }
 
@@ -338,7 +345,7 @@ impl Provider {
         caller: &Caller,
         uuid: &str,
         certificate_pem: &str,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<SmartcardBound, AdminError> {
         self.act_on_person(caller, &op::BIND_SMARTCARD, uuid)
             .await?;
         let (der, _) = self.unbound_certificate(certificate_pem).await?;
@@ -349,9 +356,13 @@ impl Provider {
             json!({ "uuid": uuid, "authenticator": a.id }),
         )
         .await?;
-        Ok(
-            json!({ "id": a.id, "uuid": uuid, "issuer": a.cert_issuer, "serial": a.cert_serial, "status": a.status }),
-        )
+        Ok(SmartcardBound {
+            id: a.id,
+            uuid: uuid.to_string(),
+            issuer: a.cert_issuer,
+            serial: a.cert_serial,
+            status: a.status,
+        })
     }
 
     /// Revokes a bound authenticator (card, security key or passkey); sessions it opened end at once.
@@ -360,7 +371,7 @@ impl Provider {
         caller: &Caller,
         uuid: &str,
         authenticator_id: &str,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<AuthenticatorRevoked, AdminError> {
         self.act_on_person(caller, &op::REVOKE_AUTHENTICATOR, uuid)
             .await?;
         let found = self
@@ -394,7 +405,10 @@ impl Provider {
             json!({ "uuid": uuid, "authenticator": authenticator_id, "kind": found.kind }),
         )
         .await?;
-        Ok(json!({ "id": authenticator_id, "status": "revoked" }))
+        Ok(AuthenticatorRevoked {
+            id: authenticator_id.to_string(),
+            status: AuthenticatorStatus::Revoked,
+        })
     }
 
     pub async fn admin_assign(
@@ -402,7 +416,7 @@ impl Provider {
         caller: &Caller,
         uuid: &str,
         a: NewAssignment,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<Assigned, AdminError> {
         self.authorise(caller, &op::ASSIGN)?;
         let position = self
             .db
@@ -428,14 +442,16 @@ impl Provider {
             json!({ "uuid": uuid, "position_id": a.position_id, "person_roleids": ids }),
         )
         .await?;
-        Ok(json!({ "person_roleids": ids }))
+        Ok(Assigned {
+            person_roleids: ids,
+        })
     }
 
     pub async fn admin_end_assignment(
         &self,
         caller: &Caller,
         person_roleid: &str,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<AssignmentEnded, AdminError> {
         self.authorise(caller, &op::END_ASSIGNMENT)?;
         let not_current = || AdminError::NotFound(format!("no current assignment {person_roleid}"));
         let assignment = self
@@ -467,14 +483,17 @@ impl Provider {
             json!({ "person_roleid": person_roleid, "uuid": assignment.user_uuid, "position_id": assignment.position_id }),
         )
         .await?;
-        Ok(json!({ "person_roleid": person_roleid, "ended_at": self.now() }))
+        Ok(AssignmentEnded {
+            person_roleid: person_roleid.to_string(),
+            ended_at: self.now(),
+        })
     }
 
     pub async fn admin_create_position(
         &self,
         caller: &Caller,
         p: NewPosition,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<PositionCreated, AdminError> {
         self.authorise(caller, &op::CREATE_POSITION)?;
         if p.name.trim().is_empty() || p.profiles.is_empty() || p.approved_by.trim().is_empty() {
             return Err(AdminError::Invalid(
@@ -520,12 +539,15 @@ impl Provider {
         Self::own_organisation(caller, &position)?;
         let id = self.db.upsert_position(&position, self.now()).await?;
         self.admin_audit(caller, AuditKind::AdminPositionCreated, json!({ "position_id": id, "org_code": position.org_code, "name": position.name, "approved_by": p.approved_by })).await?;
-        Ok(
-            json!({ "id": id, "org_code": position.org_code, "name": position.name, "profiles": position.profiles }),
-        )
+        Ok(PositionCreated {
+            id,
+            org_code: position.org_code,
+            name: position.name,
+            profiles: position.profiles,
+        })
     }
 
-    pub async fn admin_report(&self, caller: &Caller, name: &str) -> Result<Value, AdminError> {
+    pub async fn admin_report(&self, caller: &Caller, name: &str) -> Result<Report, AdminError> {
         self.authorise(caller, &op::REPORTS)?;
         super::reports::run(&self.db, name, self.now())
             .await?
@@ -541,12 +563,21 @@ impl Provider {
         &self,
         caller: &Caller,
         limit: i64,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<AuditTrail, AdminError> {
         self.authorise(caller, &op::AUDIT)?;
         let events = self.db.recent_audit(limit.clamp(1, 500)).await?;
-        Ok(
-            json!({ "events": events.iter().map(|e| json!({ "at": e.at, "kind": e.kind, "outcome": e.outcome, "actor": e.actor, "client_id": e.client_id, "detail": e.detail })).collect::<Vec<_>>() }),
-        )
+        let events = events
+            .into_iter()
+            .map(|e| AuditEventView {
+                at: e.at,
+                kind: e.kind,
+                outcome: e.outcome,
+                actor: e.actor,
+                client_id: e.client_id,
+                detail: e.detail,
+            })
+            .collect();
+        Ok(AuditTrail { events })
     }
 }
 

@@ -12,13 +12,13 @@ use webauthn_rs_core::proto::{
 };
 
 use super::{Ceremony, Kind, PasskeyRejection, StoredCredential};
-use crate::domain::assurance::Method;
-use crate::domain::identity::{Authenticator, UserStatus};
 use crate::domain::login::{flow_key, FlowStep, Next};
 use crate::domain::provider::{Provider, ServiceError};
 use crate::domain::secrets;
+use crate::model::assurance::Method;
 use crate::model::audit::AuditKind;
 use crate::model::identity::AuthenticatorStatus;
+use crate::model::identity::{Authenticator, UserStatus};
 
 /// Who is registering an authenticator.
 #[derive(Debug, Clone, Copy)]

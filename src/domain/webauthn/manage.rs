@@ -1,18 +1,19 @@
 //! Managing WebAuthn credentials: RA invitations, listing and revocation (admin API), and the
 //! signed-in user's own list, rename and remove (account page). Every change is audited.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::ceremonies::clean_name;
 use super::StoredCredential;
-use crate::domain::admin::authority as op;
-use crate::domain::admin::{AdminError, Caller};
-use crate::domain::identity::{Authenticator, User};
 use crate::domain::provider::{Provider, ServiceError};
+use crate::domain::ra::answers::{AuthenticatorList, AuthenticatorView, InvitationSent};
+use crate::domain::ra::authority as op;
+use crate::domain::ra::{AdminError, Caller};
 use crate::domain::secrets;
-use crate::domain::session::Session;
 use crate::model::audit::AuditKind;
+use crate::model::identity::{Authenticator, User};
 use crate::model::identity::{AuthenticatorKind, AuthenticatorStatus};
+use crate::model::session::Session;
 
 /// Why a change to one's own authenticators was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +46,7 @@ impl Provider {
         &self,
         caller: &Caller,
         uuid: &str,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<InvitationSent, AdminError> {
         self.act_on_person(caller, &op::INVITE, uuid).await?;
         self.active_identity(uuid).await?;
         let now = self.now();
@@ -73,9 +74,11 @@ impl Provider {
             &self.config.endpoint("/webauthn/invitation"),
             &[("handover", &handover)],
         );
-        Ok(
-            json!({ "uuid": uuid, "handover_url": handover_url, "expires_at": invitation.expires_at }),
-        )
+        Ok(InvitationSent {
+            uuid: uuid.to_string(),
+            handover_url,
+            expires_at: invitation.expires_at,
+        })
     }
 
     /// The person's side of an invitation's handover: makes the code (once) and returns it with
@@ -112,20 +115,23 @@ impl Provider {
         &self,
         caller: &Caller,
         uuid: &str,
-    ) -> Result<Value, AdminError> {
+    ) -> Result<AuthenticatorList, AdminError> {
         self.read_person(caller, &op::LIST_AUTHENTICATORS, uuid)
             .await?;
         let credentials = self.db.webauthn_credentials_of(uuid).await?;
-        let mut list: Vec<Value> = self
+        let mut authenticators: Vec<AuthenticatorView> = self
             .db
             .authenticators_of(uuid)
             .await?
             .iter()
             .filter(|a| a.kind.is_card())
-            .map(|a| json!({ "id": a.id, "kind": a.kind, "status": a.status, "issuer": a.cert_issuer, "serial": a.cert_serial, "aal": 3, "created_at": a.created_at, "last_used_at": a.last_used_at, "expires_at": a.expires_at }))
+            .map(AuthenticatorView::card)
             .collect();
-        list.extend(credentials.iter().map(StoredCredential::describe));
-        Ok(json!({ "uuid": uuid, "authenticators": list }))
+        authenticators.extend(credentials.iter().map(AuthenticatorView::webauthn));
+        Ok(AuthenticatorList {
+            uuid: uuid.to_string(),
+            authenticators,
+        })
     }
 
     /// The signed-in user's identity and authenticators, if the session is usable.

@@ -43,6 +43,7 @@ async fn an_attested_security_key_registered_by_invitation_signs_in_at_aal3() {
         .admin_list_authenticators(&ra_manager(), "961000000001")
         .await
         .unwrap();
+    let listed = serde_json::to_value(listed).unwrap();
     let key_entry = listed["authenticators"]
         .as_array()
         .unwrap()
@@ -160,6 +161,7 @@ async fn passkey_and_platform_kinds_without_trusted_attestation_are_aal2() {
         .admin_list_authenticators(&ra_manager(), "961000000003")
         .await
         .unwrap();
+    let listed = serde_json::to_value(listed).unwrap();
     let kinds: Vec<(String, i64, bool)> = listed["authenticators"]
         .as_array()
         .unwrap()

@@ -12,7 +12,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use careid::domain::client::NewClient;
-use careid::domain::identity::UserStatus;
+use careid::model::identity::UserStatus;
 use careid::pki::Issued;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
