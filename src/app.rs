@@ -34,6 +34,10 @@ pub async fn start(
     );
     let provider = Arc::new(Provider::new(db, clock, config, trust, attestation));
     provider.load_keys().await.context("signing keys")?;
+    provider
+        .ensure_console_client()
+        .await
+        .context("the RA console's client")?;
     server::serve(provider, listeners).await
 }
 

@@ -39,7 +39,33 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Where careid's own calls to relying parties may go.
     pub outbound: OutboundConfig,
+    /// The RA console under `/ra/`.
+    pub console: ConsoleConfig,
     pub log: LogConfig,
+}
+
+/// The RA console (`/ra/`): careid's own admin client, signed in with a card or an AAL3 key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console. Off: `/ra/` answers 404 and the console client is disabled.
+    pub enabled: bool,
+    /// A console session with no request for this long has ended (the person signs in again).
+    pub idle_timeout_secs: i64,
+    /// Sensitive actions (TACs, RA roles, binding or revoking authenticators, closing an
+    /// identity) need an authentication at most this old; otherwise the console asks for the
+    /// card again.
+    pub reauth_max_age_secs: i64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            idle_timeout_secs: 600,
+            reauth_max_age_secs: 300,
+        }
+    }
 }
 
 /// careid calls relying parties (back-channel logout, `jwks_uri`) on public addresses only,
@@ -383,6 +409,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             metrics: MetricsConfig::default(),
             outbound: OutboundConfig::default(),
+            console: ConsoleConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -622,6 +649,11 @@ impl Config {
             (
                 "session.absolute_timeout_secs",
                 self.session.absolute_timeout_secs,
+            ),
+            ("console.idle_timeout_secs", self.console.idle_timeout_secs),
+            (
+                "console.reauth_max_age_secs",
+                self.console.reauth_max_age_secs,
             ),
         ] {
             if v <= 0 {

@@ -26,6 +26,27 @@ pub const DEMO_DIR: &str = "data/demo";
 pub const DEMO_USER: &str = "555123456789";
 pub const DEMO_REDIRECT: &str = "http://127.0.0.1:8080/callback";
 
+/// The demo's RA staff at RZ9, for the RA console: (UUID, given name, family name, card file
+/// stem, position name, job role).
+pub const DEMO_RA_STAFF: [(&str, &str, &str, &str, &str, &str); 2] = [
+    (
+        "555100000001",
+        "Rita",
+        "Manager",
+        "card-ra-manager",
+        "Registration Authority Manager",
+        "R5080",
+    ),
+    (
+        "555100000002",
+        "Alex",
+        "Agent",
+        "card-ra-agent",
+        "Registration Authority Agent",
+        "R5090",
+    ),
+];
+
 pub struct Demo {
     pub dir: PathBuf,
     pub client_id: String,
@@ -131,23 +152,34 @@ pub fn ensure_pki(dir: &Path, now: UnixTime) -> anyhow::Result<String> {
         )?;
         write(dir, "server.key", &server.key_pem)?;
     }
-    if !dir.join("card-demo.p12").exists() {
+    let stems = std::iter::once("card-demo").chain(DEMO_RA_STAFF.iter().map(|s| s.3));
+    if stems
+        .clone()
+        .any(|stem| !dir.join(format!("{stem}.p12")).exists())
+    {
         let root = Authority::root("careid demo", "careid Demo Smartcard Root", now)?;
         let sub = root.intermediate("careid demo", "careid Demo Authentication", now)?;
-        let card = sub.card_cert(&CardSpec::valid(DEMO_USER, "Demo_Jane", now))?;
         write(
             dir,
             "smartcard-ca.pem",
             format!("{}{}", root.pem(), sub.pem()),
         )?;
-        write(dir, "card-demo.pem", &card.cert_pem)?;
-        write(dir, "card-demo.key", &card.key_pem)?;
         let password = secrets::random_token()[..16].to_string();
-        write(
-            dir,
-            "card-demo.p12",
-            pkcs12(&card.cert_pem, &card.key_pem, &sub.pem(), &password)?,
-        )?;
+        let people = std::iter::once((DEMO_USER, "Demo_Jane".to_string())).chain(
+            DEMO_RA_STAFF
+                .iter()
+                .map(|s| (s.0, format!("{}_{}", s.2, s.1))),
+        );
+        for ((uuid, name), stem) in people.zip(stems) {
+            let card = sub.card_cert(&CardSpec::valid(uuid, &name, now))?;
+            write(dir, &format!("{stem}.pem"), &card.cert_pem)?;
+            write(dir, &format!("{stem}.key"), &card.key_pem)?;
+            write(
+                dir,
+                &format!("{stem}.p12"),
+                pkcs12(&card.cert_pem, &card.key_pem, &sub.pem(), &password)?,
+            )?;
+        }
         write(dir, "card-demo.p12.password", &password)?;
     }
     read(dir, "card-demo.p12.password")
@@ -222,18 +254,10 @@ pub async fn ensure_data(db: &Db, dir: &Path, now: UnixTime) -> anyhow::Result<(
             rbac::assign_position(db, DEMO_USER, &id, now - 86400, None, "demo", now).await?;
         }
     }
-    let pem = read(dir, "card-demo.pem")?;
-    let der = rustls_pemfile::certs(&mut pem.as_bytes())
-        .next()
-        .context("card-demo.pem holds no certificate")??;
-    let card = crate::domain::smartcard::binding_of(&der)
-        .map_err(|e| anyhow::anyhow!("demo card: {e}"))?;
-    if db
-        .authenticator_by_certificate(&card.issuer, &card.serial)
-        .await?
-        .is_none()
-    {
-        registry::bind_smartcard(db, DEMO_USER, &der, "demo", now).await?;
+    ensure_ra_staff(db, now).await?;
+    bind_card(db, dir, DEMO_USER, "card-demo", now).await?;
+    for staff in DEMO_RA_STAFF {
+        bind_card(db, dir, staff.0, staff.3, now).await?;
     }
     if let Ok(text) = read(dir, "client.json") {
         let saved: serde_json::Value = serde_json::from_str(&text)?;
@@ -262,6 +286,73 @@ pub async fn ensure_data(db: &Db, dir: &Path, now: UnixTime) -> anyhow::Result<(
     let saved = json!({ "client_id": m.client_id, "client_secret": secret, "redirect_uris": m.redirect_uris, "token_endpoint_auth_method": m.token_endpoint_auth_method });
     write(dir, "client.json", serde_json::to_string_pretty(&saved)?)?;
     Ok((m.client_id.clone(), secret))
+}
+
+/// The RA Manager and RA Agent of the demo (for the RA console), each in an RA position at RZ9.
+async fn ensure_ra_staff(db: &Db, now: UnixTime) -> anyhow::Result<()> {
+    for (uuid, given, family, _, position, job_role) in DEMO_RA_STAFF {
+        if db.user(uuid).await?.is_some() {
+            continue;
+        }
+        let user = User {
+            uuid: uuid.into(),
+            title: None,
+            given_name: given.into(),
+            middle_names: None,
+            family_name: family.into(),
+            email: Some(format!("{given}.{family}@example.nhs.uk").to_lowercase()),
+            id_assurance_level: 3,
+            status: UserStatus::Active,
+        };
+        registry::create_user(db, &user, "demo", now).await?;
+        db.record_terms_acceptance(uuid, &crate::config::TermsConfig::default().version, now)
+            .await?;
+        let id = match db.position_by_name("RZ9", position).await? {
+            Some(id) => id,
+            None => {
+                let p = crate::model::rbac::Position {
+                    id: format!("demo-{job_role}"),
+                    org_code: "RZ9".into(),
+                    name: position.into(),
+                    esr_position: None,
+                    profiles: vec![crate::model::rbac::Profile {
+                        org_code: "RZ9".into(),
+                        job_role: job_role.into(),
+                        activities: Vec::new(),
+                        workgroups: Vec::new(),
+                        areas_of_work: Vec::new(),
+                    }],
+                };
+                db.upsert_position(&p, now).await?
+            }
+        };
+        rbac::assign_position(db, uuid, &id, now - 86400, None, "demo", now).await?;
+    }
+    Ok(())
+}
+
+/// Binds a demo card (`{stem}.pem`) to its person, once.
+async fn bind_card(
+    db: &Db,
+    dir: &Path,
+    uuid: &str,
+    stem: &str,
+    now: UnixTime,
+) -> anyhow::Result<()> {
+    let pem = read(dir, &format!("{stem}.pem"))?;
+    let der = rustls_pemfile::certs(&mut pem.as_bytes())
+        .next()
+        .with_context(|| format!("{stem}.pem holds no certificate"))??;
+    let card = crate::domain::smartcard::binding_of(&der)
+        .map_err(|e| anyhow::anyhow!("demo card {stem}: {e}"))?;
+    if db
+        .authenticator_by_certificate(&card.issuer, &card.serial)
+        .await?
+        .is_none()
+    {
+        registry::bind_smartcard(db, uuid, &der, "demo", now).await?;
+    }
+    Ok(())
 }
 
 /// A fresh invitation (each start) for the demo user to register a security key or passkey.
@@ -295,6 +386,9 @@ pub fn instructions(
          \n  Files in {d}:\n    ca.pem              development CA (trust it in your browser, or pass --cacert to curl)\n\
          \x20   card-demo.p12       demo smartcard certificate for a browser (password: {p12_password})\n\
          \x20   card-demo.pem/.key  the same for curl (--cert/--key)\n    client.json         demo client ({client_id}) and its secret\n\
+         \x20   card-ra-manager.p12 Rita Manager, RA Manager at RZ9 (same password)\n\
+         \x20   card-ra-agent.p12   Alex Agent, RA Agent at RZ9 (same password)\n\
+         \n  RA console (import an RA card into a browser trusting ca.pem):\n    {issuer}/ra/\n\
          \n  Sign in as the demo user with curl (see README, \"Demo walk-through\"):\n\
          \x20   curl --cacert {d}/ca.pem -i '{issuer}/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcallback&scope=openid%20profile&state=xyz&code_challenge=EZxLzDDAIsO7xAOurWBSZa4qsw3DAUsVchkRQHjO5jw&code_challenge_method=S256'\n\
          \n  Register a passkey or security key for the demo user (browser trusting ca.pem; link valid {minutes} min):\n\

@@ -7,6 +7,7 @@ pub mod backchannel;
 pub mod claims;
 pub mod client;
 pub mod client_auth;
+pub mod console;
 pub mod grants;
 pub mod keys;
 pub mod login;

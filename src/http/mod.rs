@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod card;
+pub mod console;
 pub mod error;
 pub mod limits;
 pub mod oidc;
@@ -122,8 +123,16 @@ pub fn router(state: AppState) -> Router {
     } else {
         Router::new().nest(&path, oidc_routes())
     };
+    let console = if !state.provider.config.console.enabled {
+        Router::new()
+    } else if path.is_empty() {
+        console::routes()
+    } else {
+        Router::new().nest(&path, console::routes())
+    };
     let routes = Router::new()
         .merge(oidc)
+        .merge(console)
         .merge(admin::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

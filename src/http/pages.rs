@@ -34,11 +34,58 @@ fn environment() -> &'static Environment<'static> {
                 "invitation_handover.html",
                 include_str!("../../templates/invitation_handover.html"),
             ),
+            (
+                "ra/layout.html",
+                include_str!("../../templates/ra/layout.html"),
+            ),
+            (
+                "ra/message.html",
+                include_str!("../../templates/ra/message.html"),
+            ),
+            ("ra/form.html", include_str!("../../templates/ra/form.html")),
+            ("ra/home.html", include_str!("../../templates/ra/home.html")),
+            (
+                "ra/people.html",
+                include_str!("../../templates/ra/people.html"),
+            ),
+            (
+                "ra/person.html",
+                include_str!("../../templates/ra/person.html"),
+            ),
+            (
+                "ra/invitation.html",
+                include_str!("../../templates/ra/invitation.html"),
+            ),
+            (
+                "ra/requests.html",
+                include_str!("../../templates/ra/requests.html"),
+            ),
+            (
+                "ra/reports.html",
+                include_str!("../../templates/ra/reports.html"),
+            ),
+            (
+                "ra/audit.html",
+                include_str!("../../templates/ra/audit.html"),
+            ),
         ] {
             env.add_template(name, text).expect("templates are valid");
         }
+        env.add_filter("when", when);
+        env.add_filter("json", |v: Value| {
+            serde_json::to_string(&v).unwrap_or_default()
+        });
         env
     })
+}
+
+/// A Unix time as people read it: `2026-12-04 16:31 UTC`.
+fn when(t: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&format).ok())
+        .unwrap_or_else(|| t.to_string())
 }
 
 pub const STYLESHEET: &str = include_str!("../../static/careid.css");

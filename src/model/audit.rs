@@ -50,10 +50,12 @@ pub enum AuditKind {
     AdminAccessApproved,
     AdminAccessRejected,
     AdminAccessFulfilled,
+    ConsoleSignedIn,
+    ConsoleSignedOut,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 46] = [
+    pub const ALL: [AuditKind; 48] = [
         AuditKind::LoginSmartcard,
         AuditKind::LoginWebauthn,
         AuditKind::LoginRole,
@@ -100,6 +102,8 @@ impl AuditKind {
         AuditKind::AdminAccessApproved,
         AuditKind::AdminAccessRejected,
         AuditKind::AdminAccessFulfilled,
+        AuditKind::ConsoleSignedIn,
+        AuditKind::ConsoleSignedOut,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -150,6 +154,8 @@ impl AuditKind {
             AuditKind::AdminAccessApproved => "admin.access_approved",
             AuditKind::AdminAccessRejected => "admin.access_rejected",
             AuditKind::AdminAccessFulfilled => "admin.access_fulfilled",
+            AuditKind::ConsoleSignedIn => "console.signed_in",
+            AuditKind::ConsoleSignedOut => "console.signed_out",
         }
     }
 
@@ -177,4 +183,18 @@ mod tests {
             "no two kinds share a name"
         );
     }
+}
+
+/// Which audit events to read (the RA console's and the admin API's audit trail).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Events this person did.
+    pub actor: Option<String>,
+    /// Events this person did or that were done to them.
+    pub person: Option<String>,
+    /// Events done from or at this organisation.
+    pub org_code: Option<String>,
+    pub since: Option<crate::clock::UnixTime>,
+    pub until: Option<crate::clock::UnixTime>,
+    pub limit: i64,
 }

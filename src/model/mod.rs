@@ -8,6 +8,7 @@ pub mod access_request;
 pub mod assurance;
 pub mod audit;
 pub mod client;
+pub mod console;
 pub mod grant;
 pub mod identity;
 pub mod keys;

@@ -15,7 +15,9 @@ pub struct RaGrant {
     pub ended_at: Option<UnixTime>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// One TAC issue, as logged (policy 002 §6.3: the TAC's name, the person, the reason, who
+/// issued it and when, and when it came back).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct TacIssue {
     pub id: String,
     pub authenticator_id: String,

@@ -28,7 +28,7 @@ pub struct Profile {
     pub areas_of_work: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Position {
     pub id: String,
     pub org_code: String,

@@ -21,6 +21,7 @@ pub use super::write_set::AuditEvent;
 use super::write_set::{Arg, WriteSet};
 use super::{Db, StoreError};
 use crate::clock::UnixTime;
+use crate::model::audit::AuditFilter;
 
 /// The `prev_hash` of the first chained row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -300,7 +301,64 @@ impl Db {
 
     /// The most recent events, newest first.
     pub async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query("SELECT at, kind, outcome, actor, client_id, detail FROM audit_events ORDER BY id DESC LIMIT $1").bind(limit).fetch_all(self.pool()).await?;
+        self.audit_events(&AuditFilter {
+            limit,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// The newest events that match every given condition, newest first. `person` matches the
+    /// actor or a `uuid` in the detail; `org_code` the organisation acted from or acted on.
+    pub async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
+        let next = |arg: Arg, args: &mut Vec<Arg>| {
+            args.push(arg);
+            format!("${}", args.len())
+        };
+        if let Some(actor) = &f.actor {
+            conditions.push(format!(
+                "actor = {}",
+                next(Arg::Text(actor.clone()), &mut args)
+            ));
+        }
+        if let Some(person) = &f.person {
+            let a = next(Arg::Text(person.clone()), &mut args);
+            let d = next(Arg::Text(format!("%\"uuid\":\"{person}\"%")), &mut args);
+            conditions.push(format!("(actor = {a} OR detail LIKE {d})"));
+        }
+        if let Some(org) = &f.org_code {
+            let acting = next(
+                Arg::Text(format!("%\"org_code_acting\":\"{org}\"%")),
+                &mut args,
+            );
+            let on = next(Arg::Text(format!("%\"org_code\":\"{org}\"%")), &mut args);
+            conditions.push(format!("(detail LIKE {acting} OR detail LIKE {on})"));
+        }
+        if let Some(since) = f.since {
+            conditions.push(format!("at >= {}", next(Arg::Int(since), &mut args)));
+        }
+        if let Some(until) = f.until {
+            conditions.push(format!("at < {}", next(Arg::Int(until), &mut args)));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let limit = next(Arg::Int(f.limit), &mut args);
+        let sql = format!("SELECT at, kind, outcome, actor, client_id, detail FROM audit_events {filter} ORDER BY id DESC LIMIT {limit}");
+        let mut query = sqlx::query(&sql);
+        for arg in args {
+            query = match arg {
+                Arg::Text(t) => query.bind(t),
+                Arg::Int(i) => query.bind(i),
+                Arg::OptText(t) => query.bind(t),
+                Arg::OptInt(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
                 Ok(AuditEvent {

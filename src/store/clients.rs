@@ -67,3 +67,15 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 }
+
+impl Db {
+    /// Replaces a client's metadata (careid's own console client, when the issuer moves).
+    pub async fn set_client_metadata(&self, metadata: &ClientMetadata) -> Result<(), StoreError> {
+        sqlx::query("UPDATE clients SET metadata = $1 WHERE client_id = $2")
+            .bind(serde_json::to_string(metadata)?)
+            .bind(&metadata.client_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+}

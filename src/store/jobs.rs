@@ -18,6 +18,7 @@ pub struct Purged {
     pub logout_outbox: u64,
     pub webauthn_ceremonies: u64,
     pub webauthn_invitations: u64,
+    pub console_sessions: u64,
 }
 
 impl Db {
@@ -73,6 +74,7 @@ impl Db {
                 .await?,
             webauthn_invitations: run("DELETE FROM webauthn_invitations WHERE expires_at < $1")
                 .await?,
+            console_sessions: run("DELETE FROM console_sessions WHERE expires_at < $1").await?,
         })
     }
 

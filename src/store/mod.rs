@@ -11,6 +11,7 @@ mod access_requests;
 mod audit;
 mod clients;
 mod codes;
+mod console;
 mod group_commit;
 mod jobs;
 mod keys;

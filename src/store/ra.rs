@@ -114,6 +114,17 @@ impl Db {
         Ok(())
     }
 
+    /// A person's TAC issues, newest first.
+    pub async fn tac_issues_of(&self, user_uuid: &str) -> Result<Vec<TacIssue>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM tac_issues WHERE user_uuid = $1 ORDER BY issued_at DESC, id",
+        )
+        .bind(user_uuid)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(tac_from).collect()
+    }
+
     pub async fn tac_issue(&self, id: &str) -> Result<Option<TacIssue>, StoreError> {
         let row = sqlx::query("SELECT * FROM tac_issues WHERE id = $1")
             .bind(id)

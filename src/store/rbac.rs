@@ -112,6 +112,46 @@ impl Db {
             .collect()
     }
 
+    /// The job roles held now at an organisation by active identities: (person, job role code).
+    pub async fn current_job_roles_at(
+        &self,
+        org_code: &str,
+        now: UnixTime,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.user_uuid, a.profile_index, p.profiles FROM role_assignments a \
+             JOIN positions p ON p.id = a.position_id JOIN users u ON u.uuid = a.user_uuid \
+             WHERE a.org_code = $1 AND u.status = 'active' AND a.starts_at <= $2 AND (a.ends_at IS NULL OR a.ends_at > $2)",
+        )
+        .bind(org_code)
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let profiles: Vec<Profile> = from_json(&r.try_get::<String, _>("profiles")?)?;
+            let index: i64 = r.try_get("profile_index")?;
+            if let Some(p) = usize::try_from(index).ok().and_then(|i| profiles.get(i)) {
+                out.push((r.try_get("user_uuid")?, p.job_role.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// An organisation's positions, by name.
+    pub async fn positions_at(&self, org_code: &str) -> Result<Vec<Position>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query("SELECT id FROM positions WHERE org_code = $1 ORDER BY name, id")
+                .bind(org_code)
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(|r| r.try_get("id"))
+                .collect::<Result<_, _>>()?;
+        let mut found = self.positions(&ids).await?;
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
     pub async fn position_by_name(
         &self,
         org_code: &str,

@@ -47,4 +47,41 @@ impl Db {
             .collect::<Result<Vec<_>, StoreError>>()
             .map(Value::Array)
     }
+
+    /// TACs past their expiry and not yet returned (policy 002 §6.3: each is accounted for).
+    pub async fn report_tacs_overdue(&self, now: UnixTime) -> Result<Value, StoreError> {
+        let rows = sqlx::query("SELECT id, tac_name, user_uuid, reason, issued_by, issued_at, expires_at FROM tac_issues WHERE returned_at IS NULL AND expires_at <= $1 ORDER BY expires_at, id")
+            .bind(now)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(json!({ "tac": r.try_get::<String, _>("id")?, "tac_name": r.try_get::<String, _>("tac_name")?, "uuid": r.try_get::<String, _>("user_uuid")?,
+                    "reason": r.try_get::<String, _>("reason")?, "issued_by": r.try_get::<String, _>("issued_by")?,
+                    "issued_at": r.try_get::<i64, _>("issued_at")?, "expired_at": r.try_get::<i64, _>("expires_at")? }))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(Value::Array)
+    }
+
+    /// People who held a position but hold none now (or whose identity is closed), and still
+    /// have a working authenticator: leavers who can still sign in somewhere.
+    pub async fn report_leavers_with_access(&self, now: UnixTime) -> Result<Value, StoreError> {
+        let sql = format!(
+            "SELECT u.uuid, u.given_name, u.family_name, u.status, COUNT(DISTINCT au.id) AS working FROM users u \
+             JOIN authenticators au ON au.user_uuid = u.uuid AND au.status = 'active' AND (au.expires_at IS NULL OR au.expires_at > $1) \
+             WHERE EXISTS (SELECT 1 FROM role_assignments a WHERE a.user_uuid = u.uuid) \
+             AND (u.status = 'closed' OR NOT EXISTS (SELECT 1 FROM role_assignments a WHERE a.user_uuid = u.uuid AND {CURRENT})) \
+             GROUP BY u.uuid, u.given_name, u.family_name, u.status ORDER BY u.family_name, u.given_name, u.uuid"
+        );
+        let rows = sqlx::query(&sql).bind(now).fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(json!({ "uuid": r.try_get::<String, _>("uuid")?, "given_name": r.try_get::<String, _>("given_name")?,
+                    "family_name": r.try_get::<String, _>("family_name")?, "status": r.try_get::<String, _>("status")?,
+                    "working_authenticators": r.try_get::<i64, _>("working")? }))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(Value::Array)
+    }
 }

@@ -240,6 +240,32 @@ impl Db {
         rows.iter().map(user_from).collect()
     }
 
+    /// Identities that may be the same person as a new one: the same National Insurance
+    /// number, or the same given and family name (any case) with the same or an unknown date of
+    /// birth.
+    pub async fn likely_duplicates(
+        &self,
+        given_name: &str,
+        family_name: &str,
+        date_of_birth: Option<&str>,
+        ni_number: Option<&str>,
+    ) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.* FROM users u LEFT JOIN personal_details d ON d.user_uuid = u.uuid \
+             WHERE (d.ni_number IS NOT NULL AND d.ni_number = $1) \
+             OR (LOWER(u.given_name) = $2 AND LOWER(u.family_name) = $3 \
+                 AND ($4 = '' OR d.date_of_birth IS NULL OR d.date_of_birth = $4)) \
+             ORDER BY u.family_name, u.given_name, u.uuid LIMIT 20",
+        )
+        .bind(ni_number.unwrap_or(""))
+        .bind(given_name.trim().to_lowercase())
+        .bind(family_name.trim().to_lowercase())
+        .bind(date_of_birth.unwrap_or(""))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(user_from).collect()
+    }
+
     pub async fn authenticators_of(
         &self,
         user_uuid: &str,

@@ -13,6 +13,7 @@ mod cdp;
 mod cis2_rps;
 mod cli;
 mod client_auth;
+mod console;
 mod database;
 mod flow_binding;
 mod instances;

@@ -187,6 +187,7 @@ impl Provider {
             position_id: request.position_id.clone(),
             starts_at: f.starts_at,
             ends_at: f.ends_at,
+            term: None,
         };
         match self
             .admin_assign(caller, &request.user_uuid, assignment)

@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 use crate::clock::UnixTime;
 use crate::model::identity::{Authenticator, AuthenticatorKind, AuthenticatorStatus};
 use crate::model::identity::{PersonalDetails, User};
-use crate::model::rbac::{Profile, RoleClaim};
+use crate::model::ra::TacIssue;
+use crate::model::rbac::{Position, Profile, RoleClaim};
 use crate::model::webauthn::StoredCredential;
 
 pub use crate::model::access_request::AccessRequest;
@@ -210,6 +211,19 @@ pub struct InvitationSent {
     pub expires_at: UnixTime,
 }
 
+/// An organisation's positions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PositionList {
+    pub positions: Vec<Position>,
+}
+
+/// A person's TAC issues, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TacList {
+    pub uuid: String,
+    pub tacs: Vec<TacIssue>,
+}
+
 /// A position assigned: one `person_roleid` per access profile.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Assigned {
@@ -300,10 +314,23 @@ pub struct Report {
     pub rows: serde_json::Value,
 }
 
-/// Recent audit events, newest first.
+/// Audit events, newest first, and whether the hash chain over the whole trail is intact.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditTrail {
     pub events: Vec<AuditEventView>,
+    /// Present when the check was asked for (it reads the whole trail).
+    pub chain: Option<ChainCheck>,
+}
+
+/// The result of re-computing the audit trail's hash chain.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainCheck {
+    pub intact: bool,
+    /// Chained rows checked (when intact).
+    pub rows: Option<i64>,
+    /// The first row that fails, and why (when broken).
+    pub broken_at: Option<i64>,
+    pub reason: Option<String>,
 }
 
 /// One audit event.

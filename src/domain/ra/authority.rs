@@ -115,6 +115,8 @@ operations! {
     LIST_REQUESTS = "list access requests", "GET /access-requests", RequestAccess, OwnOrganisation, [];
     DECIDE_REQUEST = "approve or refuse a request", "POST /access-requests/{id}/{approve,reject}", ApproveAccess, OwnOrganisation, [AdminAccessApproved, AdminAccessRejected];
     FULFIL_REQUEST = "carry out an approved request", "POST /access-requests/{id}/fulfil", AssignPositions, Position, [AdminAccessFulfilled, AdminAssignmentCreated];
+    LIST_POSITIONS = "list positions", "GET /positions", RequestAccess, OwnOrganisation, [];
+    LIST_TACS = "list a person's TACs", "GET /identities/{uuid}/tacs", SearchIdentities, Affiliated, [];
     REPORTS = "run a report", "GET /reports/{name}", ReadAudit, Register, [];
     AUDIT = "read the audit trail", "GET /audit", ReadAudit, Register, [];
 }

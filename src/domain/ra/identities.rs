@@ -29,6 +29,11 @@ pub struct NewIdentity {
     pub ni_number: Option<String>,
     #[serde(default)]
     pub work_phones: Vec<String>,
+    /// Why this person is not one of the likely duplicates careid found (recorded in the audit
+    /// trail). Without it, a likely duplicate refuses the registration (409, naming them): link
+    /// the person to the existing identity instead (policy 002 §6.1).
+    #[serde(default)]
+    pub not_a_duplicate_because: Option<String>,
 }
 
 /// An identity document seen face to face. Only its kind and, optionally, the last four
@@ -157,6 +162,42 @@ impl Provider {
         })
     }
 
+    /// Identities that may be the person about to be registered: the same NI number, or the
+    /// same name with the same (or an unrecorded) date of birth. Basic fields only.
+    pub async fn admin_likely_duplicates(
+        &self,
+        caller: &Caller,
+        new: &NewIdentity,
+    ) -> Result<Vec<IdentitySummary>, AdminError> {
+        self.authorise(caller, &op::CREATE_IDENTITY)?;
+        let details = checked_details(
+            PersonalDetails {
+                date_of_birth: new.date_of_birth.clone(),
+                ni_number: new.ni_number.clone(),
+                work_phones: new.work_phones.clone(),
+            },
+            self.now(),
+        )?;
+        let found = self.likely_duplicates(new, &details).await?;
+        Ok(found.iter().map(IdentitySummary::from).collect())
+    }
+
+    async fn likely_duplicates(
+        &self,
+        new: &NewIdentity,
+        details: &PersonalDetails,
+    ) -> Result<Vec<User>, AdminError> {
+        Ok(self
+            .db
+            .likely_duplicates(
+                &new.given_name,
+                &new.family_name,
+                details.date_of_birth.as_deref(),
+                details.ni_number.as_deref(),
+            )
+            .await?)
+    }
+
     pub async fn admin_create_identity(
         &self,
         caller: &Caller,
@@ -177,6 +218,22 @@ impl Provider {
             },
             now,
         )?;
+        let duplicates = self.likely_duplicates(&new, &details).await?;
+        let override_reason = new
+            .not_a_duplicate_because
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        if !duplicates.is_empty() && override_reason.is_none() {
+            let named: Vec<String> = duplicates
+                .iter()
+                .map(|u| format!("{} ({} {})", u.uuid, u.given_name, u.family_name))
+                .collect();
+            return Err(AdminError::Conflict(format!(
+                "likely duplicates: {}; link the person to the existing identity, or give not_a_duplicate_because",
+                named.join(", ")
+            )));
+        }
         for _ in 0..5 {
             let uuid = secrets::random_digits(12);
             if self.db.user(&uuid).await?.is_some() {
@@ -200,7 +257,9 @@ impl Provider {
             self.admin_audit(
                 caller,
                 AuditKind::AdminIdentityCreated,
-                json!({ "uuid": uuid, "registered_org": caller.org_code }),
+                json!({ "uuid": uuid, "registered_org": caller.org_code,
+                        "likely_duplicates": duplicates.iter().map(|u| &u.uuid).collect::<Vec<_>>(),
+                        "not_a_duplicate_because": override_reason }),
             )
             .await?;
             return Ok(IdentityWithDetails {

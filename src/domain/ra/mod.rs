@@ -21,11 +21,13 @@ use crate::domain::registry::{self, RegistryError};
 use crate::domain::secrets;
 use crate::model::identity::{is_valid_uuid, User, UserStatus};
 
+use crate::model::audit::AuditFilter;
 use crate::model::audit::AuditKind;
 use crate::model::identity::{AuthenticatorKind, AuthenticatorStatus};
 pub use crate::model::ra::{RaGrant, TacIssue};
+use crate::store::AuditVerification;
 use answers::{Assigned, AssignmentEnded, AuditEventView, AuditTrail, AuthenticatorRevoked};
-use answers::{PositionCreated, Report, SmartcardBound};
+use answers::{ChainCheck, PositionCreated, PositionList, Report, SmartcardBound, TacList};
 use authority as op;
 pub use authority::{carries_ra_power, Operation, Standing, Target, OPERATIONS};
 pub use grants_and_tacs::{granted_role, NewRaGrant, NewTac, TAC_MAX_HOURS};
@@ -191,6 +193,28 @@ pub struct NewAssignment {
     pub position_id: String,
     pub starts_at: Option<i64>,
     pub ends_at: Option<i64>,
+    /// Who the assignment is for, when it sets a default end: a contractor's access ends after
+    /// 3 months unless the contract's end is given (policy 002 §4.9); access under an
+    /// inter-organisation agreement after 12 months (§6.2.2).
+    #[serde(default)]
+    pub term: Option<AssignmentTerm>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentTerm {
+    Contractor,
+    InterOrganisation,
+}
+
+impl AssignmentTerm {
+    /// The default length of the term, when no end date is given.
+    pub fn default_secs(self) -> i64 {
+        match self {
+            AssignmentTerm::Contractor => 91 * 86400,
+            AssignmentTerm::InterOrganisation => 365 * 86400,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -426,12 +450,16 @@ impl Provider {
         self.act_on_position(caller, &op::ASSIGN, uuid, &position)
             .await?;
         let now = self.now();
+        let starts_at = a.starts_at.unwrap_or(now);
+        let ends_at = a
+            .ends_at
+            .or_else(|| a.term.map(|t| starts_at + t.default_secs()));
         let ids = rbac::assign_position(
             &self.db,
             uuid,
             &a.position_id,
-            a.starts_at.unwrap_or(now),
-            a.ends_at,
+            starts_at,
+            ends_at,
             &caller.uuid,
             now,
         )
@@ -439,7 +467,7 @@ impl Provider {
         self.admin_audit(
             caller,
             AuditKind::AdminAssignmentCreated,
-            json!({ "uuid": uuid, "position_id": a.position_id, "person_roleids": ids }),
+            json!({ "uuid": uuid, "position_id": a.position_id, "person_roleids": ids, "starts_at": starts_at, "ends_at": ends_at, "term": a.term.map(|t| format!("{t:?}")) }),
         )
         .await?;
         Ok(Assigned {
@@ -559,13 +587,31 @@ impl Provider {
             })
     }
 
+    /// The audit trail, filtered (newest first, at most 500 events), and on request the result
+    /// of re-computing its hash chain.
     pub async fn admin_audit_events(
         &self,
         caller: &Caller,
-        limit: i64,
+        mut filter: AuditFilter,
+        verify_chain: bool,
     ) -> Result<AuditTrail, AdminError> {
         self.authorise(caller, &op::AUDIT)?;
-        let events = self.db.recent_audit(limit.clamp(1, 500)).await?;
+        for (name, uuid) in [("actor", &filter.actor), ("person", &filter.person)] {
+            if uuid.as_deref().is_some_and(|u| !is_valid_uuid(u)) {
+                return Err(AdminError::Invalid(format!(
+                    "{name} must be a 12-digit Care Identity UUID"
+                )));
+            }
+        }
+        if filter.org_code.as_deref().is_some_and(|o| {
+            o.is_empty() || o.len() > 10 || !o.chars().all(|c| c.is_ascii_alphanumeric())
+        }) {
+            return Err(AdminError::Invalid(
+                "org_code must be an ODS code (letters and digits)".into(),
+            ));
+        }
+        filter.limit = filter.limit.clamp(1, 500);
+        let events = self.db.audit_events(&filter).await?;
         let events = events
             .into_iter()
             .map(|e| AuditEventView {
@@ -577,7 +623,46 @@ impl Provider {
                 detail: e.detail,
             })
             .collect();
-        Ok(AuditTrail { events })
+        let chain = if verify_chain {
+            Some(match self.db.verify_audit_chain().await? {
+                AuditVerification::Intact { rows, .. } => ChainCheck {
+                    intact: true,
+                    rows: Some(rows),
+                    broken_at: None,
+                    reason: None,
+                },
+                AuditVerification::Broken { row_id, reason } => ChainCheck {
+                    intact: false,
+                    rows: None,
+                    broken_at: row_id,
+                    reason: Some(reason.to_string()),
+                },
+            })
+        } else {
+            None
+        };
+        Ok(AuditTrail { events, chain })
+    }
+
+    /// The positions of the caller's organisation (to assign or request).
+    pub async fn admin_list_positions(&self, caller: &Caller) -> Result<PositionList, AdminError> {
+        self.authorise(caller, &op::LIST_POSITIONS)?;
+        let positions = self.db.positions_at(&caller.org_code).await?;
+        Ok(PositionList { positions })
+    }
+
+    /// A person's TAC issues (RA staff of an organisation the person is affiliated with).
+    pub async fn admin_list_tacs(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+    ) -> Result<TacList, AdminError> {
+        self.read_person(caller, &op::LIST_TACS, uuid).await?;
+        let tacs = self.db.tac_issues_of(uuid).await?;
+        Ok(TacList {
+            uuid: uuid.to_string(),
+            tacs,
+        })
     }
 }
 

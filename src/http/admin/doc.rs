@@ -86,6 +86,8 @@ const OPERATION_OF: &[(&str, Operation)] = &[
     ("approve_access", op::DECIDE_REQUEST),
     ("reject_access", op::DECIDE_REQUEST),
     ("fulfil_access", op::FULFIL_REQUEST),
+    ("list_positions", op::LIST_POSITIONS),
+    ("list_tacs", op::LIST_TACS),
     ("report", op::REPORTS),
     ("audit", op::AUDIT),
 ];

@@ -15,6 +15,7 @@ use crate::domain::ra::{
     DetailsChange, NewAssignment, NewIdentity, NewPosition, NewRaGrant, NewTac, Verification,
 };
 use crate::http::AppState;
+use crate::model::audit::AuditFilter;
 use crate::model::identity::UserStatus;
 
 /// The reason for a status change, recorded with it.
@@ -49,9 +50,23 @@ pub struct StatusQuery {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Events this person (a 12-digit UUID) did.
+    actor: Option<String>,
+    /// Events this person did or that were done to them.
+    person: Option<String>,
+    /// Events done from or at this organisation (ODS code).
+    org_code: Option<String>,
+    /// From this time (seconds since 1970), inclusive.
+    since: Option<i64>,
+    /// Before this time (seconds since 1970).
+    until: Option<i64>,
     /// How many events, newest first (1 to 500; default 100).
     limit: Option<i64>,
+    /// Re-compute the hash chain over the whole trail and report whether it is intact.
+    #[serde(default)]
+    verify_chain: bool,
 }
 
 const UUID: &str = "The Care Identity's 12-digit UUID";
@@ -230,6 +245,20 @@ pub async fn invite_authenticator(
     answer(StatusCode::CREATED, sent)
 }
 
+#[utoipa::path(get, path = "/admin/api/v1/identities/{uuid}/tacs",
+    params(("uuid" = String, Path, description = UUID)),
+    responses((status = OK, description = "The person's TAC issues, newest first", body = TacList)))]
+pub async fn list_tacs(
+    State(app): State<AppState>,
+    AdminCaller(c): AdminCaller,
+    Path(uuid): Path<String>,
+) -> AdminResult {
+    answer(
+        StatusCode::OK,
+        app.provider.admin_list_tacs(&c, &uuid).await,
+    )
+}
+
 #[utoipa::path(post, path = "/admin/api/v1/identities/{uuid}/tacs", request_body = NewTac,
     params(("uuid" = String, Path, description = UUID)),
     responses((status = CREATED, description = "Issued", body = TacIssued)))]
@@ -304,6 +333,15 @@ pub async fn end_assignment(
 ) -> AdminResult {
     let ended = app.provider.admin_end_assignment(&c, &person_roleid).await;
     answer(StatusCode::OK, ended)
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/positions",
+    responses((status = OK, description = "The caller's organisation's positions", body = PositionList)))]
+pub async fn list_positions(
+    State(app): State<AppState>,
+    AdminCaller(c): AdminCaller,
+) -> AdminResult {
+    answer(StatusCode::OK, app.provider.admin_list_positions(&c).await)
 }
 
 #[utoipa::path(post, path = "/admin/api/v1/positions", request_body = NewPosition,
@@ -403,9 +441,14 @@ pub async fn audit(
     AdminCaller(c): AdminCaller,
     AdminQuery(q): AdminQuery<AuditQuery>,
 ) -> AdminResult {
-    let limit = q.limit.unwrap_or(100);
-    answer(
-        StatusCode::OK,
-        app.provider.admin_audit_events(&c, limit).await,
-    )
+    let filter = AuditFilter {
+        actor: q.actor,
+        person: q.person,
+        org_code: q.org_code,
+        since: q.since,
+        until: q.until,
+        limit: q.limit.unwrap_or(100),
+    };
+    let trail = app.provider.admin_audit_events(&c, filter, q.verify_chain);
+    answer(StatusCode::OK, trail.await)
 }

@@ -1,0 +1,14 @@
+-- Issue 16 (RA console): the console's own sessions. A console session is careid's own admin
+-- client signed in for one person: the cookie holds a random secret, this table its digest and
+-- the access token the console presents to the RA rules (as the admin API's callers do). Rows
+-- end at sign-out, after the idle timeout, or when the token expires.
+CREATE TABLE console_sessions (
+    id_hash TEXT PRIMARY KEY,
+    access_token TEXT NOT NULL,
+    user_uuid TEXT NOT NULL,
+    auth_time BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);

@@ -1,0 +1,408 @@
+//! Console pages about people: finding them, registering and verifying an identity, a
+//! person's record, and changing their status. Each POST handler is a [`StaffForm`] and one
+//! domain call; success goes back to the record (POST/redirect/GET) with a fixed notice.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use minijinja::context;
+use serde::Deserialize;
+
+use super::forms::{Field, FormPage};
+use super::{base, page, refused, Staff, StaffForm};
+use crate::domain::ra::{Document, NewIdentity, Permission, Verification};
+use crate::http::AppState;
+use crate::model::audit::AuditFilter;
+use crate::model::identity::UserStatus;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ra/people", get(search))
+        .route("/ra/people/new", get(register_form).post(register))
+        .route("/ra/people/{uuid}", get(record))
+        .route("/ra/people/{uuid}/verify", get(verify_form).post(verify))
+        .route(
+            "/ra/people/{uuid}/status/{action}",
+            get(status_form).post(change_status),
+        )
+        .merge(super::work::person_routes())
+}
+
+/// Back to the person's record with a notice.
+pub fn to_record(app: &AppState, uuid: &str, done: &str) -> Response {
+    Redirect::to(&format!("{}/people/{uuid}?done={done}", base(app))).into_response()
+}
+
+/// The notice a finished task leaves on the record (fixed texts: nothing from the query is
+/// echoed).
+fn notice(done: &str) -> Option<&'static str> {
+    Some(match done {
+        "registered" => {
+            "Identity registered. Check the person's documents next (Record an identity check)."
+        }
+        "verified" => "Identity check recorded.",
+        "suspended" => "Identity suspended. Every session and token has ended.",
+        "reinstated" => "Identity reinstated.",
+        "closed" => "Identity closed. Every session and token has ended.",
+        "assigned" => "Position assigned.",
+        "ended" => "Assignment ended.",
+        "revoked" => "Authenticator revoked. The sessions it opened have ended.",
+        "bound" => "Smartcard bound.",
+        "tac-issued" => "Temporary access card issued.",
+        "tac-returned" => "TAC return recorded. The card is locked and its sessions have ended.",
+        "ra-role" => "RA role granted.",
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+async fn search(
+    State(app): State<AppState>,
+    staff: Staff,
+    Query(query): Query<SearchQuery>,
+) -> Response {
+    let q = query.q.trim();
+    let (found, error) = if q.is_empty() {
+        (None, None)
+    } else {
+        match app.provider.admin_search(&staff.user.caller, q).await {
+            Ok(list) => (Some(list.identities), None),
+            Err(crate::domain::ra::AdminError::Invalid(m)) => (None, Some(m)),
+            Err(e) => return refused(&app, &staff, e),
+        }
+    };
+    page(
+        &app,
+        &staff,
+        "ra/people.html",
+        context! { title => "Find a person", q => q, found => found, error => error },
+    )
+}
+
+fn identity_fields() -> Vec<Field> {
+    vec![
+        Field::text("title", "Title").hint("For example Dr, Mr, Ms (optional)"),
+        Field::text("given_name", "Given name").required(),
+        Field::text("middle_names", "Middle names"),
+        Field::text("family_name", "Family name").required(),
+        Field::text("email", "Work email address"),
+        Field::date("date_of_birth", "Date of birth"),
+        Field::text("ni_number", "National Insurance number").hint("For example QQ 12 34 56 C"),
+        Field::text("work_phone", "Work phone number"),
+    ]
+}
+
+fn register_page(app: &AppState) -> FormPage {
+    FormPage::new(
+        "Register a new identity",
+        format!("{}/people/new", base(app)),
+        "Register identity",
+        format!("{}/", base(app)),
+    )
+    .intro("Record the person as their identity documents show them. careid checks for an existing identity first (same NI number, or same name and date of birth): a person has one Care Identity for life.")
+    .fields(identity_fields())
+}
+
+async fn register_form(State(app): State<AppState>, staff: Staff) -> Response {
+    if !staff.may(Permission::CreateIdentity) {
+        return refused(&app, &staff, forbidden("register identities"));
+    }
+    register_page(&app).render(&app, &staff)
+}
+
+async fn register(State(app): State<AppState>, StaffForm { staff, form }: StaffForm) -> Response {
+    let mut page = register_page(&app).refill(&form);
+    if !form.get("not_a_duplicate_because").is_empty() || !form.get("duplicates_shown").is_empty() {
+        page.fields
+            .push(override_field().value(form.get("not_a_duplicate_because")));
+        page.fields.push(Field::hidden("duplicates_shown", "1"));
+    }
+    if !page.check_required() {
+        return page.render(&app, &staff);
+    }
+    let new = NewIdentity {
+        title: form.opt("title"),
+        given_name: form.get("given_name").into(),
+        middle_names: form.opt("middle_names"),
+        family_name: form.get("family_name").into(),
+        email: form.opt("email"),
+        date_of_birth: form.opt("date_of_birth"),
+        ni_number: form.opt("ni_number"),
+        work_phones: form.opt("work_phone").into_iter().collect(),
+        not_a_duplicate_because: form.opt("not_a_duplicate_because"),
+    };
+    let p = &app.provider;
+    let caller = &staff.user.caller;
+    let duplicates = p.admin_likely_duplicates(caller, &new).await;
+    match p.admin_create_identity(caller, new).await {
+        Ok(created) => to_record(&app, &created.identity.uuid, "registered"),
+        Err(crate::domain::ra::AdminError::Conflict(_)) if duplicates.is_ok() => {
+            let mut page = register_page(&app).refill(&form);
+            page.warnings = duplicates
+                .unwrap_or_default()
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} {} (UUID {}, {}): open their record to link this person to it instead.",
+                        d.given_name, d.family_name, d.uuid, d.status
+                    )
+                })
+                .collect();
+            page.intro.push("This may be someone who already has a Care Identity. If it is the same person, do not register them again: open their record and give them a position at your organisation. If it is a different person, say why below.".into());
+            page.fields.push(override_field());
+            page.fields.push(Field::hidden("duplicates_shown", "1"));
+            page.error_at(
+                "not_a_duplicate_because",
+                "This may be a person who already has a Care Identity: open their record, or say why this is a different person",
+            )
+            .render(&app, &staff)
+        }
+        Err(crate::domain::ra::AdminError::Invalid(m)) => page.error(&m).render(&app, &staff),
+        Err(e) => refused(&app, &staff, e),
+    }
+}
+
+fn override_field() -> Field {
+    Field::textarea("not_a_duplicate_because", "Why this is a different person")
+        .hint("Recorded in the audit trail, for example: different NI number seen on the P60")
+}
+
+pub fn forbidden(what: &str) -> crate::domain::ra::AdminError {
+    crate::domain::ra::AdminError::Forbidden(format!(
+        "your RA role may not {what} (docs/ra-permissions.md)"
+    ))
+}
+
+#[derive(Deserialize)]
+struct RecordQuery {
+    done: Option<String>,
+}
+
+async fn record(
+    State(app): State<AppState>,
+    staff: Staff,
+    Path(uuid): Path<String>,
+    Query(q): Query<RecordQuery>,
+) -> Response {
+    let p = &app.provider;
+    let caller = &staff.user.caller;
+    let person = match p.admin_get_identity(caller, &uuid).await {
+        Ok(r) => r,
+        Err(e) => return refused(&app, &staff, e),
+    };
+    let authenticators = match p.admin_list_authenticators(caller, &uuid).await {
+        Ok(a) => a.authenticators,
+        Err(e) => return refused(&app, &staff, e),
+    };
+    let tacs = match p.admin_list_tacs(caller, &uuid).await {
+        Ok(t) => t.tacs,
+        Err(e) => return refused(&app, &staff, e),
+    };
+    let history = if staff.may(Permission::ReadAudit) {
+        let filter = AuditFilter {
+            person: Some(uuid.clone()),
+            limit: 20,
+            ..Default::default()
+        };
+        match p.admin_audit_events(caller, filter, false).await {
+            Ok(t) => Some(t.events),
+            Err(e) => return refused(&app, &staff, e),
+        }
+    } else {
+        None
+    };
+    let own = caller.uuid == uuid;
+    page(
+        &app,
+        &staff,
+        "ra/person.html",
+        context! {
+            title => format!("{} {}", person.identity.given_name, person.identity.family_name),
+            person => person, authenticators => authenticators, tacs => tacs, history => history,
+            notice => q.done.as_deref().and_then(notice), own => own, now => p.now(),
+            can_verify => staff.may(Permission::VerifyIdentity) && !own,
+            can_status => staff.may(Permission::ChangeStatus) && !own,
+            can_assign => staff.may(Permission::AssignPositions) && !own,
+            can_cards => staff.may(Permission::ManageSmartcards) && !own,
+            can_authenticators => staff.may(Permission::ManageAuthenticators) && !own,
+            can_tac => staff.may(Permission::IssueTac) && !own,
+            can_grant => staff.may(Permission::AssignRaRoles) && !own,
+        },
+    )
+}
+
+const DOCUMENT_KINDS: &[(&str, bool)] = &[
+    ("passport", true),
+    ("photocard driving licence", true),
+    ("national identity card", true),
+    ("biometric residence permit", true),
+    ("birth certificate", false),
+    ("utility bill", false),
+    ("bank or building society statement", false),
+    ("council tax bill", false),
+    ("P45 or P60", false),
+];
+
+fn verify_page(app: &AppState, uuid: &str) -> FormPage {
+    let kinds = || {
+        let mut c = vec![(String::new(), "Not used".to_string())];
+        c.extend(DOCUMENT_KINDS.iter().map(|(k, photo)| {
+            (
+                k.to_string(),
+                format!("{k}{}", if *photo { " (photographic)" } else { "" }),
+            )
+        }));
+        c
+    };
+    let levels = vec![
+        (
+            "3".to_string(),
+            "Level 3: three documents, one photographic (needed for smartcards)".to_string(),
+        ),
+        ("2".to_string(), "Level 2".to_string()),
+        ("1".to_string(), "Level 1".to_string()),
+    ];
+    FormPage::new(
+        "Record an identity check",
+        format!("{}/people/{uuid}/verify", base(app)),
+        "Record the check",
+        format!("{}/people/{uuid}", base(app)),
+    )
+    .intro("Check the original documents face to face, with the person present. Record only the kind of each document and, if you wish, the last four characters of its number.")
+    .fields(vec![
+        Field::select("level", "Identity assurance level reached (GPG45)", levels).required(),
+        Field::select("doc1_kind", "First document", kinds()).required(),
+        Field::text("doc1_last4", "First document: last four characters of its number"),
+        Field::select("doc2_kind", "Second document", kinds()),
+        Field::text("doc2_last4", "Second document: last four characters"),
+        Field::select("doc3_kind", "Third document", kinds()),
+        Field::text("doc3_last4", "Third document: last four characters"),
+    ])
+}
+
+async fn verify_form(
+    State(app): State<AppState>,
+    staff: Staff,
+    Path(uuid): Path<String>,
+) -> Response {
+    verify_page(&app, &uuid).render(&app, &staff)
+}
+
+async fn verify(
+    State(app): State<AppState>,
+    Path(uuid): Path<String>,
+    StaffForm { staff, form }: StaffForm,
+) -> Response {
+    let mut page = verify_page(&app, &uuid).refill(&form);
+    if !page.check_required() {
+        return page.render(&app, &staff);
+    }
+    let documents = ["doc1", "doc2", "doc3"]
+        .iter()
+        .filter_map(|d| {
+            let kind = form.get(&format!("{d}_kind")).to_string();
+            let photographic = DOCUMENT_KINDS.iter().any(|(k, p)| *k == kind && *p);
+            (!kind.is_empty()).then(|| Document {
+                kind,
+                photographic,
+                reference_last4: form.opt(&format!("{d}_last4")),
+            })
+        })
+        .collect();
+    let v = Verification {
+        level: form.get("level").parse().unwrap_or(0),
+        documents,
+    };
+    match app
+        .provider
+        .admin_verify_identity(&staff.user.caller, &uuid, v)
+        .await
+    {
+        Ok(_) => to_record(&app, &uuid, "verified"),
+        Err(crate::domain::ra::AdminError::Invalid(m)) => page.error(&m).render(&app, &staff),
+        Err(e) => refused(&app, &staff, e),
+    }
+}
+
+fn status_page(app: &AppState, uuid: &str, action: &str) -> Option<FormPage> {
+    let (title, submit, intro) = match action {
+        "suspend" => ("Suspend this identity", "Suspend identity", "Suspending ends every session and token the person holds at once; they cannot sign in until reinstated."),
+        "reinstate" => ("Reinstate this identity", "Reinstate identity", "The person can sign in again with their working authenticators."),
+        "close" => ("Close this identity", "Close identity", "Closing is for a person who has left health and care for good. Every session and token ends at once."),
+        _ => return None,
+    };
+    let page = FormPage::new(
+        title,
+        format!("{}/people/{uuid}/status/{action}", base(app)),
+        submit,
+        format!("{}/people/{uuid}", base(app)),
+    )
+    .intro(intro)
+    .fields(vec![Field::textarea("reason", "Reason")
+        .required()
+        .hint("Recorded with the change")]);
+    Some(if action == "reinstate" {
+        page
+    } else {
+        page.danger()
+    })
+}
+
+async fn status_form(
+    State(app): State<AppState>,
+    staff: Staff,
+    Path((uuid, action)): Path<(String, String)>,
+) -> Response {
+    match status_page(&app, &uuid, &action) {
+        Some(p) => p.render(&app, &staff),
+        None => refused(
+            &app,
+            &staff,
+            crate::domain::ra::AdminError::NotFound("no such action".into()),
+        ),
+    }
+}
+
+async fn change_status(
+    State(app): State<AppState>,
+    Path((uuid, action)): Path<(String, String)>,
+    StaffForm { staff, form }: StaffForm,
+) -> Response {
+    let Some(page) = status_page(&app, &uuid, &action) else {
+        return refused(
+            &app,
+            &staff,
+            crate::domain::ra::AdminError::NotFound("no such action".into()),
+        );
+    };
+    let (status, done) = match action.as_str() {
+        "suspend" => (UserStatus::Suspended, "suspended"),
+        "reinstate" => (UserStatus::Active, "reinstated"),
+        _ => (UserStatus::Closed, "closed"),
+    };
+    if status == UserStatus::Closed {
+        let back = format!("{}/people/{uuid}/status/close", base(&app));
+        if let Some(r) = super::needs_fresh_sign_in(&app, &staff, &back) {
+            return r;
+        }
+    }
+    let mut page = page.refill(&form);
+    if !page.check_required() {
+        return page.render(&app, &staff);
+    }
+    let p = &app.provider;
+    match p
+        .admin_set_status(&staff.user.caller, &uuid, status, form.get("reason"))
+        .await
+    {
+        Ok(_) => to_record(&app, &uuid, done),
+        Err(crate::domain::ra::AdminError::Invalid(m)) => page.error(&m).render(&app, &staff),
+        Err(e) => refused(&app, &staff, e),
+    }
+}

@@ -1,0 +1,1 @@
+//! The RA console in headless Chromium.

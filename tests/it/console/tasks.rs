@@ -1,0 +1,470 @@
+use reqwest::StatusCode;
+
+use super::*;
+
+fn seen(html: &str, text: &str) -> bool {
+    html.contains(text)
+}
+
+#[tokio::test]
+async fn an_agent_registers_checks_assigns_and_issues_a_tac_through_the_console() {
+    let c = console().await;
+    let env = &c.env;
+    let agent = signed_in(env, &c.agent).await;
+    let (status, home) = get(env, &agent, "/ra/").await;
+    assert_eq!(status, 200);
+    assert!(seen(&home, "RA Agent at RZ9"), "{home}");
+    assert!(
+        !seen(&home, "/ra/audit"),
+        "an agent is not offered the audit trail"
+    );
+
+    // Register, with the evidence's details; the same person again is caught as a duplicate.
+    let person = [
+        ("given_name", "Nia"),
+        ("family_name", "Starter"),
+        ("date_of_birth", "1990-04-01"),
+        ("ni_number", "AB 12 34 56 C"),
+    ];
+    let (status, _, to) = post(env, &agent, "/ra/people/new", &person).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let to = to.unwrap();
+    assert!(to.ends_with("?done=registered"), "{to}");
+    let uuid = record_uuid(&to);
+    let (status, page, _) = post(env, &agent, "/ra/people/new", &person).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(
+        seen(&page, "Possible existing identities") && seen(&page, &uuid),
+        "{page}"
+    );
+    let (_, found) = get(env, &agent, "/ra/people?q=Starter").await;
+    assert_eq!(
+        found.matches("Nia Starter</a>").count(),
+        1,
+        "still one Nia Starter: {found}"
+    );
+    let mut twin = person.to_vec();
+    twin[3] = ("ni_number", "AB 65 43 21 D");
+    twin.push((
+        "not_a_duplicate_because",
+        "twin sister: different NI number on her P60",
+    ));
+    let (status, _, to) = post(env, &agent, "/ra/people/new", &twin).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "a different person, with the reason recorded"
+    );
+    assert_ne!(record_uuid(&to.unwrap()), uuid);
+
+    // Required fields are named in an error summary that links to them.
+    let (status, page, _) = post(env, &agent, "/ra/people/new", &[("given_name", "Solo")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(seen(&page, "href=\"#field-family_name\""), "{page}");
+
+    // The identity check: level 3 needs three documents, one photographic.
+    let verify = format!("/ra/people/{uuid}/verify");
+    let (status, page, _) = post(
+        env,
+        &agent,
+        &verify,
+        &[("level", "3"), ("doc1_kind", "utility bill")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(seen(&page, "There is a problem"), "{page}");
+    let docs = [
+        ("level", "3"),
+        ("doc1_kind", "passport"),
+        ("doc1_last4", "4321"),
+        ("doc2_kind", "utility bill"),
+        ("doc3_kind", "P45 or P60"),
+    ];
+    let (status, _, to) = post(env, &agent, &verify, &docs).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(to.unwrap().ends_with("done=verified"));
+    assert_eq!(
+        env.db
+            .user(&uuid)
+            .await
+            .unwrap()
+            .unwrap()
+            .id_assurance_level,
+        3
+    );
+
+    // A contractor's position ends after three months unless an end date is given.
+    let assign = format!("/ra/people/{uuid}/assign");
+    let fields = [
+        ("position_id", c.nurse_position.as_str()),
+        ("term", "contractor"),
+    ];
+    let (status, _, _) = post(env, &agent, &assign, &fields).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let roles = rbac::current_roles(&env.db, &uuid, env.now())
+        .await
+        .unwrap();
+    assert_eq!(roles.len(), 1);
+    let event = env
+        .db
+        .recent_audit(5)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "admin.assignment_created")
+        .unwrap();
+    assert_eq!(
+        event.detail["ends_at"].as_i64().unwrap() - event.detail["starts_at"].as_i64().unwrap(),
+        91 * 86400
+    );
+    assert_eq!(
+        event.client_id.as_deref(),
+        Some("careid-ra-console"),
+        "the console acts as its own admin client"
+    );
+    assert_eq!(event.actor.as_deref(), Some(super::AGENT));
+
+    // A TAC, with the likeness check, then its return.
+    let tac_card = env.card(&uuid);
+    let tac = [
+        ("likeness", "yes"),
+        ("reason", "card not with them"),
+        ("detail", "first day, card not printed yet"),
+        ("tac_name", "TAC 0042"),
+        ("hours", "8"),
+        ("certificate_pem", tac_card.cert_pem.as_str()),
+    ];
+    let path = format!("/ra/people/{uuid}/tac");
+    let (status, page, _) = post(env, &agent, &path, &tac[1..]).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the likeness check is required"
+    );
+    assert!(seen(&page, "#field-likeness"), "{page}");
+    let (status, page, _) = post(env, &agent, &path, &tac).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let (_, record) = get(env, &agent, &format!("/ra/people/{uuid}")).await;
+    assert!(
+        seen(&record, "TAC 0042") && seen(&record, "Record return"),
+        "{record}"
+    );
+    let id = env.db.tac_issues_of(&uuid).await.unwrap()[0].id.clone();
+    let (status, _, to) = post(
+        env,
+        &agent,
+        &format!("/ra/people/{uuid}/tacs/{id}/return"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(to.unwrap().ends_with("done=tac-returned"));
+    assert!(env.db.tac_issues_of(&uuid).await.unwrap()[0]
+        .returned_at
+        .is_some());
+
+    // A smartcard, then its revocation; an invitation for a security key.
+    let card = env.card(&uuid);
+    let (status, page, _) = post(
+        env,
+        &agent,
+        &format!("/ra/people/{uuid}/smartcard"),
+        &[("certificate_pem", card.cert_pem.as_str())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let bound = env
+        .db
+        .authenticators_of(&uuid)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.kind == careid::model::identity::AuthenticatorKind::Smartcard)
+        .unwrap();
+    let revoke = format!("/ra/people/{uuid}/authenticators/{}/revoke", bound.id);
+    let (status, page) = get(env, &agent, &revoke).await;
+    assert_eq!(status, 200);
+    assert!(
+        seen(&page, "class=\"danger\""),
+        "a destructive action is confirmed first: {page}"
+    );
+    let (status, _, to) = post(env, &agent, &revoke, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(to.unwrap().ends_with("done=revoked"));
+    let (status, page, _) = post(env, &agent, &format!("/ra/people/{uuid}/invite"), &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(seen(&page, "/webauthn/invitation?handover="), "{page}");
+}
+
+#[tokio::test]
+async fn the_console_refuses_what_the_permission_table_refuses() {
+    let c = console().await;
+    let env = &c.env;
+    let agent = signed_in(env, &c.agent).await;
+    // A Manager's pages.
+    for path in ["/ra/audit", "/ra/reports", "/ra/reports/tacs-issued.csv"] {
+        let (status, page) = get(env, &agent, path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {page}");
+        assert!(seen(&page, "Not allowed"), "{page}");
+    }
+    let (status, _, _) = post(
+        env,
+        &agent,
+        &format!("/ra/people/{NURSE}/ra-role"),
+        &[("role", "id_checker"), ("evidence", "minutes")],
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "only an RA Manager grants RA roles"
+    );
+    assert!(env.db.current_ra_grants(NURSE).await.unwrap().is_empty());
+
+    // Their own record: shown, but not changed.
+    let (status, page) = get(env, &agent, &format!("/ra/people/{AGENT}")).await;
+    assert_eq!(status, 200);
+    assert!(seen(&page, "This is your own record"), "{page}");
+    assert!(
+        !seen(&page, "/status/suspend"),
+        "no actions offered on oneself"
+    );
+    let suspend = |who: &str| format!("/ra/people/{who}/status/suspend");
+    let reason = [("reason", "testing")];
+    let (status, _, _) = post(env, &agent, &suspend(AGENT), &reason).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "nobody acts on themselves");
+    // Someone above them, and someone of another organisation.
+    let (status, _, _) = post(env, &agent, &suspend(MANAGER), &reason).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an agent does not act on an RA Manager"
+    );
+    let (status, page, _) = post(env, &agent, &suspend(ELSEWHERE), &reason).await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+        "{status} {page}"
+    );
+    for who in [AGENT, MANAGER, ELSEWHERE] {
+        assert_eq!(
+            env.db.user(who).await.unwrap().unwrap().status.as_str(),
+            "active",
+            "{who}"
+        );
+    }
+
+    // A form without this session's CSRF token changes nothing.
+    let manager = signed_in(env, &c.manager).await;
+    let (_, manager_home) = get(env, &manager, "/ra/").await;
+    for token in ["", "forged", csrf(&manager_home).as_str()] {
+        let (status, page, _) = post(
+            env,
+            &agent,
+            &suspend(NURSE),
+            &[("reason", "x"), ("csrf", token)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "csrf {token:?}");
+        assert!(seen(&page, "This form was not accepted"), "{page}");
+    }
+    assert_eq!(
+        env.db.user(NURSE).await.unwrap().unwrap().status.as_str(),
+        "active"
+    );
+    let (status, _, _) = post(env, &agent, &suspend(NURSE), &reason).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "with its token the same form works"
+    );
+}
+
+#[tokio::test]
+async fn console_sessions_end_when_idle_and_sensitive_actions_need_a_recent_sign_in() {
+    let c = console().await;
+    let env = &c.env;
+    let agent = signed_in(env, &c.agent).await;
+    // After five idle minutes the session still works, but a TAC needs the card again.
+    env.clock.advance(301);
+    let (status, page) = get(env, &agent, &format!("/ra/people/{NURSE}")).await;
+    assert_eq!(status, 200, "{page}");
+    let card = env.card(NURSE);
+    let tac = [
+        ("likeness", "yes"),
+        ("reason", "card not with them"),
+        ("tac_name", "TAC 7"),
+        ("hours", "4"),
+        ("certificate_pem", card.cert_pem.as_str()),
+    ];
+    let (status, page, _) = post(env, &agent, &format!("/ra/people/{NURSE}/tac"), &tac).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+    assert!(
+        seen(&page, "Confirm it is you") && seen(&page, "again=1"),
+        "{page}"
+    );
+    assert!(
+        env.db.tac_issues_of(NURSE).await.unwrap().is_empty(),
+        "nothing issued"
+    );
+
+    // Ten minutes without a request end the session; the next page says so.
+    env.clock.advance(601);
+    let (status, page) = get(env, &agent, "/ra/").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+    assert!(seen(&page, "Your console session has ended"), "{page}");
+    let (status, _, _) = post(
+        env,
+        &agent,
+        &format!("/ra/people/{NURSE}/status/suspend"),
+        &[("reason", "x"), ("csrf", "any")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Signing in again works.
+    let again = signed_in(env, &c.agent).await;
+    assert_eq!(get(env, &again, "/ra/").await.0, 200);
+}
+
+#[tokio::test]
+async fn only_a_sign_in_started_in_this_browser_opens_a_console_session() {
+    let c = console().await;
+    let env = &c.env;
+    // A callback with no sign-in under way (a code or state planted from elsewhere).
+    let b = env.browser(Some(&c.agent));
+    let r = b
+        .client
+        .get(env.endpoint("/ra/callback?code=planted&state=planted"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // A sign-in started in another browser cannot be finished in this one.
+    let other = env.browser(Some(&c.agent));
+    let r = other.client.get(env.endpoint("/ra/")).send().await.unwrap();
+    let callback = match other.sign_in(&location(&r)).await {
+        SignIn::Redirected(to) => to,
+        SignIn::Page(s, body) => panic!("{s} {body}"),
+    };
+    let r = b.client.get(&callback).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "not this browser's sign-in"
+    );
+    assert_eq!(
+        get(env, &b, "/ra/").await.0,
+        StatusCode::SEE_OTHER,
+        "and no session was opened"
+    );
+    // Someone with no RA role is told so, and gets no session.
+    let nurse = env.browser(Some(&c.nurse));
+    let r = nurse.client.get(env.endpoint("/ra/")).send().await.unwrap();
+    let callback = match nurse.sign_in(&location(&r)).await {
+        SignIn::Redirected(to) => to,
+        SignIn::Page(s, body) => panic!("{s} {body}"),
+    };
+    let r = nurse.client.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("not available to you"));
+}
+
+#[tokio::test]
+async fn sponsors_approve_other_staff_carry_out_and_managers_read_reports_and_the_audit_trail() {
+    let c = console().await;
+    let env = &c.env;
+    let agent = signed_in(env, &c.agent).await;
+    let manager = signed_in(env, &c.manager).await;
+    let clerk = env
+        .db
+        .position_by_name("RZ9", "Contract Health Records Clerk")
+        .await
+        .unwrap()
+        .unwrap();
+    let raise = [
+        ("uuid", NURSE),
+        ("position_id", clerk.as_str()),
+        ("reason", "covering records"),
+    ];
+    let (status, page, _) = post(env, &agent, "/ra/requests", &raise).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let (_, queue) = get(env, &manager, "/ra/requests?status=pending").await;
+    let at = queue
+        .find("/approve\"")
+        .expect("an approve button for the sponsor");
+    let id = queue[..at]
+        .rsplit("/ra/requests/")
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, agents_view) = get(env, &agent, "/ra/requests?status=pending").await;
+    assert!(
+        !agents_view.contains("/approve\""),
+        "an agent is not a sponsor"
+    );
+    let (status, _, _) = post(env, &agent, &format!("/ra/requests/{id}/approve"), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post(env, &manager, &format!("/ra/requests/{id}/approve"), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, page, _) = post(env, &manager, &format!("/ra/requests/{id}/fulfil"), &[]).await;
+    assert!(
+        status.is_client_error(),
+        "the approver does not carry it out: {status} {page}"
+    );
+    let (status, _, _) = post(env, &agent, &format!("/ra/requests/{id}/fulfil"), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let roles = rbac::current_roles(&env.db, NURSE, env.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        roles.len(),
+        2,
+        "the nurse now holds the clerk's position too"
+    );
+
+    // Reports download as CSV.
+    let r = manager
+        .client
+        .get(env.endpoint("/ra/reports/active-users-by-org.csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let csv = r.text().await.unwrap();
+    assert!(csv.starts_with("active_users,org_code,org_name\n"), "{csv}");
+    assert!(csv.contains(",RZ9,"), "{csv}");
+    let (status, csv) = get(env, &manager, "/ra/reports/leavers-with-access.csv").await;
+    assert_eq!(status, 200, "{csv}");
+    let (status, _) = get(env, &manager, "/ra/reports/nonsense.csv").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The audit trail, filtered by person, with the chain checked.
+    let (status, page) = get(
+        env,
+        &manager,
+        &format!("/ra/audit?person={NURSE}&verify=yes"),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("admin.access_fulfilled") && page.contains("admin.access_approved"),
+        "{page}"
+    );
+    assert!(page.contains("The audit trail is intact"), "{page}");
+    let (_, page) = get(env, &manager, &format!("/ra/audit?actor={MANAGER}")).await;
+    assert!(
+        page.contains("admin.access_approved") && !page.contains("admin.access_fulfilled"),
+        "{page}"
+    );
+    let (_, page) = get(env, &manager, "/ra/audit?person=robert'); DROP TABLE").await;
+    assert!(page.contains("person must be a 12-digit"), "{page}");
+    let (_, page) = get(env, &manager, "/ra/audit?since=yesterday").await;
+    assert!(page.contains("must be dates"), "{page}");
+}
