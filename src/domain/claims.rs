@@ -105,6 +105,19 @@ pub struct RoleInfo {
     pub selected_roleid: Option<String>,
 }
 
+/// `nhsid_org_memberships` (§5): the person's membership of each organisation where they hold a
+/// current role, with its `person_orgid` (`gnc`, the GP national code, is not recorded, so it is
+/// left out). Always an array.
+fn org_memberships(roles: &RoleInfo) -> Value {
+    let orgs = roles.orgs.as_array().map(Vec::as_slice).unwrap_or_default();
+    let memberships = orgs.iter().filter_map(|o| {
+        let code = o["org_code"].as_str()?;
+        let role = roles.roles.iter().find(|r| r.org_code == code)?;
+        Some(json!({ "person_orgid": role.person_orgid, "org_name": o["org_name"], "org_code": code }))
+    });
+    Value::Array(memberships.collect())
+}
+
 /// Userinfo claims for the granted scopes (§5). `sub` is always present and equals the ID token's.
 /// Role claims are arrays, never absent (`[]` for a user with no current role): relying parties
 /// crash on a missing `nhsid_nrbac_roles` or `nhsid_user_orgs`.
@@ -145,6 +158,9 @@ pub fn userinfo(user: &User, scopes: &[String], roles: &RoleInfo) -> Map<String,
             json!([])
         };
         c.insert("nhsid_user_orgs".into(), orgs);
+    }
+    if has("organisationalmemberships") {
+        c.insert("nhsid_org_memberships".into(), org_memberships(roles));
     }
     if has("nationalrbacaccess") {
         c.insert(
@@ -252,5 +268,48 @@ mod tests {
         assert_eq!(c["idassurancelevel"], "3");
         assert_eq!(c["nhsid_nrbac_roles"], json!([]));
         assert_eq!(c["nhsid_user_orgs"], json!([]));
+    }
+
+    #[test]
+    fn org_memberships_name_each_organisation_of_a_current_role_with_its_person_orgid() {
+        let role = |org: &str, orgid: &str, id: &str| crate::model::rbac::RoleClaim {
+            person_orgid: orgid.into(),
+            person_roleid: id.into(),
+            org_code: org.into(),
+            role_name: "r".into(),
+            role_code: "S0:G0:R8001".into(),
+            activities: vec![],
+            activity_codes: vec![],
+            workgroups: vec![],
+            workgroups_codes: vec![],
+            aow: vec![],
+            aow_codes: vec![],
+        };
+        let roles = RoleInfo {
+            roles: vec![
+                role("RZ9", "111", "a"),
+                role("RZ9", "111", "b"),
+                role("RZ8", "222", "c"),
+            ],
+            orgs: json!([{ "org_code": "RZ9", "org_name": "ACUTE" }, { "org_code": "RZ8", "org_name": "CARE" }]),
+            selected_roleid: None,
+        };
+        let scopes = vec![
+            "openid".to_string(),
+            "organisationalmemberships".to_string(),
+        ];
+        let c = userinfo(&user(), &scopes, &roles);
+        assert_eq!(
+            c["nhsid_org_memberships"],
+            json!([
+                { "person_orgid": "111", "org_name": "ACUTE", "org_code": "RZ9" },
+                { "person_orgid": "222", "org_name": "CARE", "org_code": "RZ8" }
+            ])
+        );
+        let none = userinfo(&user(), &scopes, &RoleInfo::default());
+        assert_eq!(none["nhsid_org_memberships"], json!([]), "always an array");
+        assert!(
+            !userinfo(&user(), &["openid".into()], &roles).contains_key("nhsid_org_memberships")
+        );
     }
 }

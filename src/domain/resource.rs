@@ -47,10 +47,9 @@ impl Provider {
                 .map(String::from),
             ..Default::default()
         };
-        if scopes
-            .iter()
-            .any(|s| s == "nationalrbacaccess" || s == "associatedorgs")
-        {
+        if scopes.iter().any(|s| {
+            s == "nationalrbacaccess" || s == "associatedorgs" || s == "organisationalmemberships"
+        }) {
             roles.roles = rbac::current_roles(&self.db, &user.uuid, self.now())
                 .await
                 .map_err(ServiceError::from)?;

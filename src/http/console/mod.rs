@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ra/callback", get(callback))
         .route("/ra/signout", post(sign_out))
         .merge(people::routes())
+        .merge(work::person_routes())
         .merge(work::routes())
 }
 
@@ -201,6 +202,17 @@ pub fn refused(app: &AppState, staff: &Staff, e: AdminError) -> Response {
         "ra/message.html",
         context! { title => heading, heading => heading, message => format!("{e}. Nothing was changed.") },
     )
+}
+
+/// Back to the person's record with a notice.
+pub fn to_record(app: &AppState, uuid: &str, done: &str) -> Response {
+    Redirect::to(&format!("{}/people/{uuid}?done={done}", base(app))).into_response()
+}
+
+pub fn forbidden(what: &str) -> crate::domain::ra::AdminError {
+    crate::domain::ra::AdminError::Forbidden(format!(
+        "your RA role may not {what} (docs/ra-permissions.md)"
+    ))
 }
 
 /// Before a sensitive action: None when the sign-in is recent enough, else the page that asks

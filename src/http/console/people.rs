@@ -3,14 +3,14 @@
 //! domain call; success goes back to the record (POST/redirect/GET) with a fixed notice.
 
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use minijinja::context;
 use serde::Deserialize;
 
 use super::forms::{Field, FormPage};
-use super::{base, page, refused, Staff, StaffForm};
+use super::{base, forbidden, page, refused, to_record, Staff, StaffForm};
 use crate::domain::ra::{Document, NewIdentity, Permission, Verification};
 use crate::http::AppState;
 use crate::model::audit::AuditFilter;
@@ -26,12 +26,6 @@ pub fn routes() -> Router<AppState> {
             "/ra/people/{uuid}/status/{action}",
             get(status_form).post(change_status),
         )
-        .merge(super::work::person_routes())
-}
-
-/// Back to the person's record with a notice.
-pub fn to_record(app: &AppState, uuid: &str, done: &str) -> Response {
-    Redirect::to(&format!("{}/people/{uuid}?done={done}", base(app))).into_response()
 }
 
 /// The notice a finished task leaves on the record (fixed texts: nothing from the query is
@@ -87,13 +81,13 @@ async fn search(
 
 fn identity_fields() -> Vec<Field> {
     vec![
-        Field::text("title", "Title").hint("For example Dr, Mr, Ms (optional)"),
+        Field::text("title", "Title").hint("For example Dr, Mr, Ms"),
         Field::text("given_name", "Given name").required(),
         Field::text("middle_names", "Middle names"),
         Field::text("family_name", "Family name").required(),
         Field::text("email", "Work email address"),
         Field::date("date_of_birth", "Date of birth"),
-        Field::text("ni_number", "National Insurance number").hint("For example QQ 12 34 56 C"),
+        Field::text("ni_number", "National Insurance number").hint("For example AB 12 34 56 C"),
         Field::text("work_phone", "Work phone number"),
     ]
 }
@@ -171,12 +165,6 @@ async fn register(State(app): State<AppState>, StaffForm { staff, form }: StaffF
 fn override_field() -> Field {
     Field::textarea("not_a_duplicate_because", "Why this is a different person")
         .hint("Recorded in the audit trail, for example: different NI number seen on the P60")
-}
-
-pub fn forbidden(what: &str) -> crate::domain::ra::AdminError {
-    crate::domain::ra::AdminError::Forbidden(format!(
-        "your RA role may not {what} (docs/ra-permissions.md)"
-    ))
 }
 
 #[derive(Deserialize)]

@@ -12,8 +12,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::forms::{Field, FormPage};
-use super::people::{forbidden, to_record};
-use super::{base, needs_fresh_sign_in, page, refused, Staff, StaffForm};
+use super::{base, forbidden, needs_fresh_sign_in, page, refused, to_record, Staff, StaffForm};
 use crate::domain::ra::access_requests::{Decision, Fulfilment, NewAccessRequest};
 use crate::domain::ra::{
     AdminError, AssignmentTerm, NewAssignment, NewRaGrant, NewTac, Permission, TAC_MAX_HOURS,
