@@ -12,3 +12,12 @@ CREATE TABLE console_sessions (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);
+
+-- Professional registrations an RA records (GMC, NMC, GPhC, ...): released under the
+-- professionalmemberships scope as gmc_id, nmc_id, ... (cis2.md section 5).
+CREATE TABLE professional_registrations (
+    user_uuid TEXT NOT NULL REFERENCES users(uuid),
+    body TEXT NOT NULL,
+    number TEXT NOT NULL,
+    PRIMARY KEY (user_uuid, body)
+);

@@ -103,6 +103,8 @@ pub struct RoleInfo {
     pub roles: Vec<RoleClaim>,
     pub orgs: Value,
     pub selected_roleid: Option<String>,
+    /// Professional registration numbers by body (for `professionalmemberships`).
+    pub registrations: std::collections::BTreeMap<String, String>,
 }
 
 /// `nhsid_org_memberships` (§5): the person's membership of each organisation where they hold a
@@ -158,6 +160,11 @@ pub fn userinfo(user: &User, scopes: &[String], roles: &RoleInfo) -> Map<String,
             json!([])
         };
         c.insert("nhsid_user_orgs".into(), orgs);
+    }
+    if has("professionalmemberships") {
+        for (body, number) in &roles.registrations {
+            c.insert(format!("{body}_id"), number.clone().into());
+        }
     }
     if has("organisationalmemberships") {
         c.insert("nhsid_org_memberships".into(), org_memberships(roles));
@@ -293,6 +300,7 @@ mod tests {
             ],
             orgs: json!([{ "org_code": "RZ9", "org_name": "ACUTE" }, { "org_code": "RZ8", "org_name": "CARE" }]),
             selected_roleid: None,
+            registrations: [("gmc".to_string(), "7654321".to_string())].into(),
         };
         let scopes = vec![
             "openid".to_string(),
@@ -311,5 +319,11 @@ mod tests {
         assert!(
             !userinfo(&user(), &["openid".into()], &roles).contains_key("nhsid_org_memberships")
         );
+        assert!(
+            !c.contains_key("gmc_id"),
+            "registrations only under professionalmemberships"
+        );
+        let scopes = vec!["openid".to_string(), "professionalmemberships".to_string()];
+        assert_eq!(userinfo(&user(), &scopes, &roles)["gmc_id"], "7654321");
     }
 }

@@ -194,6 +194,8 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
             "nhsperson",
             "associatedorgs",
             "nationalrbacaccess",
+            "professionalmemberships",
+            "organisationalmemberships",
             "selectedrole",
             "changedrole",
         ]

@@ -57,6 +57,13 @@ impl Provider {
                 .await
                 .map_err(ServiceError::from)?;
         }
+        if scopes.iter().any(|s| s == "professionalmemberships") {
+            roles.registrations = self
+                .db
+                .professional_registrations(&user.uuid)
+                .await
+                .map_err(ServiceError::from)?;
+        }
         Ok(claims::userinfo(&user, &scopes, &roles))
     }
 

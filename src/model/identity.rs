@@ -62,6 +62,24 @@ pub struct PersonalDetails {
     pub work_phones: Vec<String>,
 }
 
+/// The professional bodies whose registration numbers careid records, as CIS2's
+/// `professionalmemberships` claims name them (`{body}_id`; cis2.md section 5).
+pub const PROFESSIONAL_BODIES: [&str; 8] = [
+    "gmc",
+    "gmp",
+    "gdc",
+    "gdp",
+    "nmc",
+    "gphc",
+    "rcn",
+    "consultant",
+];
+
+/// A registration number's shape: 1 to 16 letters and digits.
+pub fn valid_registration_number(n: &str) -> bool {
+    (1..=16).contains(&n.len()) && n.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// A National Insurance number's shape (HMRC): two prefix letters (not D, F, I, Q, U or V; the
 /// second not O; not the prefixes BG, GB, KN, NK, NT, TN or ZZ), six digits, and a suffix A–D.
 /// Spaces are ignored and letters upper-cased; returns the normalised number.

@@ -324,6 +324,44 @@ impl Db {
         })
     }
 
+    /// A person's professional registrations: body → number.
+    pub async fn professional_registrations(
+        &self,
+        uuid: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT body, number FROM professional_registrations WHERE user_uuid = $1")
+                .bind(uuid)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("body")?, r.try_get("number")?)))
+            .collect()
+    }
+
+    /// Replaces a person's professional registrations.
+    pub async fn set_professional_registrations(
+        &self,
+        uuid: &str,
+        registrations: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("DELETE FROM professional_registrations WHERE user_uuid = $1")
+            .bind(uuid)
+            .execute(&mut *tx)
+            .await?;
+        for (body, number) in registrations {
+            sqlx::query("INSERT INTO professional_registrations (user_uuid, body, number) VALUES ($1, $2, $3)")
+                .bind(uuid)
+                .bind(body)
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn set_personal_details(
         &self,
         uuid: &str,

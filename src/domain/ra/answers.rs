@@ -59,6 +59,8 @@ pub struct IdentityRecord {
     pub identity: IdentitySummary,
     /// Current positions, as `nhsid_nrbac_roles` entries.
     pub roles: Vec<RoleClaim>,
+    /// Professional registration numbers by body (`gmc`, `nmc`, ...).
+    pub professional_registrations: std::collections::BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub personal_details: Option<PersonalDetails>,
     pub status_reason: Option<String>,

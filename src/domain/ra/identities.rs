@@ -75,6 +75,42 @@ pub struct DetailsChange {
     /// Replaces the list.
     #[serde(default)]
     pub work_phones: Option<Vec<String>>,
+    /// The document seen for a change of given or family name (e.g. "marriage certificate"):
+    /// required for one. The person's smartcard shows the old name, so its binding ends with
+    /// the change and a new card is printed (policy 002 section 6.1.2).
+    #[serde(default)]
+    pub name_change_evidence: Option<String>,
+    /// Professional registration numbers by body (`gmc`, `gmp`, `gdc`, `gdp`, `nmc`, `gphc`,
+    /// `rcn`, `consultant`); replaces the recorded set (`{}` clears it). Released to relying
+    /// parties under the `professionalmemberships` scope.
+    #[serde(default)]
+    pub professional_registrations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// Registration numbers of known bodies only, each 1 to 16 letters and digits (upper-cased).
+fn checked_registrations(
+    r: std::collections::BTreeMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, String>, AdminError> {
+    use crate::model::identity::{valid_registration_number, PROFESSIONAL_BODIES};
+    r.into_iter()
+        .filter(|(_, n)| !n.trim().is_empty())
+        .map(|(body, n)| {
+            let body = body.trim().to_lowercase();
+            let n = n.trim().to_uppercase();
+            if !PROFESSIONAL_BODIES.contains(&body.as_str()) {
+                return Err(AdminError::Invalid(format!(
+                    "professional_registrations: {body} is not one of {}",
+                    PROFESSIONAL_BODIES.join(", ")
+                )));
+            }
+            if !valid_registration_number(&n) {
+                return Err(AdminError::Invalid(format!(
+                    "professional_registrations: the {body} number must be 1 to 16 letters and digits"
+                )));
+            }
+            Ok((body, n))
+        })
+        .collect()
 }
 
 /// Checks and normalises personal details: a real past date of birth, an NI number of HMRC's
@@ -137,6 +173,7 @@ impl Provider {
         };
         Ok(IdentityRecord {
             identity: IdentitySummary::from(&user),
+            professional_registrations: self.db.professional_registrations(uuid).await?,
             roles,
             personal_details,
             status_reason: reason,
@@ -372,6 +409,13 @@ impl Provider {
             .user(uuid)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("no Care Identity {uuid}")))?;
+        let old_name = (user.given_name.clone(), user.family_name.clone());
+        let evidence = change
+            .name_change_evidence
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(String::from);
         let mut changed = Vec::new();
         let mut set = |field: &'static str, target: &mut String, value: Option<String>| {
             if let Some(v) = value {
@@ -409,18 +453,46 @@ impl Provider {
             details.work_phones = v;
             changed.push("work_phones");
         }
+        let registrations = match change.professional_registrations {
+            Some(r) => {
+                changed.push("professional_registrations");
+                Some(checked_registrations(r)?)
+            }
+            None => None,
+        };
         if changed.is_empty() {
             return Err(AdminError::Invalid("nothing to change".into()));
         }
         let details = checked_details(details, self.now())?;
+        let renamed = (user.given_name.clone(), user.family_name.clone()) != old_name;
+        if renamed && evidence.is_none() {
+            return Err(AdminError::Invalid(
+                "a change of name needs name_change_evidence: the document seen (for example a marriage certificate or deed poll)".into(),
+            ));
+        }
         self.db.update_user_details(&user).await?;
+        if let Some(r) = &registrations {
+            self.db.set_professional_registrations(uuid, r).await?;
+        }
+        let mut cards_ended = Vec::new();
+        if renamed {
+            let now = self.now();
+            for card in self.db.authenticators_of(uuid).await? {
+                if card.kind == crate::model::identity::AuthenticatorKind::Smartcard
+                    && card.is_usable(now)
+                {
+                    self.revoke_authenticator(&card.id, "name_changed").await?;
+                    cards_ended.push(card.id);
+                }
+            }
+        }
         if details != before {
             self.db.set_personal_details(uuid, &details).await?;
         }
         self.admin_audit(
             caller,
             AuditKind::AdminIdentityUpdated,
-            json!({ "uuid": uuid, "fields": changed }),
+            json!({ "uuid": uuid, "fields": changed, "name_change_evidence": evidence, "smartcards_revoked": cards_ended }),
         )
         .await?;
         Ok(IdentityWithDetails {

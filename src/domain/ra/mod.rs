@@ -364,6 +364,27 @@ impl Provider {
         Ok(())
     }
 
+    /// Revokes an authenticator and ends the sessions it opened.
+    pub(crate) async fn revoke_authenticator(
+        &self,
+        authenticator_id: &str,
+        why: &str,
+    ) -> Result<(), AdminError> {
+        self.db
+            .set_authenticator_status(authenticator_id, AuthenticatorStatus::Revoked)
+            .await?;
+        for sid in self
+            .db
+            .open_sessions_of_authenticator(authenticator_id)
+            .await?
+        {
+            self.end_session(&sid, why).await?;
+        }
+        Ok(())
+    }
+
+    /// Binds a card certificate. One person, one working smartcard (policy 002 section 5): a
+    /// replacement is bound after the old card is revoked.
     pub async fn admin_bind_smartcard(
         &self,
         caller: &Caller,
@@ -373,6 +394,19 @@ impl Provider {
         self.act_on_person(caller, &op::BIND_SMARTCARD, uuid)
             .await?;
         let (der, _) = self.unbound_certificate(certificate_pem).await?;
+        let now = self.now();
+        if let Some(working) = self
+            .db
+            .authenticators_of(uuid)
+            .await?
+            .into_iter()
+            .find(|a| a.kind == AuthenticatorKind::Smartcard && a.is_usable(now))
+        {
+            return Err(AdminError::Conflict(format!(
+                "{uuid} already has a working smartcard (serial {}): revoke it first (lost, stolen, damaged or replaced); a person has one card",
+                working.cert_serial.unwrap_or_default()
+            )));
+        }
         let a = registry::bind_smartcard(&self.db, uuid, &der, &caller.uuid, self.now()).await?;
         self.admin_audit(
             caller,
@@ -409,16 +443,8 @@ impl Provider {
                 "no authenticator {authenticator_id} for {uuid}"
             )));
         };
-        self.db
-            .set_authenticator_status(authenticator_id, AuthenticatorStatus::Revoked)
+        self.revoke_authenticator(authenticator_id, "authenticator_revoked")
             .await?;
-        for sid in self
-            .db
-            .open_sessions_of_authenticator(authenticator_id)
-            .await?
-        {
-            self.end_session(&sid, "authenticator_revoked").await?;
-        }
         self.admin_audit(
             caller,
             if found.kind == AuthenticatorKind::Smartcard {

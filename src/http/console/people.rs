@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::forms::{Field, FormPage};
 use super::{base, forbidden, page, refused, to_record, Staff, StaffForm};
-use crate::domain::ra::{Document, NewIdentity, Permission, Verification};
+use crate::domain::ra::{DetailsChange, Document, NewIdentity, Permission, Verification};
 use crate::http::AppState;
 use crate::model::audit::AuditFilter;
 use crate::model::identity::UserStatus;
@@ -22,6 +22,10 @@ pub fn routes() -> Router<AppState> {
         .route("/ra/people/new", get(register_form).post(register))
         .route("/ra/people/{uuid}", get(record))
         .route("/ra/people/{uuid}/verify", get(verify_form).post(verify))
+        .route(
+            "/ra/people/{uuid}/details",
+            get(details_form).post(change_details),
+        )
         .route(
             "/ra/people/{uuid}/status/{action}",
             get(status_form).post(change_status),
@@ -36,6 +40,7 @@ fn notice(done: &str) -> Option<&'static str> {
             "Identity registered. Check the person's documents next (Record an identity check)."
         }
         "verified" => "Identity check recorded.",
+        "details" => "Details changed.",
         "suspended" => "Identity suspended. Every session and token has ended.",
         "reinstated" => "Identity reinstated.",
         "closed" => "Identity closed. Every session and token has ended.",
@@ -215,6 +220,7 @@ async fn record(
             person => person, authenticators => authenticators, tacs => tacs, history => history,
             notice => q.done.as_deref().and_then(notice), own => own, now => p.now(),
             can_verify => staff.may(Permission::VerifyIdentity) && !own,
+            can_edit => staff.may(Permission::CreateIdentity) && !own,
             can_status => staff.may(Permission::ChangeStatus) && !own,
             can_assign => staff.may(Permission::AssignPositions) && !own,
             can_cards => staff.may(Permission::ManageSmartcards) && !own,
@@ -223,6 +229,112 @@ async fn record(
             can_grant => staff.may(Permission::AssignRaRoles) && !own,
         },
     )
+}
+
+/// The registration fields of the details form: (field, body, label).
+const REGISTRATIONS: [(&str, &str, &str); 8] = [
+    ("reg_gmc", "gmc", "GMC number"),
+    ("reg_nmc", "nmc", "NMC PIN"),
+    ("reg_gphc", "gphc", "GPhC number"),
+    ("reg_gdc", "gdc", "GDC number"),
+    ("reg_gmp", "gmp", "GMP (GP) number"),
+    ("reg_gdp", "gdp", "GDP number"),
+    ("reg_rcn", "rcn", "RCN number"),
+    ("reg_consultant", "consultant", "Consultant code"),
+];
+
+fn details_page(
+    app: &AppState,
+    uuid: &str,
+    record: &crate::domain::ra::answers::IdentityRecord,
+) -> FormPage {
+    let i = &record.identity;
+    let d = record.personal_details.clone().unwrap_or_default();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mut fields = vec![
+        Field::text("title", "Title").value(&text(&i.title)),
+        Field::text("given_name", "Given name").required().value(&i.given_name),
+        Field::text("middle_names", "Middle names").value(&text(&i.middle_names)),
+        Field::text("family_name", "Family name").required().value(&i.family_name),
+        Field::textarea("name_change_evidence", "Evidence for a change of name")
+            .hint("Required when the given or family name changes, for example: marriage certificate seen. The person's smartcard shows the old name, so it is revoked and a new card is needed."),
+        Field::text("email", "Work email address").value(&text(&i.email)),
+        Field::date("date_of_birth", "Date of birth").value(&text(&d.date_of_birth)),
+        Field::text("ni_number", "National Insurance number").value(&text(&d.ni_number)),
+        Field::text("work_phone", "Work phone number").value(&d.work_phones.first().cloned().unwrap_or_default()),
+    ];
+    for (name, body, label) in REGISTRATIONS {
+        let value = record
+            .professional_registrations
+            .get(body)
+            .cloned()
+            .unwrap_or_default();
+        fields.push(Field::text(name, label).value(&value));
+    }
+    FormPage::new(
+        "Change personal details",
+        format!("{}/people/{uuid}/details", base(app)),
+        "Save changes",
+        format!("{}/people/{uuid}", base(app)),
+    )
+    .intro("Change what the person's documents or their professional registers show. Professional registration numbers are released to applications that ask for professionalmemberships.")
+    .fields(fields)
+}
+
+async fn details_form(
+    State(app): State<AppState>,
+    staff: Staff,
+    Path(uuid): Path<String>,
+) -> Response {
+    if !staff.may(Permission::CreateIdentity) {
+        return refused(&app, &staff, forbidden("change personal details"));
+    }
+    match app
+        .provider
+        .admin_get_identity(&staff.user.caller, &uuid)
+        .await
+    {
+        Ok(record) => details_page(&app, &uuid, &record).render(&app, &staff),
+        Err(e) => refused(&app, &staff, e),
+    }
+}
+
+async fn change_details(
+    State(app): State<AppState>,
+    Path(uuid): Path<String>,
+    StaffForm { staff, form }: StaffForm,
+) -> Response {
+    let p = &app.provider;
+    let caller = &staff.user.caller;
+    let record = match p.admin_get_identity(caller, &uuid).await {
+        Ok(r) => r,
+        Err(e) => return refused(&app, &staff, e),
+    };
+    let mut page = details_page(&app, &uuid, &record).refill(&form);
+    if !page.check_required() {
+        return page.render(&app, &staff);
+    }
+    let registrations = REGISTRATIONS
+        .iter()
+        .filter_map(|(name, body, _)| form.opt(name).map(|n| (body.to_string(), n)))
+        .collect();
+    let change = DetailsChange {
+        title: Some(form.get("title").into()),
+        given_name: Some(form.get("given_name").into()),
+        middle_names: Some(form.get("middle_names").into()),
+        family_name: Some(form.get("family_name").into()),
+        email: Some(form.get("email").into()),
+        date_of_birth: Some(form.get("date_of_birth").into()),
+        ni_number: Some(form.get("ni_number").into()),
+        work_phones: Some(form.opt("work_phone").into_iter().collect()),
+        name_change_evidence: form.opt("name_change_evidence"),
+        professional_registrations: Some(registrations),
+    };
+    match p.admin_update_details(caller, &uuid, change).await {
+        Ok(_) => to_record(&app, &uuid, "details"),
+        Err(crate::domain::ra::AdminError::Invalid(m)) => page.error(&m).render(&app, &staff),
+        Err(e) => refused(&app, &staff, e),
+    }
 }
 
 const DOCUMENT_KINDS: &[(&str, bool)] = &[

@@ -648,12 +648,25 @@ async fn identity_checks_details_and_positions_follow_the_rules() {
     .await;
     assert_eq!(status, 403, "nobody checks their own identity");
 
-    let (status, changed, _) = call(
+    let (status, refused, _) = call(
         &env,
         Some(&agent),
         "PATCH",
         &format!("/admin/api/v1/identities/{uuid}"),
         Some(json!({ "family_name": "Locum-Smith", "email": "oli@example.nhs.uk" })),
+    )
+    .await;
+    assert_eq!(status, 400, "a name change needs its evidence: {refused}");
+    assert!(refused["detail"]
+        .as_str()
+        .unwrap()
+        .contains("name_change_evidence"));
+    let (status, changed, _) = call(
+        &env,
+        Some(&agent),
+        "PATCH",
+        &format!("/admin/api/v1/identities/{uuid}"),
+        Some(json!({ "family_name": "Locum-Smith", "email": "oli@example.nhs.uk", "name_change_evidence": "marriage certificate" })),
     )
     .await;
     assert_eq!(status, 200, "{changed}");

@@ -106,3 +106,188 @@ async fn a_status_change_records_its_reason_and_time() {
     assert_eq!(shown["status_reason"], "under investigation");
     assert_eq!(shown["status_changed_at"], env.now());
 }
+
+#[tokio::test]
+async fn a_name_change_needs_evidence_and_ends_the_card_that_shows_the_old_name() {
+    let Ra { env, manager, .. } = setup().await;
+    let nurse = "950000000003";
+    let card_id = env.db.authenticators_of(nurse).await.unwrap()[0].id.clone();
+    let path = format!("/admin/api/v1/identities/{nurse}");
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "PATCH",
+        &path,
+        Some(json!({ "given_name": "Renamed" })),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let card = env.db.authenticators_of(nurse).await.unwrap();
+    assert_eq!(
+        card[0].status.as_str(),
+        "active",
+        "nothing changed without evidence"
+    );
+    let (status, changed, _) = call(
+        &env,
+        Some(&manager),
+        "PATCH",
+        &path,
+        Some(json!({ "given_name": "Renamed", "name_change_evidence": "deed poll" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    let card = env.db.authenticators_of(nurse).await.unwrap();
+    assert_eq!(
+        (card[0].id.as_str(), card[0].status.as_str()),
+        (card_id.as_str(), "revoked")
+    );
+    let event = env
+        .db
+        .recent_audit(5)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "admin.identity_updated")
+        .unwrap();
+    assert_eq!(event.detail["smartcards_revoked"], json!([card_id]));
+    assert_eq!(event.detail["name_change_evidence"], "deed poll");
+    // Other details change without evidence, and leave the cards alone.
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "PATCH",
+        &path,
+        Some(json!({ "email": "n@example.nhs.uk" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_person_has_one_working_smartcard() {
+    let Ra { env, manager, .. } = setup().await;
+    let nurse = "950000000003";
+    let second = env.card(nurse);
+    let bind = format!("/admin/api/v1/identities/{nurse}/smartcards");
+    let (status, problem, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        &bind,
+        Some(json!({ "certificate_pem": second.cert_pem })),
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("revoke it first"),
+        "{problem}"
+    );
+    let first = env.db.authenticators_of(nurse).await.unwrap()[0].id.clone();
+    let revoke = format!("/admin/api/v1/identities/{nurse}/authenticators/{first}/revoke");
+    let (status, _, _) = call(&env, Some(&manager), "POST", &revoke, None).await;
+    assert_eq!(status, 200);
+    let (status, bound, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        &bind,
+        Some(json!({ "certificate_pem": second.cert_pem })),
+    )
+    .await;
+    assert_eq!(
+        status, 201,
+        "the replacement binds once the old card is revoked: {bound}"
+    );
+}
+
+#[tokio::test]
+async fn recorded_registrations_and_memberships_reach_relying_parties_under_their_scopes() {
+    let Ra {
+        env,
+        manager,
+        nurse_position,
+        ..
+    } = setup().await;
+    let doctor = "950000000077";
+    let card = env.user_with_card(doctor).await;
+    rbac::assign_position(
+        &env.db,
+        doctor,
+        &nurse_position,
+        env.now() - 60,
+        None,
+        "test",
+        env.now(),
+    )
+    .await
+    .unwrap();
+    let path = format!("/admin/api/v1/identities/{doctor}");
+    let (status, problem, _) = call(
+        &env,
+        Some(&manager),
+        "PATCH",
+        &path,
+        Some(json!({ "professional_registrations": { "hcpc": "PA12345" } })),
+    )
+    .await;
+    assert_eq!(status, 400, "unknown bodies are refused: {problem}");
+    let (status, problem, _) = call(
+        &env,
+        Some(&manager),
+        "PATCH",
+        &path,
+        Some(json!({ "professional_registrations": { "gmc": "12 34" } })),
+    )
+    .await;
+    assert_eq!(status, 400, "{problem}");
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "PATCH",
+        &path,
+        Some(json!({ "professional_registrations": { "gmc": "7654321", "nmc": "12a3456b" } })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, shown, _) = call(&env, Some(&manager), "GET", &path, None).await;
+    assert_eq!(
+        shown["professional_registrations"],
+        json!({ "gmc": "7654321", "nmc": "12A3456B" })
+    );
+
+    let client = env.confidential_client().await;
+    let tokens = env
+        .tokens_in(
+            &env.browser(Some(&card)),
+            &client,
+            "openid professionalmemberships organisationalmemberships",
+        )
+        .await;
+    let info: Value = env
+        .http()
+        .get(env.endpoint("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (info["gmc_id"].as_str(), info["nmc_id"].as_str()),
+        (Some("7654321"), Some("12A3456B")),
+        "{info}"
+    );
+    let memberships = info["nhsid_org_memberships"].as_array().unwrap();
+    assert_eq!(memberships.len(), 1, "{info}");
+    assert_eq!(memberships[0]["org_code"], "RZ9EX");
+    assert_eq!(
+        memberships[0]["person_orgid"].as_str().unwrap().len(),
+        12,
+        "{info}"
+    );
+}

@@ -191,6 +191,33 @@ async fn an_agent_registers_checks_assigns_and_issues_a_tac_through_the_console(
     let (status, _, to) = post(env, &agent, &revoke, &[]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(to.unwrap().ends_with("done=revoked"));
+    // A change of name needs its evidence; registrations are recorded for relying parties.
+    let details = format!("/ra/people/{uuid}/details");
+    let (status, page) = get(env, &agent, &details).await;
+    assert_eq!(status, 200);
+    assert!(
+        seen(&page, "value=\"Starter\""),
+        "the form starts from the record: {page}"
+    );
+    let mut change = vec![
+        ("given_name", "Nia"),
+        ("family_name", "Starter-Jones"),
+        ("reg_nmc", "12a3456b"),
+    ];
+    let (status, page, _) = post(env, &agent, &details, &change).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        seen(&page, "href=\"#field-name_change_evidence\""),
+        "{page}"
+    );
+    change.push(("name_change_evidence", "marriage certificate seen"));
+    let (status, page, _) = post(env, &agent, &details, &change).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let (_, record) = get(env, &agent, &format!("/ra/people/{uuid}")).await;
+    assert!(
+        seen(&record, "Nia Starter-Jones") && seen(&record, "12A3456B"),
+        "{record}"
+    );
     let (status, page, _) = post(env, &agent, &format!("/ra/people/{uuid}/invite"), &[]).await;
     assert_eq!(status, 200, "{page}");
     assert!(seen(&page, "/webauthn/invitation?handover="), "{page}");
