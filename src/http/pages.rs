@@ -68,6 +68,10 @@ fn environment() -> &'static Environment<'static> {
                 "ra/audit.html",
                 include_str!("../../templates/ra/audit.html"),
             ),
+            (
+                "ra/associate.html",
+                include_str!("../../templates/ra/associate.html"),
+            ),
         ] {
             env.add_template(name, text).expect("templates are valid");
         }
@@ -221,6 +225,7 @@ mod tests {
             "ra/requests.html",
             "ra/reports.html",
             "ra/audit.html",
+            "ra/associate.html",
         ] {
             let html = environment()
                 .get_template(name)

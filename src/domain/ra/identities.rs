@@ -181,6 +181,24 @@ impl Provider {
         })
     }
 
+    /// A person found nationally who is not (yet) affiliated with the caller's organisation: the
+    /// basic fields, for associating them with it by giving them a position there (policy 002
+    /// section 6.1). None when there is no such person, or they are already affiliated.
+    pub async fn admin_association_candidate(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+    ) -> Result<Option<IdentitySummary>, AdminError> {
+        self.authorise(caller, &op::ASSIGN)?;
+        let Some(user) = self.db.user(uuid).await? else {
+            return Ok(None);
+        };
+        if self.standing(uuid).await?.affiliated_with(&caller.org_code) {
+            return Ok(None);
+        }
+        Ok(Some(IdentitySummary::from(&user)))
+    }
+
     pub async fn admin_search(&self, caller: &Caller, q: &str) -> Result<IdentityList, AdminError> {
         self.authorise(caller, &op::SEARCH)?;
         // Wildcards match nothing of their own: the minimum counts what is left.

@@ -187,6 +187,17 @@ async fn record(
     let caller = &staff.user.caller;
     let person = match p.admin_get_identity(caller, &uuid).await {
         Ok(r) => r,
+        Err(e @ crate::domain::ra::AdminError::Forbidden(_)) => {
+            return match p.admin_association_candidate(caller, &uuid).await {
+                Ok(Some(found)) => page(
+                    &app,
+                    &staff,
+                    "ra/associate.html",
+                    context! { title => "Associate with your organisation", person => found },
+                ),
+                _ => refused(&app, &staff, e),
+            };
+        }
         Err(e) => return refused(&app, &staff, e),
     };
     let authenticators = match p.admin_list_authenticators(caller, &uuid).await {

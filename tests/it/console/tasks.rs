@@ -267,6 +267,17 @@ async fn the_console_refuses_what_the_permission_table_refuses() {
         StatusCode::FORBIDDEN,
         "an agent does not act on an RA Manager"
     );
+    // Someone of another organisation: no record, but the way to associate them here.
+    let (status, page) = get(env, &agent, &format!("/ra/people/{ELSEWHERE}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        seen(&page, "Associate with your organisation") && !seen(&page, "Date of birth"),
+        "{page}"
+    );
+    assert!(
+        seen(&page, &format!("/ra/people/{ELSEWHERE}/assign")),
+        "{page}"
+    );
     let (status, page, _) = post(env, &agent, &suspend(ELSEWHERE), &reason).await;
     assert!(
         status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
@@ -304,6 +315,20 @@ async fn the_console_refuses_what_the_permission_table_refuses() {
         StatusCode::SEE_OTHER,
         "with its token the same form works"
     );
+
+    // Giving the person from RZ8 a position here associates them; then their record opens.
+    let assign = [("position_id", c.nurse_position.as_str())];
+    let (status, _, _) = post(
+        env,
+        &agent,
+        &format!("/ra/people/{ELSEWHERE}/assign"),
+        &assign,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, page) = get(env, &agent, &format!("/ra/people/{ELSEWHERE}")).await;
+    assert_eq!(status, 200);
+    assert!(seen(&page, "Record an identity check"), "{page}");
 }
 
 #[tokio::test]
