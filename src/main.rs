@@ -68,8 +68,14 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Print a report as JSON: active-users-by-org, positions-in-use or authenticators-by-type.
-    Report { name: String },
+    /// Print a report as JSON: active-users-by-org, positions-in-use, authenticators-by-type,
+    /// tacs-issued, tacs-overdue, leavers-with-access or ra-activity.
+    Report {
+        name: String,
+        /// For ra-activity: a quarter (2026-Q3) or a year (2026); the current quarter if absent.
+        #[arg(long)]
+        period: Option<String>,
+    },
     /// Print the version.
     Version,
 }
@@ -434,16 +440,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("created RA Manager {uuid}; they accept the terms at their first sign-in");
             Ok(())
         }
-        Command::Report { name } => {
+        Command::Report { name, period } => {
             let db = database(&config).await?;
-            let report = careid::domain::reports::run(&db, &name, SystemClock.now())
-                .await?
-                .with_context(|| {
-                    format!(
-                        "no report {name}; reports: {}",
-                        careid::domain::reports::REPORTS.join(", ")
-                    )
-                })?;
+            let report =
+                careid::domain::reports::run(&db, &name, SystemClock.now(), period.as_deref())
+                    .await?
+                    .with_context(|| {
+                        format!(
+                            "no report {name}; reports: {}",
+                            careid::domain::reports::REPORTS.join(", ")
+                        )
+                    })?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }

@@ -212,7 +212,7 @@ mod tests {
             sent => minijinja::context! { uuid => "1", handover_url => "https://x/webauthn/invitation?handover=h", expires_at => 0 }, back => "/ra/",
             requests => vec![minijinja::context! { id => "r1", uuid => "1", position_id => "p", reason => "r", requested_at => 0, requested_by => "u", status => "pending" }],
             positions => vec![minijinja::context! { id => "p", name => "Nurse" }], status => "pending", can_decide => true, can_fulfil => true,
-            reports => vec!["tacs-issued"], events => vec![event],
+            reports => vec!["tacs-issued", "ra-activity"], quarter => "2026-Q4", events => vec![event],
             chain => minijinja::context! { intact => false, broken_at => 3, reason => "row altered" },
         };
         for name in [

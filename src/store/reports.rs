@@ -84,4 +84,21 @@ impl Db {
             .collect::<Result<Vec<_>, StoreError>>()
             .map(Value::Array)
     }
+
+    /// RA work done in a period: each `admin.*` audit event kind and how many succeeded.
+    pub async fn report_ra_activity(
+        &self,
+        from: UnixTime,
+        until: UnixTime,
+    ) -> Result<Value, StoreError> {
+        let rows = sqlx::query("SELECT kind, COUNT(*) AS n FROM audit_events WHERE at >= $1 AND at < $2 AND kind LIKE 'admin.%' AND outcome = 'success' GROUP BY kind ORDER BY kind")
+            .bind(from)
+            .bind(until)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok(json!({ "event": r.try_get::<String, _>("kind")?, "count": r.try_get::<i64, _>("n")? })))
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(Value::Array)
+    }
 }

@@ -310,6 +310,9 @@ pub struct AccessFulfilled {
 pub struct Report {
     pub report: String,
     pub generated_at: UnixTime,
+    /// The quarter or year a periodic report covers (`2026-Q3`, `2026`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
     /// The report's rows: an array of objects, one per row; `tacs-issued` answers an object
     /// (`issues`, `open`, `overdue`, `issues_per_ra_member`).
     #[schema(value_type = Object)]

@@ -601,10 +601,19 @@ impl Provider {
         })
     }
 
-    pub async fn admin_report(&self, caller: &Caller, name: &str) -> Result<Report, AdminError> {
+    pub async fn admin_report(
+        &self,
+        caller: &Caller,
+        name: &str,
+        period: Option<&str>,
+    ) -> Result<Report, AdminError> {
         self.authorise(caller, &op::REPORTS)?;
-        super::reports::run(&self.db, name, self.now())
-            .await?
+        super::reports::run(&self.db, name, self.now(), period)
+            .await
+            .map_err(|e| match e {
+                super::reports::ReportError::BadPeriod(m) => AdminError::Invalid(m),
+                super::reports::ReportError::Store(s) => s.into(),
+            })?
             .ok_or_else(|| {
                 AdminError::NotFound(format!(
                     "no report {name}; reports: {}",

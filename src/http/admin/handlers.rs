@@ -423,15 +423,25 @@ pub async fn fulfil_access(
     answer(StatusCode::OK, fulfilled)
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// For ra-activity: a quarter (`2026-Q3`) or a year (`2026`); the current quarter if absent.
+    period: Option<String>,
+}
+
 #[utoipa::path(get, path = "/admin/api/v1/reports/{name}",
-    params(("name" = String, Path, description = "active-users-by-org, positions-in-use, authenticators-by-type or tacs-issued")),
+    params(("name" = String, Path, description = "active-users-by-org, positions-in-use, authenticators-by-type, tacs-issued, tacs-overdue, leavers-with-access or ra-activity"), ReportQuery),
     responses((status = OK, description = "The report", body = Report)))]
 pub async fn report(
     State(app): State<AppState>,
     AdminCaller(c): AdminCaller,
     Path(name): Path<String>,
+    AdminQuery(q): AdminQuery<ReportQuery>,
 ) -> AdminResult {
-    answer(StatusCode::OK, app.provider.admin_report(&c, &name).await)
+    let report = app.provider.admin_report(&c, &name, q.period.as_deref());
+    answer(StatusCode::OK, report.await)
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/audit", params(AuditQuery),

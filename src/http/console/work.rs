@@ -540,17 +540,29 @@ async fn reports(State(app): State<AppState>, staff: Staff) -> Response {
         &app,
         &staff,
         "ra/reports.html",
-        context! { title => "Reports", reports => crate::domain::reports::REPORTS },
+        context! { title => "Reports", reports => crate::domain::reports::REPORTS,
+        quarter => crate::domain::reports::Period::quarter_of(app.provider.now()).label },
     )
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    period: Option<String>,
 }
 
 async fn report_csv(
     State(app): State<AppState>,
     staff: Staff,
     Path(name): Path<String>,
+    Query(q): Query<ReportQuery>,
 ) -> Response {
     let name = name.trim_end_matches(".csv");
-    match app.provider.admin_report(&staff.user.caller, name).await {
+    let period = q.period.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    match app
+        .provider
+        .admin_report(&staff.user.caller, name, period)
+        .await
+    {
         Ok(report) => {
             let body = crate::domain::reports::to_csv(&report);
             let mut r = body.into_response();
@@ -560,9 +572,12 @@ async fn report_csv(
                 HeaderValue::from_static("text/csv; charset=utf-8"),
             );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let when = report
+                .period
+                .clone()
+                .unwrap_or(report.generated_at.to_string());
             if let Ok(v) = HeaderValue::from_str(&format!(
-                "attachment; filename=\"careid-{name}-{}.csv\"",
-                report.generated_at
+                "attachment; filename=\"careid-{name}-{when}.csv\""
             )) {
                 h.insert(header::CONTENT_DISPOSITION, v);
             }

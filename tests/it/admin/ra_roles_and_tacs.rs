@@ -221,7 +221,7 @@ async fn a_temporary_access_card_works_until_it_expires_or_is_returned_and_is_lo
     };
     let p = &env.server.provider;
     let report = p
-        .admin_report(&ra("950000000001", RaRole::Manager), "tacs-issued")
+        .admin_report(&ra("950000000001", RaRole::Manager), "tacs-issued", None)
         .await
         .unwrap();
     let report = serde_json::to_value(report).unwrap();
@@ -236,7 +236,7 @@ async fn a_temporary_access_card_works_until_it_expires_or_is_returned_and_is_lo
         Err(AdminError::Conflict(_))
     ));
     let report = p
-        .admin_report(&ra("950000000001", RaRole::Manager), "tacs-issued")
+        .admin_report(&ra("950000000001", RaRole::Manager), "tacs-issued", None)
         .await
         .unwrap();
     let report = serde_json::to_value(report).unwrap();

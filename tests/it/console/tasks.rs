@@ -494,6 +494,22 @@ async fn sponsors_approve_other_staff_carry_out_and_managers_read_reports_and_th
     assert!(csv.contains(",RZ9,"), "{csv}");
     let (status, csv) = get(env, &manager, "/ra/reports/leavers-with-access.csv").await;
     assert_eq!(status, 200, "{csv}");
+    let (status, csv) = get(env, &manager, "/ra/reports/ra-activity.csv").await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(
+        csv.starts_with("count,event\n") && csv.contains(",admin.access_fulfilled\n"),
+        "the current quarter's RA work: {csv}"
+    );
+    let (_, csv) = get(env, &manager, "/ra/reports/ra-activity.csv?period=1999").await;
+    assert_eq!(csv, "", "nothing happened in 1999");
+    let (status, page) = get(
+        env,
+        &manager,
+        "/ra/reports/ra-activity.csv?period=last-week",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("a quarter (2026-Q3)"), "{page}");
     let (status, _) = get(env, &manager, "/ra/reports/nonsense.csv").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
