@@ -4,12 +4,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::authorize::Params;
 use super::claims;
 use super::provider::{Provider, ServiceError};
 use super::rbac;
 use super::secrets;
-use super::token::{BearerError, Credentials, TokenError};
+use super::token::{BearerError, TokenError, TokenPresentation};
 use crate::model::audit::AuditKind;
 use crate::model::identity::UserStatus;
 
@@ -104,24 +103,10 @@ impl Provider {
 
     /// RFC 7662. Any authenticated client may introspect access tokens (resource servers are
     /// clients too); a refresh token only by the client it was issued to.
-    pub async fn introspect(
-        &self,
-        authorization: Option<&str>,
-        pairs: &[(String, String)],
-    ) -> Result<Value, TokenError> {
-        let params = Params::new(pairs);
-        if let Some(name) = params.first_repeated() {
-            return Err(TokenError::InvalidRequest(format!(
-                "the parameter {name} appears more than once"
-            )));
-        }
-        let client = self
-            .authenticate_client(Credentials::parse(authorization, &params))
-            .await?;
-        let token = params
-            .get("token")
-            .map_err(|e| TokenError::InvalidRequest(e.to_string()))?
-            .ok_or_else(|| TokenError::InvalidRequest("token is required".into()))?;
+    pub async fn introspect(&self, request: TokenPresentation) -> Result<Value, TokenError> {
+        let client = self.authenticate_client(request.credentials).await?;
+        let token = request.token?;
+        let token = token.as_str();
         if let Some(c) = self.active_access_claims(token).await? {
             let mut out = Map::new();
             out.insert("active".into(), true.into());
@@ -171,24 +156,10 @@ impl Provider {
     }
 
     /// RFC 7009: always succeeds for an authenticated client, whether or not the token was valid.
-    pub async fn revoke(
-        &self,
-        authorization: Option<&str>,
-        pairs: &[(String, String)],
-    ) -> Result<(), TokenError> {
-        let params = Params::new(pairs);
-        if let Some(name) = params.first_repeated() {
-            return Err(TokenError::InvalidRequest(format!(
-                "the parameter {name} appears more than once"
-            )));
-        }
-        let client = self
-            .authenticate_client(Credentials::parse(authorization, &params))
-            .await?;
-        let token = params
-            .get("token")
-            .map_err(|e| TokenError::InvalidRequest(e.to_string()))?
-            .ok_or_else(|| TokenError::InvalidRequest("token is required".into()))?;
+    pub async fn revoke(&self, request: TokenPresentation) -> Result<(), TokenError> {
+        let client = self.authenticate_client(request.credentials).await?;
+        let token = request.token?;
+        let token = token.as_str();
         let client_id = client.metadata.client_id.as_str();
         if let Some(r) = self.db.refresh_token(&secrets::digest(token)).await? {
             if r.client_id == client_id {

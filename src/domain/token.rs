@@ -104,6 +104,38 @@ impl TokenRequest {
     }
 }
 
+/// An introspection (RFC 7662) or revocation (RFC 7009) request, parsed by the HTTP layer: the
+/// calling client's credentials and the token it presents. A missing token is reported only
+/// after the client is authenticated.
+#[derive(Debug)]
+pub struct TokenPresentation {
+    pub credentials: Credentials,
+    pub token: Result<String, TokenError>,
+}
+
+impl TokenPresentation {
+    pub fn parse(
+        authorization: Option<&str>,
+        pairs: &[(String, String)],
+    ) -> Result<TokenPresentation, TokenError> {
+        let params = Params::new(pairs);
+        if let Some(name) = params.first_repeated() {
+            return Err(TokenError::InvalidRequest(format!(
+                "the parameter {name} appears more than once"
+            )));
+        }
+        let token = match params.get("token") {
+            Ok(Some(t)) => Ok(t.to_string()),
+            Ok(None) => Err(TokenError::InvalidRequest("token is required".into())),
+            Err(e) => Err(TokenError::InvalidRequest(e.to_string())),
+        };
+        Ok(TokenPresentation {
+            credentials: Credentials::parse(authorization, &params),
+            token,
+        })
+    }
+}
+
 /// A refresh-token family: where the next token in it belongs.
 #[derive(Debug, Clone)]
 pub struct Family {

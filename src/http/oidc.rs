@@ -15,7 +15,7 @@ use super::{AppState, BROWSER_COOKIE, SESSION_COOKIE};
 use crate::domain::client::{ASSERTION_ALGS, SCOPES};
 use crate::domain::login::AuthorizeOutcome;
 use crate::domain::logout::{LogoutError, LogoutOutcome};
-use crate::domain::token::{BearerError, TokenError, TokenRequest};
+use crate::domain::token::{BearerError, TokenError, TokenPresentation, TokenRequest};
 use crate::model::assurance;
 
 pub async fn discovery(State(app): State<AppState>) -> Response {
@@ -149,38 +149,43 @@ fn with_cookie(mut r: Response, cookie: &str) -> Response {
 }
 
 /// A client's form POST (token, introspection, revocation): the form pairs and the
-/// Authorization header. Parameters in the query string are refused: they end up in logs.
-fn client_post<'h>(
-    headers: &'h HeaderMap,
-    query: Option<&str>,
-    body: &Bytes,
-) -> Result<(Option<&'h str>, Pairs), TokenError> {
-    if query.is_some_and(|q| !q.is_empty()) {
-        return Err(TokenError::InvalidRequest(
-            "parameters must be sent in the request body".into(),
-        ));
-    }
-    let pairs =
-        params::from_form(headers, body).map_err(|e| TokenError::InvalidRequest(e.to_string()))?;
-    Ok((
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-        pairs,
-    ))
+/// Authorization header, the prologue the three endpoints share. Parameters in the query string
+/// are refused (they end up in logs), as is a body that is not a form; either answers an OAuth
+/// error before any handler runs.
+pub struct ClientPost {
+    pub authorization: Option<String>,
+    pub pairs: Pairs,
 }
 
-pub async fn token(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> Response {
-    let (authorization, pairs) = match client_post(&headers, query.as_deref(), &body) {
-        Ok(v) => v,
-        Err(e) => return OAuthError(e).into_response(),
-    };
-    let answered = match TokenRequest::parse(authorization, &pairs) {
+impl axum::extract::FromRequest<AppState> for ClientPost {
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        app: &AppState,
+    ) -> Result<Self, Response> {
+        let refuse = |m: String| OAuthError(TokenError::InvalidRequest(m)).into_response();
+        if request.uri().query().is_some_and(|q| !q.is_empty()) {
+            return Err(refuse("parameters must be sent in the request body".into()));
+        }
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, app)
+            .await
+            .map_err(|e| refuse(format!("the body could not be read: {e}")))?;
+        let pairs = params::from_form(&headers, &body).map_err(|e| refuse(e.to_string()))?;
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        Ok(ClientPost {
+            authorization,
+            pairs,
+        })
+    }
+}
+
+pub async fn token(State(app): State<AppState>, post: ClientPost) -> Response {
+    let answered = match TokenRequest::parse(post.authorization.as_deref(), &post.pairs) {
         Ok(request) => app.provider.token(request).await,
         Err(e) => Err(e),
     };
@@ -191,34 +196,24 @@ pub async fn token(
 }
 
 /// Token introspection (RFC 7662).
-pub async fn introspect(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> Response {
-    let (authorization, pairs) = match client_post(&headers, query.as_deref(), &body) {
-        Ok(v) => v,
-        Err(e) => return OAuthError(e).into_response(),
+pub async fn introspect(State(app): State<AppState>, post: ClientPost) -> Response {
+    let answered = match TokenPresentation::parse(post.authorization.as_deref(), &post.pairs) {
+        Ok(request) => app.provider.introspect(request).await,
+        Err(e) => Err(e),
     };
-    match app.provider.introspect(authorization, &pairs).await {
+    match answered {
         Ok(answer) => no_store(Json(answer).into_response()),
         Err(e) => OAuthError(e).into_response(),
     }
 }
 
 /// Token revocation (RFC 7009): 200 with an empty body, whether or not the token was valid.
-pub async fn revoke(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> Response {
-    let (authorization, pairs) = match client_post(&headers, query.as_deref(), &body) {
-        Ok(v) => v,
-        Err(e) => return OAuthError(e).into_response(),
+pub async fn revoke(State(app): State<AppState>, post: ClientPost) -> Response {
+    let answered = match TokenPresentation::parse(post.authorization.as_deref(), &post.pairs) {
+        Ok(request) => app.provider.revoke(request).await,
+        Err(e) => Err(e),
     };
-    match app.provider.revoke(authorization, &pairs).await {
+    match answered {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => OAuthError(e).into_response(),
     }

@@ -220,3 +220,213 @@ impl Provider {
         Ok(Some(next))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The steps after authentication, on a real (SQLite) store and a manual clock: terms first,
+    //! then the code at once, or the role: none, one (chosen without asking), several (the
+    //! picker), and a chosen role reused until `changedrole`.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::config::Config;
+    use crate::domain::smartcard::CardTrust;
+    use crate::domain::webauthn::policy::AttestationPolicy;
+    use crate::model::assurance::AcrRequest;
+    use crate::model::grant::Prompt;
+    use crate::model::identity::User;
+    use crate::store::Db;
+
+    const SAMPLE: &str = include_str!("../../../config/rbac-sample.json");
+    const UUID: &str = "970000000001";
+
+    struct Fixture {
+        provider: Provider,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture(terms: bool, positions: &[(&str, &str)]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/steps.db", dir.path().display()), 2)
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let clock = ManualClock::starting_now();
+        let now = clock.now();
+        let config = Config::default();
+        let user = User {
+            uuid: UUID.into(),
+            title: None,
+            given_name: "Sam".into(),
+            middle_names: None,
+            family_name: "Steps".into(),
+            email: None,
+            id_assurance_level: 3,
+            status: UserStatus::Active,
+        };
+        crate::domain::registry::create_user(&db, &user, "test", now)
+            .await
+            .unwrap();
+        if terms {
+            db.record_terms_acceptance(UUID, &config.terms.version, now)
+                .await
+                .unwrap();
+        }
+        rbac::import(&db, SAMPLE, "test", now).await.unwrap();
+        for (org, name) in positions {
+            let id = db.position_by_name(org, name).await.unwrap().unwrap();
+            rbac::assign_position(&db, UUID, &id, now - 60, None, "test", now)
+                .await
+                .unwrap();
+        }
+        let mut writes = WriteSet::new();
+        writes.insert_session("secret-digest", &session(now));
+        db.commit(writes).await.unwrap();
+        let provider = Provider::new(
+            db,
+            Arc::new(clock),
+            config,
+            CardTrust::default(),
+            AttestationPolicy::default(),
+        );
+        Fixture {
+            provider,
+            _dir: dir,
+        }
+    }
+
+    const WARD: (&str, &str) = ("RZ9", "Staff Nurse - Example Ward 7");
+    const IMMUNISER: (&str, &str) = ("RZ8", "Immunisation Nurse (inter-organisation)");
+
+    fn request(scopes: &[&str]) -> AuthorizationRequest {
+        AuthorizationRequest {
+            client_id: "123456789012.apps.national".into(),
+            redirect_uri: "https://rp.example/callback".into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            state: Some("s".into()),
+            nonce: None,
+            code_challenge: None,
+            prompt: Prompt::default(),
+            max_age: None,
+            login_hint: None,
+            id_token_hint: None,
+            acr: AcrRequest::parse(None),
+            role_hint: None,
+        }
+    }
+
+    fn session(now: i64) -> Session {
+        Session {
+            sid: "sid-1".into(),
+            user_uuid: UUID.into(),
+            authenticator_id: "card-1".into(),
+            amr: "N3_SMARTCARD".into(),
+            aal: 3,
+            auth_time: now,
+            created_at: now,
+            last_seen_at: now,
+            absolute_expiry: now + 3600,
+            ended_at: None,
+        }
+    }
+
+    async fn next(f: &Fixture, scopes: &[&str]) -> Next {
+        let p = &f.provider;
+        let mut writes = WriteSet::new();
+        let next = p
+            .complete(
+                &request(scopes),
+                &session(p.now()),
+                "AAL3_ANY",
+                "browser",
+                &mut writes,
+            )
+            .await
+            .unwrap();
+        p.db.commit(writes).await.unwrap();
+        next
+    }
+
+    #[tokio::test]
+    async fn the_terms_come_before_any_code_or_role() {
+        let f = fixture(false, &[WARD]).await;
+        match next(&f, &["openid", "selectedrole"]).await {
+            Next::AcceptTerms { return_to, .. } => assert_eq!(return_to, "https://rp.example"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn without_role_selection_the_code_is_issued_at_once() {
+        let f = fixture(true, &[WARD, IMMUNISER]).await;
+        match next(&f, &["openid"]).await {
+            Next::Redirect(to) => {
+                assert!(to.starts_with("https://rp.example/callback?code="), "{to}");
+                assert!(to.contains("&state=s&iss="), "{to}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn role_selection_without_a_current_role_gives_no_tokens() {
+        let f = fixture(true, &[]).await;
+        assert!(matches!(
+            next(&f, &["openid", "selectedrole"]).await,
+            Next::NoRole
+        ));
+        let events = f.provider.db.recent_audit(5).await.unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == "login.role" && e.outcome == "no_current_role"),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_role_is_chosen_without_asking_and_several_are_offered() {
+        let one = fixture(true, &[WARD]).await;
+        assert!(matches!(
+            next(&one, &["openid", "selectedrole"]).await,
+            Next::Redirect(_)
+        ));
+        assert!(one
+            .provider
+            .db
+            .selected_role("sid-1")
+            .await
+            .unwrap()
+            .is_some());
+
+        let two = fixture(true, &[WARD, IMMUNISER]).await;
+        match next(&two, &["openid", "selectedrole"]).await {
+            Next::ChooseRole { roles, hinted, .. } => {
+                assert_eq!(roles.len(), 2);
+                assert_eq!(hinted, None);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chosen_role_is_reused_until_changedrole_asks_again() {
+        let f = fixture(true, &[WARD, IMMUNISER]).await;
+        let roles = rbac::current_roles(&f.provider.db, UUID, f.provider.now())
+            .await
+            .unwrap();
+        let mut writes = WriteSet::new();
+        writes.set_selected_role("sid-1", &roles[1].person_roleid);
+        f.provider.db.commit(writes).await.unwrap();
+        assert!(matches!(
+            next(&f, &["openid", "selectedrole"]).await,
+            Next::Redirect(_)
+        ));
+        assert!(matches!(
+            next(&f, &["openid", "changedrole"]).await,
+            Next::ChooseRole { .. }
+        ));
+    }
+}
