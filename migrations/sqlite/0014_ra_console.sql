@@ -21,3 +21,8 @@ CREATE TABLE professional_registrations (
     number TEXT NOT NULL,
     PRIMARY KEY (user_uuid, body)
 );
+
+-- Positions are corrected and retired, not only created (policy 002 section 7): who approved
+-- the position as it stands, and when it was retired (no new assignments after that).
+ALTER TABLE positions ADD COLUMN approved_by TEXT;
+ALTER TABLE positions ADD COLUMN retired_at BIGINT;

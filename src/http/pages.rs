@@ -72,6 +72,10 @@ fn environment() -> &'static Environment<'static> {
                 "ra/associate.html",
                 include_str!("../../templates/ra/associate.html"),
             ),
+            (
+                "ra/positions.html",
+                include_str!("../../templates/ra/positions.html"),
+            ),
         ] {
             env.add_template(name, text).expect("templates are valid");
         }
@@ -192,7 +196,7 @@ mod tests {
     #[test]
     fn every_console_template_renders() {
         let me = minijinja::context! { name => "Rita Manager", uuid => "555100000001", org_code => "RZ9",
-        roles => vec!["RA Manager"], csrf => "t", can_register => true, can_requests => true, can_reports => true };
+        roles => vec!["RA Manager"], csrf => "t", can_register => true, can_requests => true, can_reports => true, can_positions => true };
         let event = minijinja::context! { at => 0, kind => "admin.tac_issued", outcome => "success", actor => "555100000001", client_id => "careid-ra-console", detail => minijinja::context! { uuid => "1" } };
         let field = minijinja::context! { name => "reason", label => "Reason", kind => "select", hint => "h", required => true, value => "a", error => "e",
         choices => vec![minijinja::context! { value => "a", label => "A" }] };
@@ -211,7 +215,8 @@ mod tests {
             can_verify => true, can_edit => true, can_status => true, can_assign => true, can_cards => true, can_authenticators => true, can_tac => true, can_grant => true,
             sent => minijinja::context! { uuid => "1", handover_url => "https://x/webauthn/invitation?handover=h", expires_at => 0 }, back => "/ra/",
             requests => vec![minijinja::context! { id => "r1", uuid => "1", position_id => "p", reason => "r", requested_at => 0, requested_by => "u", status => "pending" }],
-            positions => vec![minijinja::context! { id => "p", name => "Nurse" }], status => "pending", can_decide => true, can_fulfil => true,
+            positions => vec![minijinja::context! { id => "p", name => "Nurse", esr_position => "ESR 1", approved_by => "IG", holders => 0, retired_at => 5,
+                profiles => vec![minijinja::context! { job_role => "R8001", org_code => "RZ9", activities => vec!["B0820"] }] }], status => "pending", can_decide => true, can_fulfil => true,
             reports => vec!["tacs-issued", "ra-activity"], quarter => "2026-Q4", events => vec![event],
             chain => minijinja::context! { intact => false, broken_at => 3, reason => "row altered" },
         };
@@ -226,6 +231,7 @@ mod tests {
             "ra/reports.html",
             "ra/audit.html",
             "ra/associate.html",
+            "ra/positions.html",
         ] {
             let html = environment()
                 .get_template(name)

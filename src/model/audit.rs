@@ -42,6 +42,8 @@ pub enum AuditKind {
     AdminAssignmentCreated,
     AdminAssignmentEnded,
     AdminPositionCreated,
+    AdminPositionUpdated,
+    AdminPositionRetired,
     AdminRaRoleGranted,
     AdminRaRoleEnded,
     AdminTacIssued,
@@ -55,7 +57,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 48] = [
+    pub const ALL: [AuditKind; 50] = [
         AuditKind::LoginSmartcard,
         AuditKind::LoginWebauthn,
         AuditKind::LoginRole,
@@ -94,6 +96,8 @@ impl AuditKind {
         AuditKind::AdminAssignmentCreated,
         AuditKind::AdminAssignmentEnded,
         AuditKind::AdminPositionCreated,
+        AuditKind::AdminPositionUpdated,
+        AuditKind::AdminPositionRetired,
         AuditKind::AdminRaRoleGranted,
         AuditKind::AdminRaRoleEnded,
         AuditKind::AdminTacIssued,
@@ -146,6 +150,8 @@ impl AuditKind {
             AuditKind::AdminAssignmentCreated => "admin.assignment_created",
             AuditKind::AdminAssignmentEnded => "admin.assignment_ended",
             AuditKind::AdminPositionCreated => "admin.position_created",
+            AuditKind::AdminPositionUpdated => "admin.position_updated",
+            AuditKind::AdminPositionRetired => "admin.position_retired",
             AuditKind::AdminRaRoleGranted => "admin.ra_role_granted",
             AuditKind::AdminRaRoleEnded => "admin.ra_role_ended",
             AuditKind::AdminTacIssued => "admin.tac_issued",

@@ -138,6 +138,78 @@ impl Db {
         Ok(out)
     }
 
+    /// Who approved a position as it stands, and when it was retired.
+    pub async fn position_standing(
+        &self,
+        id: &str,
+    ) -> Result<(Option<String>, Option<UnixTime>), StoreError> {
+        let row = sqlx::query("SELECT approved_by, retired_at FROM positions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => (r.try_get("approved_by")?, r.try_get("retired_at")?),
+            None => (None, None),
+        })
+    }
+
+    /// Corrects a position's name, ESR position and profiles, with who approved it.
+    pub async fn correct_position(
+        &self,
+        p: &Position,
+        approved_by: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE positions SET name = $1, esr_position = $2, profiles = $3, approved_by = $4 WHERE id = $5")
+            .bind(&p.name)
+            .bind(p.esr_position.clone())
+            .bind(serde_json::to_string(&p.profiles)?)
+            .bind(approved_by)
+            .bind(&p.id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Records who approved a position (at creation).
+    pub async fn set_position_approval(
+        &self,
+        id: &str,
+        approved_by: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE positions SET approved_by = $1 WHERE id = $2")
+            .bind(approved_by)
+            .bind(id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Retires a position once: false when it was already retired.
+    pub async fn retire_position(&self, id: &str, now: UnixTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE positions SET retired_at = $1 WHERE id = $2 AND retired_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many people hold a position now.
+    pub async fn current_holders(
+        &self,
+        position_id: &str,
+        now: UnixTime,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(DISTINCT user_uuid) AS n FROM role_assignments WHERE position_id = $1 AND starts_at <= $2 AND (ends_at IS NULL OR ends_at > $2)")
+            .bind(position_id)
+            .bind(now)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// An organisation's positions, by name.
     pub async fn positions_at(&self, org_code: &str) -> Result<Vec<Position>, StoreError> {
         let ids: Vec<String> =

@@ -204,9 +204,9 @@ impl Page<'_> {
         .await;
     }
 
-    /// Tabs forward until `selector` has the focus (at most 20 presses); panics if it never does.
+    /// Tabs forward until `selector` has the focus (at most 40 presses); panics if it never does.
     pub async fn tab_to(&self, selector: &str) {
-        for _ in 0..20 {
+        for _ in 0..40 {
             self.press("Tab").await;
             if self
                 .eval(&format!(

@@ -216,7 +216,20 @@ pub struct InvitationSent {
 /// An organisation's positions.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PositionList {
-    pub positions: Vec<Position>,
+    pub positions: Vec<PositionView>,
+}
+
+/// A position as its organisation keeps it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PositionView {
+    #[serde(flatten)]
+    pub position: Position,
+    /// Who approved the position as it stands (recorded since positions could be corrected).
+    pub approved_by: Option<String>,
+    /// When it was retired: it takes no new assignments.
+    pub retired_at: Option<UnixTime>,
+    /// How many people hold it now.
+    pub holders: i64,
 }
 
 /// A person's TAC issues, newest first.

@@ -116,6 +116,8 @@ operations! {
     DECIDE_REQUEST = "approve or refuse a request", "POST /access-requests/{id}/{approve,reject}", ApproveAccess, OwnOrganisation, [AdminAccessApproved, AdminAccessRejected];
     FULFIL_REQUEST = "carry out an approved request", "POST /access-requests/{id}/fulfil", AssignPositions, Position, [AdminAccessFulfilled, AdminAssignmentCreated];
     LIST_POSITIONS = "list positions", "GET /positions", RequestAccess, OwnOrganisation, [];
+    CORRECT_POSITION = "correct a position", "PATCH /positions/{id}", CreatePositions, OwnOrganisation, [AdminPositionUpdated];
+    RETIRE_POSITION = "retire a position", "POST /positions/{id}/retire", CreatePositions, OwnOrganisation, [AdminPositionRetired];
     LIST_TACS = "list a person's TACs", "GET /identities/{uuid}/tacs", SearchIdentities, Affiliated, [];
     REPORTS = "run a report", "GET /reports/{name}", ReadAudit, Register, [];
     AUDIT = "read the audit trail", "GET /audit", ReadAudit, Register, [];

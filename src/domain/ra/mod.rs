@@ -9,6 +9,7 @@ pub mod answers;
 pub mod authority;
 pub mod grants_and_tacs;
 mod identities;
+pub mod positions;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -27,7 +28,7 @@ use crate::model::identity::{AuthenticatorKind, AuthenticatorStatus};
 pub use crate::model::ra::{RaGrant, TacIssue};
 use crate::store::AuditVerification;
 use answers::{Assigned, AssignmentEnded, AuditEventView, AuditTrail, AuthenticatorRevoked};
-use answers::{ChainCheck, PositionCreated, PositionList, Report, SmartcardBound, TacList};
+use answers::{ChainCheck, PositionCreated, Report, SmartcardBound, TacList};
 use authority as op;
 pub use authority::{carries_ra_power, Operation, Standing, Target, OPERATIONS};
 pub use grants_and_tacs::{granted_role, NewRaGrant, NewTac, TAC_MAX_HOURS};
@@ -475,6 +476,12 @@ impl Provider {
             .ok_or_else(|| AdminError::NotFound(format!("no position {}", a.position_id)))?;
         self.act_on_position(caller, &op::ASSIGN, uuid, &position)
             .await?;
+        if self.db.position_standing(&position.id).await?.1.is_some() {
+            return Err(AdminError::Conflict(format!(
+                "position {} is retired: it takes no new assignments",
+                position.name
+            )));
+        }
         let now = self.now();
         let starts_at = a.starts_at.unwrap_or(now);
         let ends_at = a
@@ -554,25 +561,7 @@ impl Provider {
                 "a position needs a name, at least one access profile and who approved it".into(),
             ));
         }
-        let mut orgs: Vec<String> = p
-            .profiles
-            .iter()
-            .map(|x| x.org_code.clone())
-            .chain([p.org_code.clone()])
-            .collect();
-        orgs.sort();
-        orgs.dedup();
-        let known = self.db.names_of("organisation", &orgs).await?;
-        if let Some(o) = orgs.iter().find(|o| !known.contains_key(*o)) {
-            return Err(AdminError::Invalid(format!("unknown organisation {o}")));
-        }
-        let jobs: Vec<String> = p.profiles.iter().map(|x| x.job_role.clone()).collect();
-        let known = self.db.job_roles(&jobs).await?;
-        if let Some(j) = jobs.iter().find(|j| !known.contains_key(*j)) {
-            return Err(AdminError::Invalid(format!(
-                "unknown national job role {j}"
-            )));
-        }
+        self.check_profiles(&p.org_code, &p.profiles).await?;
         if self
             .db
             .position_by_name(&p.org_code, p.name.trim())
@@ -592,6 +581,9 @@ impl Provider {
         };
         Self::own_organisation(caller, &position)?;
         let id = self.db.upsert_position(&position, self.now()).await?;
+        self.db
+            .set_position_approval(&id, p.approved_by.trim())
+            .await?;
         self.admin_audit(caller, AuditKind::AdminPositionCreated, json!({ "position_id": id, "org_code": position.org_code, "name": position.name, "approved_by": p.approved_by })).await?;
         Ok(PositionCreated {
             id,
@@ -677,13 +669,6 @@ impl Provider {
             None
         };
         Ok(AuditTrail { events, chain })
-    }
-
-    /// The positions of the caller's organisation (to assign or request).
-    pub async fn admin_list_positions(&self, caller: &Caller) -> Result<PositionList, AdminError> {
-        self.authorise(caller, &op::LIST_POSITIONS)?;
-        let positions = self.db.positions_at(&caller.org_code).await?;
-        Ok(PositionList { positions })
     }
 
     /// A person's TAC issues (RA staff of an organisation the person is affiliated with).

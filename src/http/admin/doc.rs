@@ -87,6 +87,8 @@ const OPERATION_OF: &[(&str, Operation)] = &[
     ("reject_access", op::DECIDE_REQUEST),
     ("fulfil_access", op::FULFIL_REQUEST),
     ("list_positions", op::LIST_POSITIONS),
+    ("correct_position", op::CORRECT_POSITION),
+    ("retire_position", op::RETIRE_POSITION),
     ("list_tacs", op::LIST_TACS),
     ("report", op::REPORTS),
     ("audit", op::AUDIT),

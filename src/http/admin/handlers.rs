@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{answer, AdminCaller, AdminJson, AdminQuery, AdminResult, OptionalJson};
 use crate::domain::ra::access_requests::{Decision, Fulfilment, NewAccessRequest};
 use crate::domain::ra::answers::*;
+use crate::domain::ra::positions::{PositionChange, Retirement};
 use crate::domain::ra::{
     DetailsChange, NewAssignment, NewIdentity, NewPosition, NewRaGrant, NewTac, Verification,
 };
@@ -353,6 +354,32 @@ pub async fn create_position(
 ) -> AdminResult {
     let created = app.provider.admin_create_position(&c, p).await;
     answer(StatusCode::CREATED, created)
+}
+
+#[utoipa::path(patch, path = "/admin/api/v1/positions/{id}", request_body = PositionChange,
+    params(("id" = String, Path, description = "The position's id")),
+    responses((status = OK, description = "Corrected, with the approval recorded", body = PositionView)))]
+pub async fn correct_position(
+    State(app): State<AppState>,
+    AdminCaller(c): AdminCaller,
+    Path(id): Path<String>,
+    AdminJson(change): AdminJson<PositionChange>,
+) -> AdminResult {
+    let corrected = app.provider.admin_correct_position(&c, &id, change).await;
+    answer(StatusCode::OK, corrected)
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/positions/{id}/retire", request_body = Retirement,
+    params(("id" = String, Path, description = "The position's id")),
+    responses((status = OK, description = "Retired: no new assignments", body = PositionView)))]
+pub async fn retire_position(
+    State(app): State<AppState>,
+    AdminCaller(c): AdminCaller,
+    Path(id): Path<String>,
+    AdminJson(r): AdminJson<Retirement>,
+) -> AdminResult {
+    let retired = app.provider.admin_retire_position(&c, &id, r).await;
+    answer(StatusCode::OK, retired)
 }
 
 #[utoipa::path(post, path = "/admin/api/v1/access-requests", request_body = NewAccessRequest,

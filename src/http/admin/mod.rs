@@ -171,6 +171,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(assign))
         .routes(routes!(end_assignment))
         .routes(routes!(list_positions, create_position))
+        .routes(routes!(correct_position))
+        .routes(routes!(retire_position))
         .routes(routes!(list_access_requests, request_access))
         .routes(routes!(approve_access))
         .routes(routes!(reject_access))

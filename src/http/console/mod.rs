@@ -156,6 +156,7 @@ struct Me {
     can_register: bool,
     can_requests: bool,
     can_reports: bool,
+    can_positions: bool,
 }
 
 /// Renders a console page for signed-in staff.
@@ -180,6 +181,7 @@ pub fn page_with_status(
         can_register: staff.may(Permission::CreateIdentity),
         can_requests: staff.may(Permission::RequestAccess),
         can_reports: staff.may(Permission::ReadAudit),
+        can_positions: staff.may(Permission::CreatePositions),
     };
     let shared = context! { me => me, ra => base(app) };
     Page::render(status, template, context! { ..ctx, ..shared })

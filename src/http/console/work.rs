@@ -42,6 +42,12 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/ra/requests", get(requests).post(raise_request))
         .route("/ra/requests/{id}/{action}", post(decide))
+        .route("/ra/positions", get(positions))
+        .route(
+            "/ra/positions/{id}/correct",
+            get(correct_form).post(correct),
+        )
+        .route("/ra/positions/{id}/retire", get(retire_form).post(retire))
         .route("/ra/reports", get(reports))
         .route("/ra/reports/{name}", get(report_csv))
         .route("/ra/audit", get(audit))
@@ -69,7 +75,8 @@ async fn assign_page(app: &AppState, staff: &Staff, uuid: &str) -> Result<FormPa
         .positions;
     let choices = positions
         .into_iter()
-        .map(|p| (p.id, p.name))
+        .filter(|p| p.retired_at.is_none())
+        .map(|p| (p.position.id, p.position.name))
         .collect::<Vec<_>>();
     let terms = vec![
         (String::new(), "Employee (no default end)".to_string()),
@@ -528,6 +535,146 @@ async fn decide(
     };
     match done {
         Ok(()) => Redirect::to(&format!("{}/requests", base(&app))).into_response(),
+        Err(e) => refused(&app, &staff, e),
+    }
+}
+
+async fn positions(State(app): State<AppState>, staff: Staff) -> Response {
+    if !staff.may(Permission::CreatePositions) {
+        return refused(&app, &staff, forbidden("keep positions"));
+    }
+    match app.provider.admin_list_positions(&staff.user.caller).await {
+        Ok(list) => page(
+            &app,
+            &staff,
+            "ra/positions.html",
+            context! { title => "Positions", positions => list.positions },
+        ),
+        Err(e) => refused(&app, &staff, e),
+    }
+}
+
+fn correct_page(app: &AppState, id: &str, name: &str, esr: &str) -> FormPage {
+    FormPage::new(
+        "Correct a position",
+        format!("{}/positions/{id}/correct", base(app)),
+        "Save the correction",
+        format!("{}/positions", base(app)),
+    )
+    .intro("A change to a position is approved before it is made (the IG Steering Group, or the IG Manager if it is urgent). Its access profiles are changed through the admin API.")
+    .fields(vec![
+        Field::text("name", "Name").required().value(name),
+        Field::text("esr_position", "ESR position").value(esr),
+        Field::text("approved_by", "Approved by").required().hint("For example: IG Steering Group, 12 November 2026"),
+    ])
+}
+
+async fn own_position(
+    app: &AppState,
+    staff: &Staff,
+    id: &str,
+) -> Result<crate::model::rbac::Position, AdminError> {
+    app.provider
+        .admin_list_positions(&staff.user.caller)
+        .await?
+        .positions
+        .into_iter()
+        .map(|p| p.position)
+        .find(|p| p.id == id)
+        .ok_or_else(|| {
+            AdminError::NotFound(format!(
+                "no position {id} at {}",
+                staff.user.caller.org_code
+            ))
+        })
+}
+
+async fn correct_form(
+    State(app): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Response {
+    match own_position(&app, &staff, &id).await {
+        Ok(p) => correct_page(&app, &id, &p.name, p.esr_position.as_deref().unwrap_or(""))
+            .render(&app, &staff),
+        Err(e) => refused(&app, &staff, e),
+    }
+}
+
+async fn correct(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    StaffForm { staff, form }: StaffForm,
+) -> Response {
+    let mut page = correct_page(&app, &id, "", "").refill(&form);
+    if !page.check_required() {
+        return page.render(&app, &staff);
+    }
+    let change = crate::domain::ra::positions::PositionChange {
+        name: form.opt("name"),
+        esr_position: Some(form.get("esr_position").into()),
+        profiles: None,
+        approved_by: form.get("approved_by").into(),
+    };
+    match app
+        .provider
+        .admin_correct_position(&staff.user.caller, &id, change)
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("{}/positions", base(&app))).into_response(),
+        Err(AdminError::Invalid(m)) | Err(AdminError::Conflict(m)) => {
+            page.error(&m).render(&app, &staff)
+        }
+        Err(e) => refused(&app, &staff, e),
+    }
+}
+
+fn retire_page(app: &AppState, id: &str) -> FormPage {
+    FormPage::new(
+        "Retire a position",
+        format!("{}/positions/{id}/retire", base(app)),
+        "Retire position",
+        format!("{}/positions", base(app)),
+    )
+    .intro("A retired position takes no new assignments. Only a position nobody holds can be retired: end or move its holders' assignments first.")
+    .fields(vec![
+        Field::text("approved_by", "Approved by").required(),
+        Field::textarea("reason", "Reason").required(),
+    ])
+    .danger()
+}
+
+async fn retire_form(
+    State(app): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Response {
+    if !staff.may(Permission::CreatePositions) {
+        return refused(&app, &staff, forbidden("keep positions"));
+    }
+    retire_page(&app, &id).render(&app, &staff)
+}
+
+async fn retire(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    StaffForm { staff, form }: StaffForm,
+) -> Response {
+    let mut page = retire_page(&app, &id).refill(&form);
+    if !page.check_required() {
+        return page.render(&app, &staff);
+    }
+    let r = crate::domain::ra::positions::Retirement {
+        approved_by: form.get("approved_by").into(),
+        reason: form.get("reason").into(),
+    };
+    match app
+        .provider
+        .admin_retire_position(&staff.user.caller, &id, r)
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("{}/positions", base(&app))).into_response(),
+        Err(AdminError::Invalid(m)) => page.error(&m).render(&app, &staff),
         Err(e) => refused(&app, &staff, e),
     }
 }

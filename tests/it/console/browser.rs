@@ -257,6 +257,15 @@ async fn an_ra_manager_works_in_the_console_in_chromium_and_every_page_is_access
         .eval("fetch(document.querySelector('a[href$=\"tacs-issued.csv\"]').href).then(r => r.text())")
         .await;
     assert!(csv.as_str().unwrap().contains("TAC 0099"), "{csv}");
+    open(&page, &env.endpoint("/ra/positions"), "Positions").await;
+    check_accessibility(&page, &axe, "positions").await;
+    open(
+        &page,
+        &env.endpoint(&format!("/ra/positions/{}/correct", c.nurse_position)),
+        "Correct a position",
+    )
+    .await;
+    check_accessibility(&page, &axe, "correct a position").await;
     open(
         &page,
         &env.endpoint(&format!("/ra/audit?person={uuid}&verify=yes")),

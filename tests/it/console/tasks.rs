@@ -536,3 +536,81 @@ async fn sponsors_approve_other_staff_carry_out_and_managers_read_reports_and_th
     let (_, page) = get(env, &manager, "/ra/audit?since=yesterday").await;
     assert!(page.contains("must be dates"), "{page}");
 }
+
+#[tokio::test]
+async fn positions_are_corrected_with_their_approval_and_retired_when_nobody_holds_them() {
+    let c = console().await;
+    let env = &c.env;
+    let manager = signed_in(env, &c.manager).await;
+    let agent = signed_in(env, &c.agent).await;
+    assert_eq!(
+        get(env, &agent, "/ra/positions").await.0,
+        StatusCode::FORBIDDEN,
+        "agents do not keep positions"
+    );
+    let (status, page) = get(env, &manager, "/ra/positions").await;
+    assert_eq!(status, 200);
+    assert!(seen(&page, "Staff Nurse - Example Ward 7"), "{page}");
+
+    // A correction needs its approval, and is recorded with it.
+    let correct = format!("/ra/positions/{}/correct", c.nurse_position);
+    let (status, page, _) = post(
+        env,
+        &manager,
+        &correct,
+        &[("name", "Staff Nurse - Ward 7 (Nights)")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(seen(&page, "#field-approved_by"), "{page}");
+    let fields = [
+        ("name", "Staff Nurse - Ward 7 (Nights)"),
+        ("approved_by", "IG Steering Group, 12 November 2026"),
+    ];
+    let (status, _, _) = post(env, &manager, &correct, &fields).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = get(env, &manager, "/ra/positions").await;
+    assert!(
+        seen(&page, "Staff Nurse - Ward 7 (Nights)")
+            && seen(&page, "IG Steering Group, 12 November 2026"),
+        "{page}"
+    );
+
+    // Held positions are not retired; an unheld one is, and then takes no one.
+    let retire = format!("/ra/positions/{}/retire", c.nurse_position);
+    let why = [
+        ("approved_by", "IG Steering Group"),
+        ("reason", "ward closed"),
+    ];
+    let (status, page, _) = post(env, &manager, &retire, &why).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the nurse holds it: {page}");
+    let clerk = env
+        .db
+        .position_by_name("RZ9", "Contract Health Records Clerk")
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _, _) = post(
+        env,
+        &manager,
+        &format!("/ra/positions/{clerk}/retire"),
+        &why,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, page, _) = post(
+        env,
+        &agent,
+        &format!("/ra/people/{NURSE}/assign"),
+        &[("position_id", clerk.as_str())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(seen(&page, "retired"), "{page}");
+    let kinds = audit_kinds(env, 10).await;
+    assert!(
+        kinds.contains(&"admin.position_updated".to_string())
+            && kinds.contains(&"admin.position_retired".to_string()),
+        "{kinds:?}"
+    );
+}
