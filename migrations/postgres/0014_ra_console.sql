@@ -26,3 +26,13 @@ CREATE TABLE professional_registrations (
 -- the position as it stands, and when it was retired (no new assignments after that).
 ALTER TABLE positions ADD COLUMN approved_by TEXT;
 ALTER TABLE positions ADD COLUMN retired_at BIGINT;
+
+-- The photograph taken at registration (policy 002 sections 5.2 and 6.1): shown to RA staff for
+-- the TAC likeness check, never put in a token. Kept as base64 text (both dialects alike).
+CREATE TABLE identity_photos (
+    user_uuid TEXT PRIMARY KEY REFERENCES users(uuid),
+    content_type TEXT NOT NULL,
+    image TEXT NOT NULL,
+    recorded_by TEXT NOT NULL,
+    recorded_at BIGINT NOT NULL
+);

@@ -44,6 +44,7 @@ pub enum AuditKind {
     AdminPositionCreated,
     AdminPositionUpdated,
     AdminPositionRetired,
+    AdminPhotoRecorded,
     AdminRaRoleGranted,
     AdminRaRoleEnded,
     AdminTacIssued,
@@ -57,7 +58,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 50] = [
+    pub const ALL: [AuditKind; 51] = [
         AuditKind::LoginSmartcard,
         AuditKind::LoginWebauthn,
         AuditKind::LoginRole,
@@ -98,6 +99,7 @@ impl AuditKind {
         AuditKind::AdminPositionCreated,
         AuditKind::AdminPositionUpdated,
         AuditKind::AdminPositionRetired,
+        AuditKind::AdminPhotoRecorded,
         AuditKind::AdminRaRoleGranted,
         AuditKind::AdminRaRoleEnded,
         AuditKind::AdminTacIssued,
@@ -152,6 +154,7 @@ impl AuditKind {
             AuditKind::AdminPositionCreated => "admin.position_created",
             AuditKind::AdminPositionUpdated => "admin.position_updated",
             AuditKind::AdminPositionRetired => "admin.position_retired",
+            AuditKind::AdminPhotoRecorded => "admin.photo_recorded",
             AuditKind::AdminRaRoleGranted => "admin.ra_role_granted",
             AuditKind::AdminRaRoleEnded => "admin.ra_role_ended",
             AuditKind::AdminTacIssued => "admin.tac_issued",

@@ -62,6 +62,15 @@ pub struct PersonalDetails {
     pub work_phones: Vec<String>,
 }
 
+/// A person's photograph (never in a token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Photo {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    pub recorded_by: String,
+    pub recorded_at: UnixTime,
+}
+
 /// The professional bodies whose registration numbers careid records, as CIS2's
 /// `professionalmemberships` claims name them (`{body}_id`; cis2.md section 5).
 pub const PROFESSIONAL_BODIES: [&str; 8] = [

@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::{Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
 use crate::model::identity::{
-    Authenticator, AuthenticatorKind, AuthenticatorStatus, PersonalDetails, User, UserStatus,
+    Authenticator, AuthenticatorKind, AuthenticatorStatus, PersonalDetails, Photo, User, UserStatus,
 };
 
 /// When a session ends: `ended_at` once it has, and its absolute expiry.
@@ -322,6 +322,42 @@ impl Db {
             ni_number: r.try_get("ni_number")?,
             work_phones: serde_json::from_str(&phones)?,
         })
+    }
+
+    /// A person's photograph, if one is recorded.
+    pub async fn photo(&self, uuid: &str) -> Result<Option<Photo>, StoreError> {
+        use base64::Engine;
+        let row = sqlx::query("SELECT content_type, image, recorded_by, recorded_at FROM identity_photos WHERE user_uuid = $1")
+            .bind(uuid)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(r.try_get::<String, _>("image")?)
+            .map_err(|e| StoreError::Corrupt(format!("identity_photos.image: {e}")))?;
+        Ok(Some(Photo {
+            content_type: r.try_get("content_type")?,
+            bytes,
+            recorded_by: r.try_get("recorded_by")?,
+            recorded_at: r.try_get("recorded_at")?,
+        }))
+    }
+
+    /// Records or replaces a person's photograph.
+    pub async fn set_photo(&self, uuid: &str, p: &Photo) -> Result<(), StoreError> {
+        use base64::Engine;
+        sqlx::query(
+            "INSERT INTO identity_photos (user_uuid, content_type, image, recorded_by, recorded_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (user_uuid) DO UPDATE SET content_type = excluded.content_type, image = excluded.image, recorded_by = excluded.recorded_by, recorded_at = excluded.recorded_at",
+        )
+        .bind(uuid)
+        .bind(&p.content_type)
+        .bind(base64::engine::general_purpose::STANDARD.encode(&p.bytes))
+        .bind(&p.recorded_by)
+        .bind(p.recorded_at)
+        .execute(self.writer())
+        .await?;
+        Ok(())
     }
 
     /// A person's professional registrations: body → number.

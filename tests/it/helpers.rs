@@ -858,6 +858,24 @@ pub async fn audit_kinds(env: &TestEnv, n: i64) -> Vec<String> {
         .collect()
 }
 
+/// A 1×1 PNG: a photograph as far as careid can tell (its bytes start as a PNG's do).
+pub const PHOTO_PNG_BASE64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+
+/// A photograph on record for `uuid` (a TAC is issued only against one).
+pub async fn photo_on_record(env: &TestEnv, uuid: &str) {
+    use base64::Engine;
+    let photo = careid::model::identity::Photo {
+        content_type: "image/png".into(),
+        bytes: base64::engine::general_purpose::STANDARD
+            .decode(PHOTO_PNG_BASE64)
+            .unwrap(),
+        recorded_by: "test".into(),
+        recorded_at: env.now(),
+    };
+    env.db.set_photo(uuid, &photo).await.unwrap();
+}
+
 /// An RA invitation for `uuid`, handed over as the person at the desk would: the code.
 pub async fn invitation_code(env: &TestEnv, uuid: &str) -> String {
     let p = &env.server.provider;

@@ -118,6 +118,8 @@ operations! {
     LIST_POSITIONS = "list positions", "GET /positions", RequestAccess, OwnOrganisation, [];
     CORRECT_POSITION = "correct a position", "PATCH /positions/{id}", CreatePositions, OwnOrganisation, [AdminPositionUpdated];
     RETIRE_POSITION = "retire a position", "POST /positions/{id}/retire", CreatePositions, OwnOrganisation, [AdminPositionRetired];
+    RECORD_PHOTO = "record a photograph", "POST /identities/{uuid}/photo", CreateIdentity, Person, [AdminPhotoRecorded];
+    SHOW_PHOTO = "view a photograph", "GET /identities/{uuid}/photo", SearchIdentities, Affiliated, [];
     LIST_TACS = "list a person's TACs", "GET /identities/{uuid}/tacs", SearchIdentities, Affiliated, [];
     REPORTS = "run a report", "GET /reports/{name}", ReadAudit, Register, [];
     AUDIT = "read the audit trail", "GET /audit", ReadAudit, Register, [];

@@ -159,6 +159,11 @@ impl Provider {
                 "a TAC is issued only to someone whose identity has been verified".into(),
             ));
         }
+        if self.db.photo(uuid).await?.is_none() {
+            return Err(AdminError::Conflict(
+                "record the person's photograph first: the TAC likeness check compares the person with it (policy 002 section 6.3.2)".into(),
+            ));
+        }
         if !(1..=TAC_MAX_HOURS).contains(&t.hours) {
             return Err(AdminError::Invalid(format!(
                 "hours must be between 1 and {TAC_MAX_HOURS}"

@@ -9,6 +9,7 @@ pub mod answers;
 pub mod authority;
 pub mod grants_and_tacs;
 mod identities;
+pub mod photos;
 pub mod positions;
 
 use serde::{Deserialize, Serialize};

@@ -90,6 +90,8 @@ const OPERATION_OF: &[(&str, Operation)] = &[
     ("correct_position", op::CORRECT_POSITION),
     ("retire_position", op::RETIRE_POSITION),
     ("list_tacs", op::LIST_TACS),
+    ("record_photo", op::RECORD_PHOTO),
+    ("show_photo", op::SHOW_PHOTO),
     ("report", op::REPORTS),
     ("audit", op::AUDIT),
 ];

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{answer, AdminCaller, AdminJson, AdminQuery, AdminResult, OptionalJson};
 use crate::domain::ra::access_requests::{Decision, Fulfilment, NewAccessRequest};
 use crate::domain::ra::answers::*;
+use crate::domain::ra::photos::{NewPhoto, PhotoView};
 use crate::domain::ra::positions::{PositionChange, Retirement};
 use crate::domain::ra::{
     DetailsChange, NewAssignment, NewIdentity, NewPosition, NewRaGrant, NewTac, Verification,
@@ -244,6 +245,30 @@ pub async fn invite_authenticator(
 ) -> AdminResult {
     let sent = app.provider.admin_invite_authenticator(&c, &uuid).await;
     answer(StatusCode::CREATED, sent)
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/identities/{uuid}/photo", request_body = NewPhoto,
+    params(("uuid" = String, Path, description = UUID)),
+    responses((status = CREATED, description = "Recorded (replacing any earlier one)", body = PhotoView)))]
+pub async fn record_photo(
+    State(app): State<AppState>,
+    AdminCaller(c): AdminCaller,
+    Path(uuid): Path<String>,
+    AdminJson(photo): AdminJson<NewPhoto>,
+) -> AdminResult {
+    let recorded = app.provider.admin_record_photo(&c, &uuid, photo).await;
+    answer(StatusCode::CREATED, recorded)
+}
+
+#[utoipa::path(get, path = "/admin/api/v1/identities/{uuid}/photo",
+    params(("uuid" = String, Path, description = UUID)),
+    responses((status = OK, description = "The photograph (never in a token)", body = PhotoView)))]
+pub async fn show_photo(
+    State(app): State<AppState>,
+    AdminCaller(c): AdminCaller,
+    Path(uuid): Path<String>,
+) -> AdminResult {
+    answer(StatusCode::OK, app.provider.admin_photo(&c, &uuid).await)
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/identities/{uuid}/tacs",

@@ -165,6 +165,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_authenticator))
         .routes(routes!(invite_authenticator))
         .routes(routes!(list_tacs, issue_tac))
+        .routes(routes!(show_photo, record_photo))
         .routes(routes!(return_tac))
         .routes(routes!(grant_ra_role))
         .routes(routes!(end_ra_role))

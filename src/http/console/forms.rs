@@ -21,7 +21,7 @@ pub struct Choice {
 pub struct Field {
     pub name: &'static str,
     pub label: String,
-    /// `text`, `date`, `number`, `email`, `select`, `textarea`, `checkbox` or `hidden`.
+    /// `text`, `date`, `number`, `email`, `select`, `textarea`, `checkbox`, `file` or `hidden`.
     pub kind: &'static str,
     pub hint: Option<String>,
     pub required: bool,
@@ -54,6 +54,10 @@ impl Field {
     }
     pub fn textarea(name: &'static str, label: &str) -> Field {
         Field::new("textarea", name, label)
+    }
+    /// A JPEG or PNG to upload.
+    pub fn image(name: &'static str, label: &str) -> Field {
+        Field::new("file", name, label)
     }
     pub fn checkbox(name: &'static str, label: &str) -> Field {
         Field::new("checkbox", name, label)
@@ -98,6 +102,10 @@ pub struct FormPage {
     pub danger: bool,
     /// Extra lines shown in a warning box (e.g. likely duplicates).
     pub warnings: Vec<String>,
+    /// The form uploads a file (`multipart/form-data`).
+    pub multipart: bool,
+    /// An image shown above the fields, with its text alternative (the likeness check).
+    pub image: Option<(String, String)>,
 }
 
 impl FormPage {
@@ -111,6 +119,8 @@ impl FormPage {
             back,
             danger: false,
             warnings: Vec::new(),
+            multipart: false,
+            image: None,
         }
     }
 

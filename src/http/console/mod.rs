@@ -108,16 +108,21 @@ impl FromRequest<AppState> for StaffForm {
             .map_err(|e| bad_request(app, &format!("The form could not be read: {e}."), &rid))?;
         let form = Form(pairs);
         if !constant_time_eq(form.get("csrf"), &staff.user.csrf) {
-            return Err(Page::render(
-                StatusCode::FORBIDDEN,
-                "ra/message.html",
-                context! { title => "Form not accepted", heading => "This form was not accepted",
-                message => "It did not come from this console session (it may be an old copy, or from another site). Nothing was changed. Go back, reload the page and try again.",
-                ra => base(app), request_id => rid },
-            ));
+            return Err(csrf_refused(app, &rid));
         }
         Ok(StaffForm { staff, form })
     }
+}
+
+/// The answer to a form whose CSRF token is not this session's: nothing was changed.
+pub fn csrf_refused(app: &AppState, rid: &str) -> Response {
+    Page::render(
+        StatusCode::FORBIDDEN,
+        "ra/message.html",
+        context! { title => "Form not accepted", heading => "This form was not accepted",
+        message => "It did not come from this console session (it may be an old copy, or from another site). Nothing was changed. Go back, reload the page and try again.",
+        ra => base(app), request_id => rid },
+    )
 }
 
 /// A submitted form's fields.

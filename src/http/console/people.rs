@@ -26,6 +26,8 @@ pub fn routes() -> Router<AppState> {
             "/ra/people/{uuid}/details",
             get(details_form).post(change_details),
         )
+        .route("/ra/people/{uuid}/photo", get(photo).post(upload_photo))
+        .route("/ra/people/{uuid}/photo/new", get(photo_form))
         .route(
             "/ra/people/{uuid}/status/{action}",
             get(status_form).post(change_status),
@@ -41,6 +43,7 @@ fn notice(done: &str) -> Option<&'static str> {
         }
         "verified" => "Identity check recorded.",
         "details" => "Details changed.",
+        "photo" => "Photograph recorded.",
         "suspended" => "Identity suspended. Every session and token has ended.",
         "reinstated" => "Identity reinstated.",
         "closed" => "Identity closed. Every session and token has ended.",
@@ -222,6 +225,7 @@ async fn record(
         None
     };
     let own = caller.uuid == uuid;
+    let has_photo = p.photo_of(caller, &uuid).await.is_ok();
     page(
         &app,
         &staff,
@@ -232,6 +236,7 @@ async fn record(
             notice => q.done.as_deref().and_then(notice), own => own, now => p.now(),
             can_verify => staff.may(Permission::VerifyIdentity) && !own,
             can_edit => staff.may(Permission::CreateIdentity) && !own,
+            has_photo => has_photo,
             can_status => staff.may(Permission::ChangeStatus) && !own,
             can_assign => staff.may(Permission::AssignPositions) && !own,
             can_cards => staff.may(Permission::ManageSmartcards) && !own,
@@ -240,6 +245,104 @@ async fn record(
             can_grant => staff.may(Permission::AssignRaRoles) && !own,
         },
     )
+}
+
+fn photo_page(app: &AppState, uuid: &str) -> FormPage {
+    let mut page = FormPage::new(
+        "Record a photograph",
+        format!("{}/people/{uuid}/photo", base(app)),
+        "Record photograph",
+        format!("{}/people/{uuid}", base(app)),
+    )
+    .intro("Take the photograph to the passport standard: face and shoulders, a plain light background, even lighting. It is shown to RA staff for the likeness check when a temporary access card is issued, and never sent to applications. Delete any local copy once it is recorded.")
+    .fields(vec![Field::image("photo", "Photograph")
+        .required()
+        .hint("A JPEG or PNG of at most 48 KB")]);
+    page.multipart = true;
+    page
+}
+
+async fn photo_form(
+    State(app): State<AppState>,
+    staff: Staff,
+    Path(uuid): Path<String>,
+) -> Response {
+    photo_page(&app, &uuid).render(&app, &staff)
+}
+
+const UNREADABLE: &str = "The upload could not be read: send a JPEG or PNG of at most 48 KB";
+
+async fn upload_photo(
+    State(app): State<AppState>,
+    staff: Staff,
+    Path(uuid): Path<String>,
+    headers: axum::http::HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let rid = crate::http::params::request_id(&headers);
+    let page = photo_page(&app, &uuid);
+    let Ok(mut multipart) = multipart else {
+        return page.error_at("photo", UNREADABLE).render(&app, &staff);
+    };
+    let (mut csrf, mut image) = (String::new(), None);
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => match field.name() {
+                Some("csrf") => csrf = field.text().await.unwrap_or_default(),
+                Some("photo") => {
+                    let content_type = field.content_type().unwrap_or_default().to_string();
+                    match field.bytes().await {
+                        Ok(b) if !b.is_empty() => image = Some((content_type, b)),
+                        Ok(_) => {}
+                        Err(_) => return page.error_at("photo", UNREADABLE).render(&app, &staff),
+                    }
+                }
+                _ => {}
+            },
+            Ok(None) => break,
+            Err(_) => return page.error_at("photo", UNREADABLE).render(&app, &staff),
+        }
+    }
+    if !crate::domain::secrets::constant_time_eq(&csrf, &staff.user.csrf) {
+        return super::csrf_refused(&app, &rid);
+    }
+    let Some((content_type, bytes)) = image else {
+        return page
+            .error_at("photo", "Choose the photograph to record")
+            .render(&app, &staff);
+    };
+    use base64::Engine;
+    let photo = crate::domain::ra::photos::NewPhoto {
+        content_type,
+        image_base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+    };
+    let p = &app.provider;
+    match p.admin_record_photo(&staff.user.caller, &uuid, photo).await {
+        Ok(_) => to_record(&app, &uuid, "photo"),
+        Err(crate::domain::ra::AdminError::Invalid(m)) => {
+            page.error_at("photo", &m).render(&app, &staff)
+        }
+        Err(e) => refused(&app, &staff, e),
+    }
+}
+
+/// The photograph itself (a JPEG or PNG whose bytes were checked when it was recorded), never
+/// cached.
+async fn photo(State(app): State<AppState>, staff: Staff, Path(uuid): Path<String>) -> Response {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+    match app.provider.photo_of(&staff.user.caller, &uuid).await {
+        Ok(p) => {
+            let mut r = p.bytes.into_response();
+            let h = r.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&p.content_type) {
+                h.insert(header::CONTENT_TYPE, v);
+            }
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => refused(&app, &staff, e),
+    }
 }
 
 /// The registration fields of the details form: (field, body, label).

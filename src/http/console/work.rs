@@ -329,7 +329,22 @@ fn tac_page(app: &AppState, uuid: &str) -> FormPage {
 }
 
 async fn tac_form(State(app): State<AppState>, staff: Staff, Path(uuid): Path<String>) -> Response {
-    tac_page(&app, &uuid).render(&app, &staff)
+    let mut page = tac_page(&app, &uuid);
+    if app
+        .provider
+        .photo_of(&staff.user.caller, &uuid)
+        .await
+        .is_ok()
+    {
+        page.image = Some((
+            format!("{}/people/{uuid}/photo", base(&app)),
+            "The photograph on record, for the likeness check".into(),
+        ));
+    } else {
+        page.warnings
+            .push("No photograph is on record: record one before issuing a TAC.".into());
+    }
+    page.render(&app, &staff)
 }
 
 async fn issue_tac(

@@ -229,6 +229,7 @@ async fn a_tac_needs_the_card_to_be_gone_and_is_one_at_a_time() {
             .unwrap();
         json!({ "certificate_pem": c.cert_pem, "tac_name": format!("TAC {n}"), "reason": "card at home", "hours": 8 })
     };
+    photo_on_record(&env, nurse).await;
     let issue = format!("/admin/api/v1/identities/{nurse}/tacs");
     let p = assert_problem(
         call(&env, Some(&agent), "POST", &issue, Some(tac("0002"))).await,

@@ -291,3 +291,33 @@ async fn recorded_registrations_and_memberships_reach_relying_parties_under_thei
         "{info}"
     );
 }
+
+#[tokio::test]
+async fn a_photograph_is_recorded_checked_and_shown_to_ra_staff() {
+    let Ra { env, manager, .. } = setup().await;
+    let path = "/admin/api/v1/identities/950000000003/photo";
+    let (status, _, _) = call(&env, Some(&manager), "GET", path, None).await;
+    assert_eq!(status, 404, "none yet");
+    for bad in [
+        json!({ "content_type": "image/png", "image_base64": "not base64!" }),
+        json!({ "content_type": "image/svg+xml", "image_base64": "PHN2Zz4=" }),
+        json!({ "content_type": "image/jpeg", "image_base64": PHOTO_PNG_BASE64 }),
+    ] {
+        let (status, problem, _) =
+            call(&env, Some(&manager), "POST", path, Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}: {problem}");
+    }
+    let photo = json!({ "content_type": "image/png", "image_base64": PHOTO_PNG_BASE64 });
+    let (status, recorded, _) = call(&env, Some(&manager), "POST", path, Some(photo)).await;
+    assert_eq!(status, 201, "{recorded}");
+    let (status, shown, _) = call(&env, Some(&manager), "GET", path, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            shown["content_type"].as_str(),
+            shown["image_base64"].as_str()
+        ),
+        (Some("image/png"), Some(PHOTO_PNG_BASE64))
+    );
+    assert_eq!(shown["recorded_by"], "950000000001");
+}

@@ -162,6 +162,7 @@ async fn a_temporary_access_card_works_until_it_expires_or_is_returned_and_is_lo
             env.now(),
         ))
         .unwrap();
+    photo_on_record(&env, "950000000003").await;
     let issue = "/admin/api/v1/identities/950000000003/tacs";
     let request = |hours: i64| json!({ "certificate_pem": tac.cert_pem, "tac_name": "TAC 0042", "reason": "card left at home", "hours": hours });
     let (status, _, _) = call(&env, Some(&nurse), "POST", issue, Some(request(8))).await;
@@ -288,6 +289,16 @@ async fn a_tac_is_only_for_a_verified_identity_and_a_returned_tac_ends_its_sessi
         .set_id_assurance_level("950000000010", 3)
         .await
         .unwrap();
+    let (status, problem, _) = call(&env, Some(&agent), "POST", issue, Some(body.clone())).await;
+    assert_eq!(
+        status, 409,
+        "no photograph for the likeness check: {problem}"
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("photograph"),
+        "{problem}"
+    );
+    photo_on_record(&env, "950000000010").await;
     let (status, issued, _) = call(&env, Some(&agent), "POST", issue, Some(body)).await;
     assert_eq!(status, 201);
     env.db

@@ -213,12 +213,19 @@ async fn an_ra_manager_works_in_the_console_in_chromium_and_every_page_is_access
     check_accessibility(&page, &axe, "assign").await;
     fill_and_submit(&page, &[("position_id", &c.nurse_position)]).await;
     page.wait_for("document.querySelector('.notice') && document.querySelector('.notice').innerText.includes('Position assigned')").await;
+    photo_on_record(env, &uuid).await;
     open(
         &page,
         &env.endpoint(&format!("/ra/people/{uuid}/tac")),
         "Issue a temporary access card",
     )
     .await;
+    assert_eq!(
+        page.eval("document.querySelector('img.photo').naturalWidth")
+            .await,
+        json!(1),
+        "the photograph on record is shown for the likeness check"
+    );
     check_accessibility(&page, &axe, "tac").await;
     page.screenshot(&shots.join("ra-console-tac.png")).await;
     let tac = env.card(&uuid);

@@ -124,7 +124,64 @@ async fn an_agent_registers_checks_assigns_and_issues_a_tac_through_the_console(
     );
     assert_eq!(event.actor.as_deref(), Some(super::AGENT));
 
-    // A TAC, with the likeness check, then its return.
+    // The photograph, uploaded as a file; without this session's CSRF token it is refused.
+    use base64::Engine;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(PHOTO_PNG_BASE64)
+        .unwrap();
+    let upload = |token: String, bytes: Vec<u8>, mime: &str| {
+        reqwest::multipart::Form::new().text("csrf", token).part(
+            "photo",
+            reqwest::multipart::Part::bytes(bytes)
+                .file_name("photo.png")
+                .mime_str(mime)
+                .unwrap(),
+        )
+    };
+    let photo_url = env.endpoint(&format!("/ra/people/{uuid}/photo"));
+    let token = csrf(&get(env, &agent, "/ra/").await.1);
+    let r = agent
+        .client
+        .post(&photo_url)
+        .multipart(upload("forged".into(), png.clone(), "image/png"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = agent
+        .client
+        .post(&photo_url)
+        .multipart(upload(
+            token.clone(),
+            b"<svg onload=alert(1)>".to_vec(),
+            "image/png",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "only real JPEG or PNG bytes"
+    );
+    let r = agent
+        .client
+        .post(&photo_url)
+        .multipart(upload(token, png.clone(), "image/png"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = agent.client.get(&photo_url).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), png);
+    let (_, record) = get(env, &agent, &format!("/ra/people/{uuid}")).await;
+    assert!(
+        seen(&record, "alt=\"Photograph of Nia Starter on record\""),
+        "{record}"
+    );
+
+    // A TAC, with the likeness check against the photograph, then its return.
     let tac_card = env.card(&uuid);
     let tac = [
         ("likeness", "yes"),
