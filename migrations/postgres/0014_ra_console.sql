@@ -36,3 +36,7 @@ CREATE TABLE identity_photos (
     recorded_by TEXT NOT NULL,
     recorded_at BIGINT NOT NULL
 );
+
+-- A TAC carries no positions until an RA chooses which of the person's positions it may use
+-- (policy 002 section 6.3): their person_roleids, as a JSON array.
+ALTER TABLE tac_issues ADD COLUMN person_roleids TEXT;

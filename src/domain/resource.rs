@@ -49,9 +49,14 @@ impl Provider {
         if scopes.iter().any(|s| {
             s == "nationalrbacaccess" || s == "associatedorgs" || s == "organisationalmemberships"
         }) {
-            roles.roles = rbac::current_roles(&self.db, &user.uuid, self.now())
+            let sid = claims
+                .get("sid")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            roles.roles = self
+                .token_session_roles(&user.uuid, sid)
                 .await
-                .map_err(ServiceError::from)?;
+                .map_err(BearerError::from)?;
             roles.orgs = rbac::user_orgs(&self.db, &roles.roles)
                 .await
                 .map_err(ServiceError::from)?;
@@ -64,6 +69,19 @@ impl Provider {
                 .map_err(ServiceError::from)?;
         }
         Ok(claims::userinfo(&user, &scopes, &roles))
+    }
+
+    /// The roles a token may carry: its sign-in session's (a TAC session only the positions
+    /// chosen for the TAC), or the person's current roles when the token has no session.
+    pub(crate) async fn token_session_roles(
+        &self,
+        user_uuid: &str,
+        sid: &str,
+    ) -> Result<Vec<rbac::RoleClaim>, ServiceError> {
+        match self.db.session_by_sid(sid).await? {
+            Some(s) => self.session_roles(user_uuid, &s.authenticator_id).await,
+            None => Ok(rbac::current_roles(&self.db, user_uuid, self.now()).await?),
+        }
     }
 
     /// The claims of an active access token careid issued: valid signature, unexpired, on

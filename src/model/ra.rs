@@ -29,4 +29,7 @@ pub struct TacIssue {
     pub expires_at: UnixTime,
     pub returned_at: Option<UnixTime>,
     pub returned_to: Option<String>,
+    /// The positions (their `person_roleid`s) a session opened with this TAC may use; none
+    /// until an RA chooses.
+    pub person_roleids: Vec<String>,
 }

@@ -35,6 +35,11 @@ fn tac_from(r: &AnyRow) -> Result<TacIssue, StoreError> {
         expires_at: r.try_get("expires_at")?,
         returned_at: r.try_get("returned_at")?,
         returned_to: r.try_get("returned_to")?,
+        person_roleids: r
+            .try_get::<Option<String>, _>("person_roleids")?
+            .map(|s| serde_json::from_str(&s))
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -97,8 +102,8 @@ impl Db {
         let mut tx = self.writer().begin().await?;
         super::users::insert_authenticator_row(&mut tx, a).await?;
         sqlx::query(
-            "INSERT INTO tac_issues (id, authenticator_id, user_uuid, tac_name, reason, issued_by, issued_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO tac_issues (id, authenticator_id, user_uuid, tac_name, reason, issued_by, issued_at, expires_at, person_roleids) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&issue.id)
         .bind(&issue.authenticator_id)
@@ -108,10 +113,23 @@ impl Db {
         .bind(&issue.issued_by)
         .bind(issue.issued_at)
         .bind(issue.expires_at)
+        .bind(serde_json::to_string(&issue.person_roleids)?)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The issue of the TAC behind an authenticator, if it is one.
+    pub async fn tac_issue_of_authenticator(
+        &self,
+        authenticator_id: &str,
+    ) -> Result<Option<TacIssue>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tac_issues WHERE authenticator_id = $1")
+            .bind(authenticator_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(tac_from).transpose()
     }
 
     /// A person's TAC issues, newest first.

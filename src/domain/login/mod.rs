@@ -259,6 +259,21 @@ impl Provider {
     }
 
     /// The session behind a cookie secret, if it is still usable now.
+    /// The roles a session may use: the person's current roles, and for a session opened with a
+    /// temporary access card only those the RA chose for it (none unless chosen; policy 002
+    /// section 6.3).
+    pub async fn session_roles(
+        &self,
+        user_uuid: &str,
+        authenticator_id: &str,
+    ) -> Result<Vec<RoleClaim>, ServiceError> {
+        let mut roles = rbac::current_roles(&self.db, user_uuid, self.now()).await?;
+        if let Some(tac) = self.db.tac_issue_of_authenticator(authenticator_id).await? {
+            roles.retain(|r| tac.person_roleids.contains(&r.person_roleid));
+        }
+        Ok(roles)
+    }
+
     pub async fn usable_session(
         &self,
         session_secret: Option<&str>,

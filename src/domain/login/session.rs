@@ -125,6 +125,10 @@ impl Provider {
             absolute_expiry: now + self.config.session.absolute_timeout_secs,
             ended_at: None,
         };
+        // A session opened with a temporary access card ends when the card stops working.
+        if let Some(tac) = self.db.tac_issue_of_authenticator(authenticator_id).await? {
+            session.absolute_expiry = session.absolute_expiry.min(tac.expires_at);
+        }
         let mut replaced = None;
         if let Some(prev) = previous {
             if prev.user_uuid == user_uuid {

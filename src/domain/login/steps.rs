@@ -39,7 +39,9 @@ impl Provider {
                 self.issue_code(request, session, acr, None, writes)?,
             ));
         }
-        let roles = rbac::current_roles(&self.db, &session.user_uuid, self.now()).await?;
+        let roles = self
+            .session_roles(&session.user_uuid, &session.authenticator_id)
+            .await?;
         if roles.is_empty() {
             writes.audit(self.audit_event(
                 AuditKind::LoginRole,
@@ -97,7 +99,6 @@ impl Provider {
         session_secret: Option<&str>,
         browser: Option<&str>,
     ) -> Result<Option<Next>, ServiceError> {
-        let now = self.now();
         let Some((session, flow)) = self
             .continuation(flow_id, FlowStep::ChooseRole, session_secret, browser)
             .await?
@@ -114,7 +115,9 @@ impl Provider {
         if !asked || !terms_current {
             return Ok(None);
         }
-        let roles = rbac::current_roles(&self.db, &session.user_uuid, now).await?;
+        let roles = self
+            .session_roles(&session.user_uuid, &session.authenticator_id)
+            .await?;
         if !roles.iter().any(|r| r.person_roleid == person_roleid) {
             let orgs = rbac::user_orgs(&self.db, &roles).await?;
             let hinted = hinted_role(&roles, request.role_hint.as_deref());

@@ -54,6 +54,10 @@ pub struct NewTac {
     pub reason: String,
     /// How long it works, 1 to 72 hours.
     pub hours: i64,
+    /// Which of the person's current positions (their `person_roleid`s) the TAC may use. None
+    /// by default: a TAC carries no positions until an RA chooses (policy 002 section 6.3).
+    #[serde(default)]
+    pub person_roleids: Vec<String>,
 }
 
 impl Provider {
@@ -176,6 +180,16 @@ impl Provider {
         }
         let now = self.now();
         self.no_working_card(uuid, now).await?;
+        let current = crate::domain::rbac::current_roles(&self.db, uuid, now).await?;
+        if let Some(unknown) = t
+            .person_roleids
+            .iter()
+            .find(|id| !current.iter().any(|r| &r.person_roleid == *id))
+        {
+            return Err(AdminError::Invalid(format!(
+                "person_roleids: {unknown} is not one of the person's current positions"
+            )));
+        }
         let (_, card) = self.unbound_certificate(&t.certificate_pem).await?;
         let expires_at = now + t.hours * 3600;
         let authenticator = Authenticator {
@@ -200,12 +214,13 @@ impl Provider {
             expires_at,
             returned_at: None,
             returned_to: None,
+            person_roleids: t.person_roleids,
         };
         self.db.insert_tac(&authenticator, &issue).await?;
         self.admin_audit(
             caller,
             AuditKind::AdminTacIssued,
-            json!({ "uuid": uuid, "tac": issue.id, "tac_name": issue.tac_name, "reason": issue.reason, "expires_at": expires_at }),
+            json!({ "uuid": uuid, "tac": issue.id, "tac_name": issue.tac_name, "reason": issue.reason, "expires_at": expires_at, "person_roleids": issue.person_roleids }),
         )
         .await?;
         Ok(TacIssued {

@@ -272,7 +272,7 @@ impl Provider {
                     "sign in with a selected role (scope selectedrole) to use the admin API".into(),
                 )
             })?;
-        let roles = rbac::current_roles(&self.db, uuid, self.now()).await?;
+        let roles = self.token_session_roles(uuid, text("sid")).await?;
         let role = roles
             .into_iter()
             .find(|r| r.person_roleid == selected)

@@ -306,7 +306,18 @@ const TAC_REASONS: &[(&str, &str)] = &[
     ),
 ];
 
-fn tac_page(app: &AppState, uuid: &str) -> FormPage {
+/// The TAC form. `roles`: the person's current positions, one of which the TAC may be given.
+fn tac_page(app: &AppState, uuid: &str, roles: &[crate::model::rbac::RoleClaim]) -> FormPage {
+    let mut positions = vec![(
+        String::new(),
+        "None for now (the TAC signs in, with no position)".to_string(),
+    )];
+    positions.extend(roles.iter().map(|r| {
+        (
+            r.person_roleid.clone(),
+            format!("{} at {}", r.role_name, r.org_code),
+        )
+    }));
     let reasons = TAC_REASONS
         .iter()
         .map(|(v, l)| (v.to_string(), l.to_string()))
@@ -324,12 +335,31 @@ fn tac_page(app: &AppState, uuid: &str) -> FormPage {
         Field::text("detail", "Details").hint("Optional, for example: card left at home"),
         Field::text("tac_name", "TAC name as printed on the card").required().hint("For example TAC 0042"),
         Field::number("hours", "Hours it works").required().value("8").hint(&format!("1 to {TAC_MAX_HOURS}")),
+        Field::select("person_roleid", "Position the TAC may use", positions)
+            .hint("A TAC carries no positions until you choose one of the person's current positions"),
         Field::textarea("certificate_pem", "TAC certificate (PEM)").required(),
     ])
 }
 
+/// The person's current positions, for the TAC form.
+async fn current_roles_of(
+    app: &AppState,
+    staff: &Staff,
+    uuid: &str,
+) -> Result<Vec<crate::model::rbac::RoleClaim>, AdminError> {
+    Ok(app
+        .provider
+        .admin_get_identity(&staff.user.caller, uuid)
+        .await?
+        .roles)
+}
+
 async fn tac_form(State(app): State<AppState>, staff: Staff, Path(uuid): Path<String>) -> Response {
-    let mut page = tac_page(&app, &uuid);
+    let roles = match current_roles_of(&app, &staff, &uuid).await {
+        Ok(r) => r,
+        Err(e) => return refused(&app, &staff, e),
+    };
+    let mut page = tac_page(&app, &uuid, &roles);
     if app
         .provider
         .photo_of(&staff.user.caller, &uuid)
@@ -356,7 +386,11 @@ async fn issue_tac(
     if let Some(r) = needs_fresh_sign_in(&app, &staff, &back) {
         return r;
     }
-    let mut page = tac_page(&app, &uuid).refill(&form);
+    let roles = match current_roles_of(&app, &staff, &uuid).await {
+        Ok(r) => r,
+        Err(e) => return refused(&app, &staff, e),
+    };
+    let mut page = tac_page(&app, &uuid, &roles).refill(&form);
     if !page.check_required() {
         return page.render(&app, &staff);
     }
@@ -374,6 +408,7 @@ async fn issue_tac(
         tac_name: form.get("tac_name").into(),
         reason,
         hours,
+        person_roleids: form.opt("person_roleid").into_iter().collect(),
     };
     match app
         .provider

@@ -323,3 +323,148 @@ async fn a_tac_is_only_for_a_verified_identity_and_a_returned_tac_ends_its_sessi
     let url = env.authorize_url(&client.client.metadata.client_id, &[], true);
     assert!(matches!(browser.sign_in(&url).await, SignIn::Page(403, _)));
 }
+
+#[tokio::test]
+async fn a_tac_carries_only_the_position_an_ra_chose_and_its_session_ends_with_it() {
+    let Ra {
+        env,
+        agent,
+        nurse_position,
+        ..
+    } = setup().await;
+    let person = "950000000011";
+    env.user(person).await;
+    let clerk = env
+        .db
+        .position_by_name("RZ9", "Contract Health Records Clerk")
+        .await
+        .unwrap()
+        .unwrap();
+    for position in [&nurse_position, &clerk] {
+        rbac::assign_position(
+            &env.db,
+            person,
+            position,
+            env.now() - 60,
+            None,
+            "test",
+            env.now(),
+        )
+        .await
+        .unwrap();
+    }
+    photo_on_record(&env, person).await;
+    let roles = rbac::current_roles(&env.db, person, env.now())
+        .await
+        .unwrap();
+    assert_eq!(roles.len(), 2);
+    let tac = |n: &str| {
+        env.pki
+            .card_sub
+            .card_cert(&CardSpec::valid(
+                &format!("70000000{n}"),
+                &format!("TAC_{n}"),
+                env.now(),
+            ))
+            .unwrap()
+    };
+    let issue = format!("/admin/api/v1/identities/{person}/tacs");
+    let client = env.confidential_client().await;
+    let with_role = env.authorize_url(
+        &client.client.metadata.client_id,
+        &[("scope", "openid selectedrole nationalrbacaccess")],
+        true,
+    );
+
+    // Someone else's position cannot be given to the TAC.
+    let first = tac("0051");
+    let body = |card: &careid::pki::Issued, ids: Value| json!({ "certificate_pem": card.cert_pem, "tac_name": "TAC", "reason": "card at home", "hours": 1, "person_roleids": ids });
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        &issue,
+        Some(body(&first, json!(["not-theirs"]))),
+    )
+    .await;
+    assert_eq!(status, 400);
+    // No position chosen: the TAC signs in, but a relying party that needs a role gets none.
+    let (status, issued, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        &issue,
+        Some(body(&first, json!([]))),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    match env.browser(Some(&first)).sign_in(&with_role).await {
+        SignIn::Page(status, body) => {
+            assert_eq!(status, 403);
+            assert!(body.contains("no current role"), "{body}");
+        }
+        other => panic!("a TAC without positions gave {other:?}"),
+    }
+    let back = format!(
+        "/admin/api/v1/tacs/{}/return",
+        issued["id"].as_str().unwrap()
+    );
+    assert_eq!(call(&env, Some(&agent), "POST", &back, None).await.0, 200);
+
+    // One position chosen: that one only, and the session ends when the TAC does.
+    let second = tac("0052");
+    let chosen = roles[1].person_roleid.clone();
+    let (status, _, _) = call(
+        &env,
+        Some(&agent),
+        "POST",
+        &issue,
+        Some(body(&second, json!([chosen]))),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let location = match env.browser(Some(&second)).sign_in(&with_role).await {
+        SignIn::Redirected(to) => to,
+        other => panic!("{other:?}"),
+    };
+    let tokens: Value = env
+        .redeem(&client, &query_param(&location, "code").unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id_token = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(
+        id_token["selected_roleid"],
+        json!(chosen),
+        "the only role, chosen without asking"
+    );
+    let info: Value = env
+        .http()
+        .get(env.endpoint("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = info["nhsid_nrbac_roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["person_roleid"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, vec![chosen.as_str()], "{info}");
+    let session = env
+        .db
+        .session_by_sid(id_token["sid"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        session.absolute_expiry,
+        env.now() + 3600,
+        "the session ends when the TAC does"
+    );
+}
