@@ -41,7 +41,18 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// The RA console under `/ra/`.
     pub console: ConsoleConfig,
+    /// Identity registration rules a trust may choose.
+    pub registration: RegistrationConfig,
     pub log: LogConfig,
+}
+
+/// Identity registration rules a trust may choose where the national policy leaves them open.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// The RA who registers an identity may not also record its identity check: a second RA
+    /// does (four eyes). Off by default: the policy in `shared/reference` does not demand it.
+    pub second_ra_verifies: bool,
 }
 
 /// The RA console (`/ra/`): careid's own admin client, signed in with a card or an AAL3 key.
@@ -410,6 +421,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             outbound: OutboundConfig::default(),
             console: ConsoleConfig::default(),
+            registration: RegistrationConfig::default(),
             log: LogConfig::default(),
         }
     }

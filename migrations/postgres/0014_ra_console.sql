@@ -40,3 +40,6 @@ CREATE TABLE identity_photos (
 -- A TAC carries no positions until an RA chooses which of the person's positions it may use
 -- (policy 002 section 6.3): their person_roleids, as a JSON array.
 ALTER TABLE tac_issues ADD COLUMN person_roleids TEXT;
+
+-- Who registered an identity (the RA), so that a second RA can be required to check it.
+ALTER TABLE users ADD COLUMN registered_by TEXT;

@@ -105,6 +105,28 @@ impl Db {
         Ok(())
     }
 
+    /// Records which RA registered an identity.
+    pub async fn set_registered_by(&self, uuid: &str, ra: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET registered_by = $1 WHERE uuid = $2")
+            .bind(ra)
+            .bind(uuid)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// The RA who registered an identity through the RA rules (None for older or imported ones).
+    pub async fn registered_by(&self, uuid: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT registered_by FROM users WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("registered_by")?,
+            None => None,
+        })
+    }
+
     /// The organisation whose RA registered the identity, if recorded.
     pub async fn registered_org(&self, uuid: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT registered_org FROM users WHERE uuid = $1")

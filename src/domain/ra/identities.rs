@@ -306,6 +306,7 @@ impl Provider {
             };
             registry::create_user(&self.db, &user, &caller.uuid, now).await?;
             self.db.set_registered_org(&uuid, &caller.org_code).await?;
+            self.db.set_registered_by(&uuid, &caller.uuid).await?;
             if details != PersonalDetails::default() {
                 self.db.set_personal_details(&uuid, &details).await?;
             }
@@ -377,6 +378,13 @@ impl Provider {
         v: Verification,
     ) -> Result<Verified, AdminError> {
         self.act_on_person(caller, &op::VERIFY, uuid).await?;
+        if self.config.registration.second_ra_verifies
+            && self.db.registered_by(uuid).await?.as_deref() == Some(caller.uuid.as_str())
+        {
+            return Err(AdminError::Forbidden(
+                "a second RA records the identity check of a person you registered (registration.second_ra_verifies)".into(),
+            ));
+        }
         if !(1..=3).contains(&v.level) {
             return Err(AdminError::Invalid("level must be 1, 2 or 3".into()));
         }

@@ -671,3 +671,53 @@ async fn positions_are_corrected_with_their_approval_and_retired_when_nobody_hol
         "{kinds:?}"
     );
 }
+
+#[tokio::test]
+async fn where_the_trust_asks_for_it_a_second_ra_checks_the_identity() {
+    let c = console_with(Options {
+        configure: Some(|config| config.registration.second_ra_verifies = true),
+        ..Default::default()
+    })
+    .await;
+    let env = &c.env;
+    let agent = signed_in(env, &c.agent).await;
+    let manager = signed_in(env, &c.manager).await;
+    let (_, _, to) = post(
+        env,
+        &agent,
+        "/ra/people/new",
+        &[("given_name", "Four"), ("family_name", "Eyes")],
+    )
+    .await;
+    let uuid = record_uuid(&to.unwrap());
+    let docs = [
+        ("level", "3"),
+        ("doc1_kind", "passport"),
+        ("doc2_kind", "utility bill"),
+        ("doc3_kind", "P45 or P60"),
+    ];
+    let verify = format!("/ra/people/{uuid}/verify");
+    let (status, page, _) = post(env, &agent, &verify, &docs).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(seen(&page, "a second RA"), "{page}");
+    assert_eq!(
+        env.db
+            .user(&uuid)
+            .await
+            .unwrap()
+            .unwrap()
+            .id_assurance_level,
+        0
+    );
+    let (status, _, _) = post(env, &manager, &verify, &docs).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        env.db
+            .user(&uuid)
+            .await
+            .unwrap()
+            .unwrap()
+            .id_assurance_level,
+        3
+    );
+}
