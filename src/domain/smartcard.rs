@@ -77,6 +77,8 @@ pub enum CardRejection {
     NotBound,
     #[error("this card has been revoked")]
     AuthenticatorRevoked,
+    #[error("this card is suspended; ask your Registration Authority to unlock it")]
+    AuthenticatorSuspended,
     #[error("this temporary access card has expired; return it to your Registration Authority")]
     TacExpired,
     #[error("the Care Identity for this card is not active")]
@@ -103,6 +105,7 @@ impl CardRejection {
             CardRejection::NotBound => "not_bound",
             CardRejection::TacExpired => "tac_expired",
             CardRejection::AuthenticatorRevoked => "authenticator_revoked",
+            CardRejection::AuthenticatorSuspended => "authenticator_suspended",
             CardRejection::UserNotActive => "user_not_active",
             CardRejection::UuidMismatch => "uuid_mismatch",
         }

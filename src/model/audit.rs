@@ -45,6 +45,8 @@ pub enum AuditKind {
     AdminPositionUpdated,
     AdminPositionRetired,
     AdminPhotoRecorded,
+    AdminAuthenticatorSuspended,
+    AdminAuthenticatorUnlocked,
     AdminRaRoleGranted,
     AdminRaRoleEnded,
     AdminTacIssued,
@@ -58,7 +60,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 51] = [
+    pub const ALL: [AuditKind; 53] = [
         AuditKind::LoginSmartcard,
         AuditKind::LoginWebauthn,
         AuditKind::LoginRole,
@@ -100,6 +102,8 @@ impl AuditKind {
         AuditKind::AdminPositionUpdated,
         AuditKind::AdminPositionRetired,
         AuditKind::AdminPhotoRecorded,
+        AuditKind::AdminAuthenticatorSuspended,
+        AuditKind::AdminAuthenticatorUnlocked,
         AuditKind::AdminRaRoleGranted,
         AuditKind::AdminRaRoleEnded,
         AuditKind::AdminTacIssued,
@@ -155,6 +159,8 @@ impl AuditKind {
             AuditKind::AdminPositionUpdated => "admin.position_updated",
             AuditKind::AdminPositionRetired => "admin.position_retired",
             AuditKind::AdminPhotoRecorded => "admin.photo_recorded",
+            AuditKind::AdminAuthenticatorSuspended => "admin.authenticator_suspended",
+            AuditKind::AdminAuthenticatorUnlocked => "admin.authenticator_unlocked",
             AuditKind::AdminRaRoleGranted => "admin.ra_role_granted",
             AuditKind::AdminRaRoleEnded => "admin.ra_role_ended",
             AuditKind::AdminTacIssued => "admin.tac_issued",

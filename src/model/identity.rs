@@ -182,15 +182,18 @@ pub enum AuthenticatorStatus {
     Blocked,
     /// A TAC given back.
     Returned,
+    /// Out of use for now (misplaced, or locked after wrong PINs): an RA unlocks it again.
+    Suspended,
 }
 
 impl AuthenticatorStatus {
-    pub const ALL: [AuthenticatorStatus; 5] = [
+    pub const ALL: [AuthenticatorStatus; 6] = [
         AuthenticatorStatus::Active,
         AuthenticatorStatus::Revoked,
         AuthenticatorStatus::Removed,
         AuthenticatorStatus::Blocked,
         AuthenticatorStatus::Returned,
+        AuthenticatorStatus::Suspended,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -199,6 +202,7 @@ impl AuthenticatorStatus {
             AuthenticatorStatus::Removed => "removed",
             AuthenticatorStatus::Blocked => "blocked",
             AuthenticatorStatus::Returned => "returned",
+            AuthenticatorStatus::Suspended => "suspended",
         }
     }
     pub fn parse(s: &str) -> Option<AuthenticatorStatus> {

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::model::audit::AuditKind;
-use crate::model::identity::AuthenticatorKind;
+use crate::model::identity::{AuthenticatorKind, AuthenticatorStatus};
 
 impl Provider {
     /// Completes a pending sign-in with the presented certificate chain.
@@ -76,6 +76,9 @@ impl Provider {
         else {
             return Ok(Err(CardRejection::NotBound));
         };
+        if authenticator.status == AuthenticatorStatus::Suspended {
+            return Ok(Err(CardRejection::AuthenticatorSuspended));
+        }
         if !authenticator.is_active() {
             return Ok(Err(CardRejection::AuthenticatorRevoked));
         }

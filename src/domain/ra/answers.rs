@@ -196,7 +196,8 @@ pub struct SmartcardBound {
     pub status: AuthenticatorStatus,
 }
 
-/// An authenticator revoked; the sessions it opened have ended.
+/// An authenticator's new status (revoked, suspended, or active again after an unlock); the
+/// sessions it opened have ended unless it is active.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuthenticatorRevoked {
     pub id: String,

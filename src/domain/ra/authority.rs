@@ -103,6 +103,8 @@ operations! {
     BIND_SMARTCARD = "bind a smartcard", "POST /identities/{uuid}/smartcards", ManageSmartcards, Person, [AdminSmartcardBound];
     LIST_AUTHENTICATORS = "list authenticators", "GET /identities/{uuid}/authenticators", SearchIdentities, Affiliated, [];
     REVOKE_AUTHENTICATOR = "revoke an authenticator", "POST /identities/{uuid}/authenticators/{id}/revoke", ManageAuthenticators, Person, [AdminSmartcardRevoked, AdminAuthenticatorRevoked];
+    SUSPEND_AUTHENTICATOR = "suspend a card or key", "POST /identities/{uuid}/authenticators/{id}/suspend", ManageAuthenticators, Person, [AdminAuthenticatorSuspended];
+    UNLOCK_AUTHENTICATOR = "unlock a suspended card or key", "POST /identities/{uuid}/authenticators/{id}/unlock", ManageAuthenticators, Person, [AdminAuthenticatorUnlocked];
     INVITE = "invite a security key or passkey", "POST /identities/{uuid}/authenticator-invitations", ManageAuthenticators, Person, [AdminAuthenticatorInvited];
     ISSUE_TAC = "issue a temporary access card", "POST /identities/{uuid}/tacs", IssueTac, Person, [AdminTacIssued];
     RETURN_TAC = "record a TAC's return", "POST /tacs/{id}/return", IssueTac, Affiliated, [AdminTacReturned];

@@ -366,6 +366,105 @@ impl Provider {
         Ok(())
     }
 
+    /// Suspends a card or key for now (misplaced, or locked after wrong PINs): it stops signing
+    /// in and the sessions it opened end; [`Self::admin_unlock_authenticator`] restores it.
+    pub async fn admin_suspend_authenticator(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        authenticator_id: &str,
+    ) -> Result<AuthenticatorRevoked, AdminError> {
+        self.act_on_person(caller, &op::SUSPEND_AUTHENTICATOR, uuid)
+            .await?;
+        let found = self.authenticator_of(uuid, authenticator_id).await?;
+        if found.status != AuthenticatorStatus::Active {
+            return Err(AdminError::Conflict(format!(
+                "only a working card or key is suspended; this one is {}",
+                found.status.as_str()
+            )));
+        }
+        self.db
+            .set_authenticator_status(authenticator_id, AuthenticatorStatus::Suspended)
+            .await?;
+        for sid in self
+            .db
+            .open_sessions_of_authenticator(authenticator_id)
+            .await?
+        {
+            self.end_session(&sid, "authenticator_suspended").await?;
+        }
+        self.admin_audit(
+            caller,
+            AuditKind::AdminAuthenticatorSuspended,
+            json!({ "uuid": uuid, "authenticator": authenticator_id, "kind": found.kind }),
+        )
+        .await?;
+        Ok(AuthenticatorRevoked {
+            id: authenticator_id.to_string(),
+            status: AuthenticatorStatus::Suspended,
+        })
+    }
+
+    /// Unlocks a suspended card or key. A revoked one is never reactivated, and a smartcard is
+    /// not unlocked while another works (one card per person).
+    pub async fn admin_unlock_authenticator(
+        &self,
+        caller: &Caller,
+        uuid: &str,
+        authenticator_id: &str,
+    ) -> Result<AuthenticatorRevoked, AdminError> {
+        self.act_on_person(caller, &op::UNLOCK_AUTHENTICATOR, uuid)
+            .await?;
+        let found = self.authenticator_of(uuid, authenticator_id).await?;
+        if found.status != AuthenticatorStatus::Suspended {
+            return Err(AdminError::Conflict(format!(
+                "only a suspended card or key is unlocked; this one is {} (a revoked card is never reactivated)",
+                found.status.as_str()
+            )));
+        }
+        let now = self.now();
+        if found.kind == AuthenticatorKind::Smartcard
+            && self
+                .db
+                .authenticators_of(uuid)
+                .await?
+                .iter()
+                .any(|a| a.kind == AuthenticatorKind::Smartcard && a.is_usable(now))
+        {
+            return Err(AdminError::Conflict(
+                "another smartcard works for this person: a person has one card".into(),
+            ));
+        }
+        self.db
+            .set_authenticator_status(authenticator_id, AuthenticatorStatus::Active)
+            .await?;
+        self.admin_audit(
+            caller,
+            AuditKind::AdminAuthenticatorUnlocked,
+            json!({ "uuid": uuid, "authenticator": authenticator_id, "kind": found.kind }),
+        )
+        .await?;
+        Ok(AuthenticatorRevoked {
+            id: authenticator_id.to_string(),
+            status: AuthenticatorStatus::Active,
+        })
+    }
+
+    async fn authenticator_of(
+        &self,
+        uuid: &str,
+        authenticator_id: &str,
+    ) -> Result<crate::model::identity::Authenticator, AdminError> {
+        self.db
+            .authenticators_of(uuid)
+            .await?
+            .into_iter()
+            .find(|a| a.id == authenticator_id)
+            .ok_or_else(|| {
+                AdminError::NotFound(format!("no authenticator {authenticator_id} for {uuid}"))
+            })
+    }
+
     /// Revokes an authenticator and ends the sessions it opened.
     pub(crate) async fn revoke_authenticator(
         &self,

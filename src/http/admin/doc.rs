@@ -73,6 +73,8 @@ const OPERATION_OF: &[(&str, Operation)] = &[
     ("list_authenticators", op::LIST_AUTHENTICATORS),
     ("revoke_authenticator", op::REVOKE_AUTHENTICATOR),
     ("revoke_smartcard", op::REVOKE_AUTHENTICATOR),
+    ("suspend_authenticator", op::SUSPEND_AUTHENTICATOR),
+    ("unlock_authenticator", op::UNLOCK_AUTHENTICATOR),
     ("invite_authenticator", op::INVITE),
     ("issue_tac", op::ISSUE_TAC),
     ("return_tac", op::RETURN_TAC),

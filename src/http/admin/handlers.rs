@@ -223,6 +223,36 @@ pub async fn revoke_authenticator(
     )
 }
 
+#[utoipa::path(post, path = "/admin/api/v1/identities/{uuid}/authenticators/{id}/suspend",
+    params(("uuid" = String, Path, description = UUID), ("id" = String, Path, description = "The authenticator's id")),
+    responses((status = OK, description = "Suspended; its sessions ended", body = AuthenticatorRevoked)))]
+pub async fn suspend_authenticator(
+    State(app): State<AppState>,
+    AdminCaller(c): AdminCaller,
+    Path((uuid, id)): Path<(String, String)>,
+) -> AdminResult {
+    let p = &app.provider;
+    answer(
+        StatusCode::OK,
+        p.admin_suspend_authenticator(&c, &uuid, &id).await,
+    )
+}
+
+#[utoipa::path(post, path = "/admin/api/v1/identities/{uuid}/authenticators/{id}/unlock",
+    params(("uuid" = String, Path, description = UUID), ("id" = String, Path, description = "The authenticator's id")),
+    responses((status = OK, description = "Working again", body = AuthenticatorRevoked)))]
+pub async fn unlock_authenticator(
+    State(app): State<AppState>,
+    AdminCaller(c): AdminCaller,
+    Path((uuid, id)): Path<(String, String)>,
+) -> AdminResult {
+    let p = &app.provider;
+    answer(
+        StatusCode::OK,
+        p.admin_unlock_authenticator(&c, &uuid, &id).await,
+    )
+}
+
 /// The older name of [`revoke_authenticator`], kept for clients written against it.
 #[utoipa::path(post, path = "/admin/api/v1/identities/{uuid}/smartcards/{id}/revoke",
     params(("uuid" = String, Path, description = UUID), ("id" = String, Path, description = "The authenticator's id")),

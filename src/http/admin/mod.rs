@@ -163,6 +163,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_smartcard))
         .routes(routes!(list_authenticators))
         .routes(routes!(revoke_authenticator))
+        .routes(routes!(suspend_authenticator))
+        .routes(routes!(unlock_authenticator))
         .routes(routes!(invite_authenticator))
         .routes(routes!(list_tacs, issue_tac))
         .routes(routes!(show_photo, record_photo))

@@ -50,6 +50,8 @@ fn notice(done: &str) -> Option<&'static str> {
         "assigned" => "Position assigned.",
         "ended" => "Assignment ended.",
         "revoked" => "Authenticator revoked. The sessions it opened have ended.",
+        "card-suspended" => "Suspended. It no longer signs in, and the sessions it opened have ended; unlock it when it is found or its PIN is reset.",
+        "card-unlocked" => "Unlocked: it signs in again.",
         "bound" => "Smartcard bound.",
         "tac-issued" => "Temporary access card issued.",
         "tac-returned" => "TAC return recorded. The card is locked and its sessions have ended.",

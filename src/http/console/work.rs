@@ -31,6 +31,14 @@ pub fn person_routes() -> Router<AppState> {
             "/ra/people/{uuid}/authenticators/{id}/revoke",
             get(revoke_form).post(revoke),
         )
+        .route(
+            "/ra/people/{uuid}/authenticators/{id}/suspend",
+            post(suspend_authenticator),
+        )
+        .route(
+            "/ra/people/{uuid}/authenticators/{id}/unlock",
+            post(unlock_authenticator),
+        )
         .route("/ra/people/{uuid}/invite", post(invite))
         .route("/ra/people/{uuid}/smartcard", get(bind_form).post(bind))
         .route("/ra/people/{uuid}/tac", get(tac_form).post(issue_tac))
@@ -226,6 +234,36 @@ async fn revoke(
         .await
     {
         Ok(_) => to_record(&app, &uuid, "revoked"),
+        Err(e) => refused(&app, &staff, e),
+    }
+}
+
+async fn suspend_authenticator(
+    State(app): State<AppState>,
+    Path((uuid, id)): Path<(String, String)>,
+    StaffForm { staff, .. }: StaffForm,
+) -> Response {
+    let p = &app.provider;
+    match p
+        .admin_suspend_authenticator(&staff.user.caller, &uuid, &id)
+        .await
+    {
+        Ok(_) => to_record(&app, &uuid, "card-suspended"),
+        Err(e) => refused(&app, &staff, e),
+    }
+}
+
+async fn unlock_authenticator(
+    State(app): State<AppState>,
+    Path((uuid, id)): Path<(String, String)>,
+    StaffForm { staff, .. }: StaffForm,
+) -> Response {
+    let p = &app.provider;
+    match p
+        .admin_unlock_authenticator(&staff.user.caller, &uuid, &id)
+        .await
+    {
+        Ok(_) => to_record(&app, &uuid, "card-unlocked"),
         Err(e) => refused(&app, &staff, e),
     }
 }

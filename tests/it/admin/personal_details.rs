@@ -321,3 +321,77 @@ async fn a_photograph_is_recorded_checked_and_shown_to_ra_staff() {
     );
     assert_eq!(shown["recorded_by"], "950000000001");
 }
+
+#[tokio::test]
+async fn a_suspended_card_stops_signing_in_until_it_is_unlocked_and_a_revoked_one_never_returns() {
+    let Ra {
+        env,
+        manager,
+        nurse_position,
+        ..
+    } = setup().await;
+    let person = "950000000088";
+    let card = env.user_with_card(person).await;
+    rbac::assign_position(
+        &env.db,
+        person,
+        &nurse_position,
+        env.now() - 60,
+        None,
+        "test",
+        env.now(),
+    )
+    .await
+    .unwrap();
+    let client = env.confidential_client().await;
+    let tokens = env
+        .tokens_in(&env.browser(Some(&card)), &client, "openid")
+        .await;
+    let id = env.db.authenticators_of(person).await.unwrap()[0]
+        .id
+        .clone();
+    let at =
+        |action: &str| format!("/admin/api/v1/identities/{person}/authenticators/{id}/{action}");
+    let (status, _, _) = call(&env, Some(&manager), "POST", &at("unlock"), None).await;
+    assert_eq!(status, 409, "only a suspended card is unlocked");
+    let (status, suspended, _) = call(&env, Some(&manager), "POST", &at("suspend"), None).await;
+    assert_eq!(
+        (status, suspended["status"].as_str()),
+        (200, Some("suspended"))
+    );
+    // Its session and tokens ended; it does not sign in, and says why.
+    let r = env
+        .http()
+        .get(env.endpoint("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the suspended card's session ended");
+    let url = env.authorize_url(&client.client.metadata.client_id, &[], true);
+    match env.browser(Some(&card)).sign_in(&url).await {
+        SignIn::Page(_, body) => assert!(body.contains("suspended"), "{body}"),
+        other => panic!("a suspended card signed in: {other:?}"),
+    }
+    let (status, _, _) = call(&env, Some(&manager), "POST", &at("unlock"), None).await;
+    assert_eq!(status, 200);
+    assert!(
+        matches!(
+            env.browser(Some(&card)).sign_in(&url).await,
+            SignIn::Redirected(_)
+        ),
+        "unlocked, it signs in again"
+    );
+    // Revoked is for good.
+    let (status, _, _) = call(&env, Some(&manager), "POST", &at("revoke"), None).await;
+    assert_eq!(status, 200);
+    let (status, problem, _) = call(&env, Some(&manager), "POST", &at("unlock"), None).await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("never reactivated"),
+        "{problem}"
+    );
+}
