@@ -250,6 +250,16 @@ impl Db {
     }
 
     /// Identities whose UUID starts with, or whose family or given name contains, `q`.
+    /// People with this date of birth (`YYYY-MM-DD`).
+    pub async fn users_born_on(&self, date: &str, limit: i64) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query("SELECT u.* FROM users u JOIN personal_details d ON d.user_uuid = u.uuid WHERE d.date_of_birth = $1 ORDER BY u.family_name, u.given_name, u.uuid LIMIT $2")
+            .bind(date)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(user_from).collect()
+    }
+
     pub async fn search_users(&self, q: &str, limit: i64) -> Result<Vec<User>, StoreError> {
         let like = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
         let prefix = format!("{}%", q.replace(['%', '_'], ""));

@@ -36,6 +36,9 @@ pub struct Fulfilment {
     pub starts_at: Option<i64>,
     #[serde(default)]
     pub ends_at: Option<i64>,
+    /// For an RA Manager position: where the appointment is evidenced.
+    #[serde(default)]
+    pub appointment_evidence: Option<String>,
 }
 
 const SEPARATE: &str = "nobody approves their own request or one for themselves";
@@ -188,6 +191,7 @@ impl Provider {
             starts_at: f.starts_at,
             ends_at: f.ends_at,
             term: None,
+            appointment_evidence: f.appointment_evidence,
         };
         match self
             .admin_assign(caller, &request.user_uuid, assignment)

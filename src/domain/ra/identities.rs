@@ -211,7 +211,23 @@ impl Provider {
                 "search with at least two characters (wildcards do not count)".into(),
             ));
         }
-        let found = self.db.search_users(q.trim(), 50).await?;
+        let q = q.trim();
+        // A date of birth (YYYY-MM-DD) finds people born that day, for roles that may see it.
+        let is_date = q.len() == 10
+            && q.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                _ => b.is_ascii_digit(),
+            });
+        let found = if is_date {
+            if !Permission::ViewPersonalDetails.allowed(&caller.ra_roles) {
+                return Err(AdminError::Forbidden(
+                    "searching by date of birth needs a role that may see personal details".into(),
+                ));
+            }
+            self.db.users_born_on(q, 50).await?
+        } else {
+            self.db.search_users(q, 50).await?
+        };
         Ok(IdentityList {
             identities: found.iter().map(IdentitySummary::from).collect(),
         })

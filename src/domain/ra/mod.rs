@@ -200,6 +200,11 @@ pub struct NewAssignment {
     /// inter-organisation agreement after 12 months (§6.2.2).
     #[serde(default)]
     pub term: Option<AssignmentTerm>,
+    /// For a position with the RA Manager job role (R5080, R5072): where the appointment is
+    /// evidenced (board minutes, a letter or email from the SRO; policy 002 section 4 and
+    /// appendix D). Required for those positions, recorded in the audit trail.
+    #[serde(default)]
+    pub appointment_evidence: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
@@ -582,6 +587,20 @@ impl Provider {
                 position.name
             )));
         }
+        let manager_position = position
+            .profiles
+            .iter()
+            .any(|p| p.job_role == "R5080" || p.job_role == authority::ROOT_RA_JOB_ROLE);
+        let evidence = a
+            .appointment_evidence
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty());
+        if manager_position && evidence.is_none() {
+            return Err(AdminError::Invalid(
+                "an RA Manager position needs appointment_evidence: where the appointment is recorded (board minutes, or a letter or email from the SRO)".into(),
+            ));
+        }
         let now = self.now();
         let starts_at = a.starts_at.unwrap_or(now);
         let ends_at = a
@@ -600,7 +619,7 @@ impl Provider {
         self.admin_audit(
             caller,
             AuditKind::AdminAssignmentCreated,
-            json!({ "uuid": uuid, "position_id": a.position_id, "person_roleids": ids, "starts_at": starts_at, "ends_at": ends_at, "term": a.term.map(|t| format!("{t:?}")) }),
+            json!({ "uuid": uuid, "position_id": a.position_id, "person_roleids": ids, "starts_at": starts_at, "ends_at": ends_at, "term": a.term.map(|t| format!("{t:?}")), "appointment_evidence": evidence }),
         )
         .await?;
         Ok(Assigned {

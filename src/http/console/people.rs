@@ -77,7 +77,8 @@ async fn search(
     } else {
         match app.provider.admin_search(&staff.user.caller, q).await {
             Ok(list) => (Some(list.identities), None),
-            Err(crate::domain::ra::AdminError::Invalid(m)) => (None, Some(m)),
+            Err(crate::domain::ra::AdminError::Invalid(m))
+            | Err(crate::domain::ra::AdminError::Forbidden(m)) => (None, Some(m)),
             Err(e) => return refused(&app, &staff, e),
         }
     };

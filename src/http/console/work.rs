@@ -110,6 +110,8 @@ async fn assign_page(app: &AppState, staff: &Staff, uuid: &str) -> Result<FormPa
         Field::date("starts", "Start date").hint("Leave blank to start now"),
         Field::date("ends", "End date").hint("Leave blank for no end (or the default of the term below)"),
         Field::select("term", "Basis", terms),
+        Field::text("appointment_evidence", "Appointment evidence (RA Manager positions)")
+            .hint("Required for an RA Manager position: where the appointment is recorded, for example board minutes of 3 March 2026"),
     ]))
 }
 
@@ -154,6 +156,7 @@ async fn assign(
         starts_at: starts_at.flatten(),
         ends_at: ends_at.flatten(),
         term,
+        appointment_evidence: form.opt("appointment_evidence"),
     };
     match app
         .provider

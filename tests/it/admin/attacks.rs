@@ -446,6 +446,16 @@ async fn wildcards_do_not_count_towards_the_search_minimum_and_details_need_the_
     )
     .await;
     assert_eq!(seen["personal_details"]["ni_number"], "AB123456C");
+    // Searching by date of birth: for those who may see it, not for the LSA.
+    let by_birth = "/admin/api/v1/identities?q=1980-02-29";
+    let (status, found, _) = call(&env, Some(&agent), "GET", by_birth, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(found["identities"][0]["uuid"], "950000000003", "{found}");
+    assert_problem(
+        call(&env, Some(&lsa), "GET", by_birth, None).await,
+        403,
+        "an LSA does not search by date of birth",
+    );
 }
 
 fn urlencode(s: &str) -> String {

@@ -128,7 +128,7 @@ async fn positions_with_an_ra_job_role_are_assigned_by_ra_managers_only() {
     )
     .await;
     assert_eq!(status, 403, "{problem}");
-    let (status, _, _) = call(
+    let (status, problem, _) = call(
         &env,
         Some(&manager),
         "POST",
@@ -136,7 +136,35 @@ async fn positions_with_an_ra_job_role_are_assigned_by_ra_managers_only() {
         Some(json!({ "position_id": ram })),
     )
     .await;
+    assert_eq!(
+        status, 400,
+        "an RA Manager's appointment is evidenced: {problem}"
+    );
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("appointment_evidence"));
+    let (status, _, _) = call(
+        &env,
+        Some(&manager),
+        "POST",
+        assign,
+        Some(json!({ "position_id": ram, "appointment_evidence": "Board minutes, 3 March 2026, item 7" })),
+    )
+    .await;
     assert_eq!(status, 201);
+    let event = env
+        .db
+        .recent_audit(5)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "admin.assignment_created")
+        .unwrap();
+    assert_eq!(
+        event.detail["appointment_evidence"],
+        "Board minutes, 3 March 2026, item 7"
+    );
 }
 
 #[tokio::test]

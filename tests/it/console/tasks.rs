@@ -56,6 +56,12 @@ async fn an_agent_registers_checks_assigns_and_issues_a_tac_through_the_console(
         "a different person, with the reason recorded"
     );
     assert_ne!(record_uuid(&to.unwrap()), uuid);
+    let (_, found) = get(env, &agent, "/ra/people?q=1990-04-01").await;
+    assert_eq!(
+        found.matches("Nia Starter</a>").count(),
+        2,
+        "both, found by date of birth: {found}"
+    );
 
     // Required fields are named in an error summary that links to them.
     let (status, page, _) = post(env, &agent, "/ra/people/new", &[("given_name", "Solo")]).await;
