@@ -303,3 +303,214 @@ async fn an_ra_manager_works_in_the_console_in_chromium_and_every_page_is_access
     page.wait_for("document.querySelector('h1') && document.querySelector('h1').innerText === 'You have signed out of the RA console'").await;
     check_accessibility(&page, &axe, "signed out").await;
 }
+
+/// A Chromium page signed in to the console with `card` (through the proxy header).
+async fn signed_in_page<'a>(
+    chromium: &'a Chromium,
+    env: &TestEnv,
+    card: &careid::pki::Issued,
+) -> Page<'a> {
+    let page = chromium.new_page().await;
+    page.call("Page.setBypassCSP", json!({ "enabled": true }))
+        .await;
+    let escaped: String = card
+        .cert_pem
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    page.set_extra_headers(json!({ "x-ssl-client-cert": escaped }))
+        .await;
+    page.navigate(&env.endpoint("/ra/")).await;
+    page.wait_for(
+        "document.querySelector('h1') && document.querySelector('h1').innerText === 'Sign in'",
+    )
+    .await;
+    let link = page
+        .eval("document.querySelector('a.button').getAttribute('href')")
+        .await;
+    page.navigate(&link.as_str().unwrap().replace(&env.card_base, &env.local))
+        .await;
+    page.wait_for(
+        "document.querySelector('h1') && document.querySelector('h1').innerText === 'RA console'",
+    )
+    .await;
+    page
+}
+
+/// Submits the form whose action ends with `action` by keyboard.
+async fn press_button_of(page: &Page<'_>, action: &str) {
+    page.tab_to(&format!("form[action$='{action}'] button"))
+        .await;
+    page.press("Enter").await;
+}
+
+#[tokio::test]
+async fn an_ra_agent_and_a_sponsor_work_together_in_chromium_and_the_refusals_read_as_pages() {
+    let c = console_with(Options {
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        ..Default::default()
+    })
+    .await;
+    let env = &c.env;
+    let axe = axe_source();
+    let shots = screenshot_dir();
+    // Two browsers: two people, two cookie jars.
+    let agent_browser = Chromium::launch().await;
+    let manager_browser = Chromium::launch().await;
+    let agent = signed_in_page(&agent_browser, env, &c.agent).await;
+    let manager = signed_in_page(&manager_browser, env, &c.manager).await;
+
+    // The agent raises a request; the sponsor approves it; the agent carries it out.
+    open(&agent, &env.endpoint("/ra/requests"), "Access requests").await;
+    let clerk = env
+        .db
+        .position_by_name("RZ9", "Contract Health Records Clerk")
+        .await
+        .unwrap()
+        .unwrap();
+    for (name, value) in [
+        ("uuid", NURSE),
+        ("position_id", clerk.as_str()),
+        ("reason", "covering the records office"),
+    ] {
+        agent
+            .eval(&format!("document.querySelector('form[action$=\"/requests\"] [name={name:?}]').value = {value:?}"))
+            .await;
+    }
+    agent.tab_to("form[action$='/requests'] button").await;
+    agent.press("Enter").await;
+    agent.wait_for("document.querySelector('caption') && document.querySelector('caption').innerText.includes('pending')").await;
+    check_accessibility(&agent, &axe, "requests (agent)").await;
+    open(
+        &manager,
+        &env.endpoint("/ra/requests?status=pending"),
+        "Access requests",
+    )
+    .await;
+    manager
+        .screenshot(&shots.join("ra-console-requests.png"))
+        .await;
+    press_button_of(&manager, "/approve").await;
+    manager
+        .wait_for("document.body.innerText.includes('approved by')")
+        .await;
+    open(
+        &agent,
+        &env.endpoint("/ra/requests?status=approved"),
+        "Access requests",
+    )
+    .await;
+    press_button_of(&agent, "/fulfil").await;
+    agent
+        .wait_for("document.body.innerText.includes('fulfilled')")
+        .await;
+    assert_eq!(
+        rbac::current_roles(&env.db, NURSE, env.now())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // The agent revokes the nurse's card, after a confirmation page.
+    let card = env.db.authenticators_of(NURSE).await.unwrap()[0].id.clone();
+    open(
+        &agent,
+        &env.endpoint(&format!("/ra/people/{NURSE}")),
+        "Test User958000000003",
+    )
+    .await;
+    check_accessibility(&agent, &axe, "record (agent)").await;
+    agent
+        .tab_to(&format!("a[href$='/authenticators/{card}/revoke']"))
+        .await;
+    agent.press("Enter").await;
+    agent.wait_for("document.querySelector('h1') && document.querySelector('h1').innerText === 'Revoke this authenticator'").await;
+    check_accessibility(&agent, &axe, "revoke confirmation").await;
+    agent
+        .tab_to("main form[novalidate] button[type=submit]")
+        .await;
+    agent.press("Enter").await;
+    agent.wait_for("document.querySelector('.notice') && document.querySelector('.notice').innerText.includes('revoked')").await;
+    assert_eq!(
+        env.db.authenticators_of(NURSE).await.unwrap()[0]
+            .status
+            .as_str(),
+        "revoked"
+    );
+    // Other task pages an agent uses.
+    for (path, heading) in [
+        (
+            format!("/ra/people/{NURSE}/status/suspend"),
+            "Suspend this identity",
+        ),
+        (
+            format!("/ra/people/{NURSE}/details"),
+            "Change personal details",
+        ),
+        (
+            format!("/ra/people/{NURSE}/photo/new"),
+            "Record a photograph",
+        ),
+        (format!("/ra/people/{NURSE}/smartcard"), "Bind a smartcard"),
+        (
+            format!("/ra/people/{ELSEWHERE}"),
+            "Associate with your organisation",
+        ),
+    ] {
+        open(&agent, &env.endpoint(&path), heading).await;
+        check_accessibility(&agent, &axe, heading).await;
+    }
+
+    // Refusals: a Manager's page, one's own record, a form replayed without its token.
+    open(&agent, &env.endpoint("/ra/audit"), "Not allowed").await;
+    check_accessibility(&agent, &axe, "not allowed").await;
+    open(
+        &agent,
+        &env.endpoint(&format!("/ra/people/{AGENT}")),
+        "Test User958000000002",
+    )
+    .await;
+    assert!(text(&agent).await.contains("This is your own record"));
+    open(
+        &agent,
+        &env.endpoint(&format!("/ra/people/{NURSE}/status/suspend")),
+        "Suspend this identity",
+    )
+    .await;
+    agent
+        .eval("document.querySelector('main input[name=csrf]').value = 'replayed'")
+        .await;
+    agent
+        .eval("document.querySelector('main textarea[name=reason]').value = 'testing'")
+        .await;
+    agent
+        .tab_to("main form[novalidate] button[type=submit]")
+        .await;
+    agent.press("Enter").await;
+    agent.wait_for("document.querySelector('h1') && document.querySelector('h1').innerText === 'This form was not accepted'").await;
+    check_accessibility(&agent, &axe, "form not accepted").await;
+    assert_eq!(
+        env.db.user(NURSE).await.unwrap().unwrap().status.as_str(),
+        "active"
+    );
+
+    // An idle console ends; the page says so.
+    env.clock.advance(601);
+    open(
+        &agent,
+        &env.endpoint("/ra/"),
+        "Your console session has ended",
+    )
+    .await;
+    check_accessibility(&agent, &axe, "session ended").await;
+    agent
+        .screenshot(&shots.join("ra-console-session-ended.png"))
+        .await;
+}
