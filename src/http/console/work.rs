@@ -645,17 +645,89 @@ async fn positions(State(app): State<AppState>, staff: Staff) -> Response {
     }
 }
 
-fn correct_page(app: &AppState, id: &str, name: &str, esr: &str) -> FormPage {
+/// A position's access profiles as the correction form shows them: one line each,
+/// `ORG JOBROLE activities=B0820,B0825 workgroups=... aow=P1:Q2:T3`.
+fn profiles_text(profiles: &[crate::model::rbac::Profile]) -> String {
+    let mut lines = Vec::new();
+    for p in profiles {
+        let mut line = format!("{} {}", p.org_code, p.job_role);
+        for (key, list) in [
+            ("activities", &p.activities),
+            ("workgroups", &p.workgroups),
+            ("aow", &p.areas_of_work),
+        ] {
+            if !list.is_empty() {
+                line.push_str(&format!(" {key}={}", list.join(",")));
+            }
+        }
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+/// The inverse of [`profiles_text`]; an error names the line.
+fn parse_profiles(text: &str) -> Result<Vec<crate::model::rbac::Profile>, String> {
+    let mut profiles = Vec::new();
+    for (n, line) in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let mut words = line.split_whitespace();
+        let (Some(org_code), Some(job_role)) = (words.next(), words.next()) else {
+            return Err(format!(
+                "profiles: line {} needs an organisation and a job role",
+                n + 1
+            ));
+        };
+        let mut p = crate::model::rbac::Profile {
+            org_code: org_code.to_uppercase(),
+            job_role: job_role.to_uppercase(),
+            activities: Vec::new(),
+            workgroups: Vec::new(),
+            areas_of_work: Vec::new(),
+        };
+        for word in words {
+            let list = |v: &str| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            };
+            match word.split_once('=') {
+                Some(("activities", v)) => p.activities = list(v),
+                Some(("workgroups", v)) => p.workgroups = list(v),
+                Some(("aow", v)) => p.areas_of_work = list(v),
+                _ => {
+                    return Err(format!(
+                        "profiles: line {}: {word} is not activities=, workgroups= or aow=",
+                        n + 1
+                    ))
+                }
+            }
+        }
+        profiles.push(p);
+    }
+    Ok(profiles)
+}
+
+fn correct_page(app: &AppState, id: &str, p: Option<&crate::model::rbac::Position>) -> FormPage {
+    let name = p.map(|p| p.name.clone()).unwrap_or_default();
+    let esr = p.and_then(|p| p.esr_position.clone()).unwrap_or_default();
+    let profiles = p.map(|p| profiles_text(&p.profiles)).unwrap_or_default();
     FormPage::new(
         "Correct a position",
         format!("{}/positions/{id}/correct", base(app)),
         "Save the correction",
         format!("{}/positions", base(app)),
     )
-    .intro("A change to a position is approved before it is made (the IG Steering Group, or the IG Manager if it is urgent). Its access profiles are changed through the admin API.")
+    .intro("A change to a position is approved before it is made (the IG Steering Group, or the IG Manager if it is urgent). Every holder's access changes with its profiles.")
     .fields(vec![
-        Field::text("name", "Name").required().value(name),
-        Field::text("esr_position", "ESR position").value(esr),
+        Field::text("name", "Name").required().value(&name),
+        Field::text("esr_position", "ESR position").value(&esr),
+        Field::textarea("profiles", "Access profiles").required().value(&profiles)
+            .hint("One per line: organisation, national job role, then activities=, workgroups= and aow= lists, for example RZ9 R8001 activities=B0820,B0825"),
         Field::text("approved_by", "Approved by").required().hint("For example: IG Steering Group, 12 November 2026"),
     ])
 }
@@ -686,8 +758,7 @@ async fn correct_form(
     Path(id): Path<String>,
 ) -> Response {
     match own_position(&app, &staff, &id).await {
-        Ok(p) => correct_page(&app, &id, &p.name, p.esr_position.as_deref().unwrap_or(""))
-            .render(&app, &staff),
+        Ok(p) => correct_page(&app, &id, Some(&p)).render(&app, &staff),
         Err(e) => refused(&app, &staff, e),
     }
 }
@@ -697,14 +768,18 @@ async fn correct(
     Path(id): Path<String>,
     StaffForm { staff, form }: StaffForm,
 ) -> Response {
-    let mut page = correct_page(&app, &id, "", "").refill(&form);
+    let mut page = correct_page(&app, &id, None).refill(&form);
     if !page.check_required() {
         return page.render(&app, &staff);
     }
+    let profiles = match parse_profiles(form.get("profiles")) {
+        Ok(p) => p,
+        Err(m) => return page.error(&m).render(&app, &staff),
+    };
     let change = crate::domain::ra::positions::PositionChange {
         name: form.opt("name"),
         esr_position: Some(form.get("esr_position").into()),
-        profiles: None,
+        profiles: Some(profiles),
         approved_by: form.get("approved_by").into(),
     };
     match app

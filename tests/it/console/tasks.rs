@@ -626,9 +626,33 @@ async fn positions_are_corrected_with_their_approval_and_retired_when_nobody_hol
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(seen(&page, "#field-approved_by"), "{page}");
+    let (_, form) = get(env, &manager, &correct).await;
+    assert!(
+        seen(
+            &form,
+            "RZ9EX R8001 activities=B0820,B0825,B0380 workgroups=501234567892"
+        ),
+        "the profiles as text: {form}"
+    );
+    let (status, page, _) = post(
+        env,
+        &manager,
+        &correct,
+        &[("name", "x"), ("approved_by", "IG"), ("profiles", "RZ9")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        seen(&page, "line 1 needs an organisation and a job role"),
+        "{page}"
+    );
     let fields = [
         ("name", "Staff Nurse - Ward 7 (Nights)"),
         ("approved_by", "IG Steering Group, 12 November 2026"),
+        (
+            "profiles",
+            "RZ9EX R8001 activities=B0820,B0825,B0380,B0360 workgroups=501234567892",
+        ),
     ];
     let (status, _, _) = post(env, &manager, &correct, &fields).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -637,6 +661,13 @@ async fn positions_are_corrected_with_their_approval_and_retired_when_nobody_hol
         seen(&page, "Staff Nurse - Ward 7 (Nights)")
             && seen(&page, "IG Steering Group, 12 November 2026"),
         "{page}"
+    );
+    let roles = rbac::current_roles(&env.db, NURSE, env.now())
+        .await
+        .unwrap();
+    assert!(
+        roles[0].activity_codes.iter().any(|a| a == "B0360"),
+        "the holder's access follows the corrected profile: {roles:?}"
     );
 
     // Held positions are not retired; an unheld one is, and then takes no one.
