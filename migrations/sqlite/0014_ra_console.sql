@@ -43,3 +43,4 @@ ALTER TABLE tac_issues ADD COLUMN person_roleids TEXT;
 
 -- Who registered an identity (the RA), so that a second RA can be required to check it.
 ALTER TABLE users ADD COLUMN registered_by TEXT;
+CREATE INDEX tac_issues_authenticator ON tac_issues(authenticator_id);

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::model::audit::AuditKind;
-use crate::model::identity::{AuthenticatorKind, AuthenticatorStatus};
+use crate::model::identity::{Authenticator, AuthenticatorKind, AuthenticatorStatus};
 
 impl Provider {
     /// Completes a pending sign-in with the presented certificate chain.
@@ -36,13 +36,12 @@ impl Provider {
                 return Ok(CardLoginOutcome::Rejected(rejection));
             }
         };
-        let (user_uuid, authenticator_id) = user_and_card;
+        let authenticator = user_and_card;
         match self
             .sign_in_verified(
                 &flow,
                 &flow_key(flow_id),
-                &user_uuid,
-                &authenticator_id,
+                &authenticator,
                 Method::Smartcard,
                 previous_secret,
             )
@@ -56,11 +55,11 @@ impl Provider {
         }
     }
 
-    /// Certificate → (user UUID, authenticator id), or why not.
+    /// Certificate → the bound authenticator (its person, its id, a TAC's end), or why not.
     async fn check_card(
         &self,
         chain: &[CertificateDer<'_>],
-    ) -> Result<Result<(String, String), CardRejection>, ServiceError> {
+    ) -> Result<Result<Authenticator, CardRejection>, ServiceError> {
         let card = match self.card_trust.current().verify(chain, self.now()) {
             Ok(card) => card,
             Err(r) => {
@@ -97,6 +96,6 @@ impl Provider {
         {
             return Ok(Err(CardRejection::UuidMismatch));
         }
-        Ok(Ok((authenticator.user_uuid, authenticator.id)))
+        Ok(Ok(authenticator))
     }
 }

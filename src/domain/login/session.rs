@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::audit::AuditKind;
+use crate::model::identity::Authenticator;
 
 /// What [`Provider::open_session`] prepared.
 struct OpenedSession {
@@ -21,11 +22,11 @@ impl Provider {
         &self,
         flow: &PendingFlow,
         key: &str,
-        user_uuid: &str,
-        authenticator_id: &str,
+        authenticator: &Authenticator,
         method: Method,
         previous_secret: Option<&str>,
     ) -> Result<Option<(Next, String)>, ServiceError> {
+        let (user_uuid, authenticator_id) = (&*authenticator.user_uuid, &*authenticator.id);
         let now = self.now();
         let request = &flow.request;
         let browser_hash = flow.browser_hash.clone().unwrap_or_default();
@@ -37,13 +38,7 @@ impl Provider {
             secret: session_secret,
             replaced,
         } = self
-            .open_session(
-                previous_secret,
-                user_uuid,
-                authenticator_id,
-                method,
-                &mut writes,
-            )
+            .open_session(previous_secret, authenticator, method, &mut writes)
             .await?;
         let (label, kind) = match method.kind() {
             MethodKind::Smartcard => ("smartcard", AuditKind::LoginSmartcard),
@@ -105,11 +100,11 @@ impl Provider {
     async fn open_session(
         &self,
         previous_secret: Option<&str>,
-        user_uuid: &str,
-        authenticator_id: &str,
+        authenticator: &Authenticator,
         method: Method,
         writes: &mut WriteSet,
     ) -> Result<OpenedSession, ServiceError> {
+        let (user_uuid, authenticator_id) = (&*authenticator.user_uuid, &*authenticator.id);
         let now = self.now();
         let secret = secrets::random_token();
         let previous = self.usable_session(previous_secret).await?;
@@ -126,8 +121,8 @@ impl Provider {
             ended_at: None,
         };
         // A session opened with a temporary access card ends when the card stops working.
-        if let Some(tac) = self.db.tac_issue_of_authenticator(authenticator_id).await? {
-            session.absolute_expiry = session.absolute_expiry.min(tac.expires_at);
+        if let Some(until) = authenticator.expires_at {
+            session.absolute_expiry = session.absolute_expiry.min(until);
         }
         let mut replaced = None;
         if let Some(prev) = previous {
