@@ -466,8 +466,18 @@ async fn the_openapi_document_describes_every_served_operation() {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 20, "{} paths", paths.len());
+    // A relying party's token for a person (not an admin client's) replayed at any operation.
+    let card = env.user_with_card("950000000099").await;
+    let rp = env.confidential_client().await;
+    let replayed = env
+        .tokens_in(&env.browser(Some(&card)), &rp, "openid")
+        .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Every documented operation is served by that method at that path: without a token it is
-    // refused as the document says (401 problem details), not 404 or 405.
+    // refused as the document says (401 problem details), not 404 or 405; with a relying
+    // party's token, 403.
     let mut checked = 0;
     for (path, item) in paths {
         let concrete = path
@@ -493,6 +503,21 @@ async fn the_openapi_document_describes_every_served_operation() {
                 response.headers()["content-type"],
                 "application/problem+json",
                 "{method} {path}"
+            );
+            let response = env
+                .http()
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    format!("{base}{concrete}"),
+                )
+                .bearer_auth(&replayed)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                403,
+                "{method} {path}: a relying party's token"
             );
             checked += 1;
         }

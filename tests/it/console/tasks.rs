@@ -670,6 +670,40 @@ async fn positions_are_corrected_with_their_approval_and_retired_when_nobody_hol
         "the holder's access follows the corrected profile: {roles:?}"
     );
 
+    // Another organisation's position is not this manager's to correct or retire.
+    let rz8 = env
+        .db
+        .position_by_name("RZ8", "Immunisation Nurse (inter-organisation)")
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _, _) = post(
+        env,
+        &manager,
+        &format!("/ra/positions/{rz8}/correct"),
+        &fields,
+    )
+    .await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+        "{status}"
+    );
+    let (status, _, _) = post(
+        env,
+        &manager,
+        &format!("/ra/positions/{rz8}/retire"),
+        &[("approved_by", "IG"), ("reason", "x")],
+    )
+    .await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+        "{status}"
+    );
+    assert!(
+        env.db.position_standing(&rz8).await.unwrap().1.is_none(),
+        "not retired"
+    );
+
     // Held positions are not retired; an unheld one is, and then takes no one.
     let retire = format!("/ra/positions/{}/retire", c.nurse_position);
     let why = [
