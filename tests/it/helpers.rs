@@ -858,6 +858,36 @@ pub async fn audit_kinds(env: &TestEnv, n: i64) -> Vec<String> {
         .collect()
 }
 
+/// A person with a bound card holding `position`; their card and the new person_roleids.
+pub async fn holder(env: &TestEnv, uuid: &str, position: &str) -> (Issued, Vec<String>) {
+    let card = env.user_with_card(uuid).await;
+    let ids = careid::domain::rbac::assign_position(
+        &env.db,
+        uuid,
+        position,
+        env.now() - 60,
+        None,
+        "test",
+        env.now(),
+    )
+    .await
+    .unwrap();
+    (card, ids)
+}
+
+/// The relying party's view: the userinfo answer for an access token.
+pub async fn userinfo(env: &TestEnv, access_token: &str) -> serde_json::Value {
+    env.http()
+        .get(env.endpoint("/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A 1×1 PNG: a photograph as far as careid can tell (its bytes start as a PNG's do).
 pub const PHOTO_PNG_BASE64: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";

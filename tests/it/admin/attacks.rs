@@ -28,23 +28,6 @@ async fn position_at(env: &TestEnv, org: &str, id: &str, job: &str, acts: &[&str
     env.db.upsert_position(&position, env.now()).await.unwrap()
 }
 
-/// A person with a bound card holding `position`; their card and the new person_roleids.
-async fn holder(env: &TestEnv, uuid: &str, position: &str) -> (Issued, Vec<String>) {
-    let card = env.user_with_card(uuid).await;
-    let ids = rbac::assign_position(
-        &env.db,
-        uuid,
-        position,
-        env.now() - 60,
-        None,
-        "test",
-        env.now(),
-    )
-    .await
-    .unwrap();
-    (card, ids)
-}
-
 /// Signs `card` in to `client` with `scope`: the access token.
 async fn token_at(env: &TestEnv, card: &Issued, client: &NewClient, scope: &str) -> String {
     let tokens = env.tokens_in(&env.browser(Some(card)), client, scope).await;

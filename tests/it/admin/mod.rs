@@ -193,16 +193,7 @@ async fn an_ra_manager_registers_a_new_starter_end_to_end() {
             "openid nationalrbacaccess",
         )
         .await;
-    let info: Value = env
-        .http()
-        .get(env.endpoint("/userinfo"))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = userinfo(&env, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(
         info["nhsid_nrbac_roles"][0]["person_roleid"],
         assigned["person_roleids"][0]

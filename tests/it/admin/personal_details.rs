@@ -213,18 +213,7 @@ async fn recorded_registrations_and_memberships_reach_relying_parties_under_thei
         ..
     } = setup().await;
     let doctor = "950000000077";
-    let card = env.user_with_card(doctor).await;
-    rbac::assign_position(
-        &env.db,
-        doctor,
-        &nurse_position,
-        env.now() - 60,
-        None,
-        "test",
-        env.now(),
-    )
-    .await
-    .unwrap();
+    let (card, _) = holder(&env, doctor, &nurse_position).await;
     let path = format!("/admin/api/v1/identities/{doctor}");
     let (status, problem, _) = call(
         &env,
@@ -267,16 +256,7 @@ async fn recorded_registrations_and_memberships_reach_relying_parties_under_thei
             "openid professionalmemberships organisationalmemberships",
         )
         .await;
-    let info: Value = env
-        .http()
-        .get(env.endpoint("/userinfo"))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = userinfo(&env, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(
         (info["gmc_id"].as_str(), info["nmc_id"].as_str()),
         (Some("7654321"), Some("12A3456B")),
@@ -331,18 +311,7 @@ async fn a_suspended_card_stops_signing_in_until_it_is_unlocked_and_a_revoked_on
         ..
     } = setup().await;
     let person = "950000000088";
-    let card = env.user_with_card(person).await;
-    rbac::assign_position(
-        &env.db,
-        person,
-        &nurse_position,
-        env.now() - 60,
-        None,
-        "test",
-        env.now(),
-    )
-    .await
-    .unwrap();
+    let (card, _) = holder(&env, person, &nurse_position).await;
     let client = env.confidential_client().await;
     let tokens = env
         .tokens_in(&env.browser(Some(&card)), &client, "openid")

@@ -467,16 +467,7 @@ async fn a_tac_carries_only_the_position_an_ra_chose_and_its_session_ends_with_i
         json!(chosen),
         "the only role, chosen without asking"
     );
-    let info: Value = env
-        .http()
-        .get(env.endpoint("/userinfo"))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = userinfo(&env, tokens["access_token"].as_str().unwrap()).await;
     let listed: Vec<&str> = info["nhsid_nrbac_roles"]
         .as_array()
         .unwrap()

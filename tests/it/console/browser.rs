@@ -97,40 +97,9 @@ async fn an_ra_manager_works_in_the_console_in_chromium_and_every_page_is_access
     let axe = axe_source();
     let shots = screenshot_dir();
     let chromium = Chromium::launch().await;
-    let page = chromium.new_page().await;
-    page.call("Page.setBypassCSP", json!({ "enabled": true }))
-        .await;
-    let escaped: String = c
-        .manager
-        .cert_pem
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    page.set_extra_headers(json!({ "x-ssl-client-cert": escaped }))
-        .await;
-
     // Sign in: /ra/ sends the browser to careid's sign-in page; the card link (through the
     // proxy) signs in and comes back to the console.
-    page.navigate(&env.endpoint("/ra/")).await;
-    page.wait_for(
-        "document.querySelector('h1') && document.querySelector('h1').innerText === 'Sign in'",
-    )
-    .await;
-    let link = page
-        .eval("document.querySelector('a.button').getAttribute('href')")
-        .await;
-    page.navigate(&link.as_str().unwrap().replace(&env.card_base, &env.local))
-        .await;
-    page.wait_for(
-        "document.querySelector('h1') && document.querySelector('h1').innerText === 'RA console'",
-    )
-    .await;
+    let page = signed_in_page(&chromium, env, &c.manager).await;
     let home = text(&page).await;
     assert!(home.contains("RA Manager, Sponsor at RZ9"), "{home}");
     assert!(

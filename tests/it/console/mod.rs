@@ -73,18 +73,7 @@ pub async fn console_with(options: Options) -> Console {
         (NURSE, &nurse_position),
         (ELSEWHERE, &rz8),
     ] {
-        cards.push(env.user_with_card(uuid).await);
-        rbac::assign_position(
-            &env.db,
-            uuid,
-            position,
-            env.now() - 60,
-            None,
-            "test",
-            env.now(),
-        )
-        .await
-        .unwrap();
+        cards.push(holder(&env, uuid, position).await.0);
     }
     let mut cards = cards.into_iter();
     Console {
