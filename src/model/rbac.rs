@@ -37,6 +37,15 @@ pub struct Position {
     pub profiles: Vec<Profile>,
 }
 
+/// A position with how it stands: who approved it, when it was retired, how many hold it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionRecord {
+    pub position: Position,
+    pub approved_by: Option<String>,
+    pub retired_at: Option<UnixTime>,
+    pub holders: i64,
+}
+
 /// A person holding one profile of a position: one `person_roleid`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {

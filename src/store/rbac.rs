@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::{from_json, Db, StoreError, WriteSet};
 use crate::clock::UnixTime;
-use crate::model::rbac::{Assignment, JobRole, Position, Profile};
+use crate::model::rbac::{Assignment, JobRole, Position, PositionRecord, Profile};
 
 /// `$1, $2, …` for an IN list of `n` values.
 fn placeholders(n: usize) -> String {
@@ -15,6 +15,16 @@ fn placeholders(n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn position_from(r: &sqlx::any::AnyRow) -> Result<Position, StoreError> {
+    Ok(Position {
+        id: r.try_get("id")?,
+        org_code: r.try_get("org_code")?,
+        name: r.try_get("name")?,
+        esr_position: r.try_get("esr_position")?,
+        profiles: from_json::<Vec<Profile>>(&r.try_get::<String, _>("profiles")?)?,
+    })
 }
 
 impl Db {
@@ -100,13 +110,7 @@ impl Db {
             .await?
             .iter()
             .map(|r| {
-                let p = Position {
-                    id: r.try_get("id")?,
-                    org_code: r.try_get("org_code")?,
-                    name: r.try_get("name")?,
-                    esr_position: r.try_get("esr_position")?,
-                    profiles: from_json::<Vec<Profile>>(&r.try_get::<String, _>("profiles")?)?,
-                };
+                let p = position_from(r)?;
                 Ok((p.id.clone(), p))
             })
             .collect()
@@ -211,17 +215,31 @@ impl Db {
     }
 
     /// An organisation's positions, by name.
-    pub async fn positions_at(&self, org_code: &str) -> Result<Vec<Position>, StoreError> {
-        let ids: Vec<String> =
-            sqlx::query("SELECT id FROM positions WHERE org_code = $1 ORDER BY name, id")
-                .bind(org_code)
-                .fetch_all(self.pool())
-                .await?
-                .iter()
-                .map(|r| r.try_get("id"))
-                .collect::<Result<_, _>>()?;
-        let mut found = self.positions(&ids).await?;
-        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    /// With who approved each, when it was retired and how many hold it at `now`: one query.
+    pub async fn positions_at(
+        &self,
+        org_code: &str,
+        now: UnixTime,
+    ) -> Result<Vec<PositionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.*, (SELECT COUNT(DISTINCT a.user_uuid) FROM role_assignments a WHERE a.position_id = p.id \
+             AND a.starts_at <= $2 AND (a.ends_at IS NULL OR a.ends_at > $2)) AS holders \
+             FROM positions p WHERE p.org_code = $1 ORDER BY p.name, p.id",
+        )
+        .bind(org_code)
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PositionRecord {
+                    position: position_from(r)?,
+                    approved_by: r.try_get("approved_by")?,
+                    retired_at: r.try_get("retired_at")?,
+                    holders: r.try_get("holders")?,
+                })
+            })
+            .collect()
     }
 
     pub async fn position_by_name(

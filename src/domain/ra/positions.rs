@@ -37,11 +37,16 @@ impl Provider {
     /// The positions of the caller's organisation (to assign, request or keep).
     pub async fn admin_list_positions(&self, caller: &Caller) -> Result<PositionList, AdminError> {
         self.authorise(caller, &op::LIST_POSITIONS)?;
-        let now = self.now();
-        let mut positions = Vec::new();
-        for position in self.db.positions_at(&caller.org_code).await? {
-            positions.push(self.position_view(position, now).await?);
-        }
+        let records = self.db.positions_at(&caller.org_code, self.now()).await?;
+        let positions = records
+            .into_iter()
+            .map(|r| PositionView {
+                position: r.position,
+                approved_by: r.approved_by,
+                retired_at: r.retired_at,
+                holders: r.holders,
+            })
+            .collect();
         Ok(PositionList { positions })
     }
 

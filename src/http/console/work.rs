@@ -242,31 +242,42 @@ async fn revoke(
 }
 
 async fn suspend_authenticator(
-    State(app): State<AppState>,
-    Path((uuid, id)): Path<(String, String)>,
-    StaffForm { staff, .. }: StaffForm,
+    app: State<AppState>,
+    ids: Path<(String, String)>,
+    form: StaffForm,
 ) -> Response {
-    let p = &app.provider;
-    match p
-        .admin_suspend_authenticator(&staff.user.caller, &uuid, &id)
-        .await
-    {
-        Ok(_) => to_record(&app, &uuid, "card-suspended"),
-        Err(e) => refused(&app, &staff, e),
-    }
+    change_authenticator(app, ids, form, false).await
 }
 
 async fn unlock_authenticator(
+    app: State<AppState>,
+    ids: Path<(String, String)>,
+    form: StaffForm,
+) -> Response {
+    change_authenticator(app, ids, form, true).await
+}
+
+/// Suspends a working card or key, or unlocks a suspended one.
+async fn change_authenticator(
     State(app): State<AppState>,
     Path((uuid, id)): Path<(String, String)>,
     StaffForm { staff, .. }: StaffForm,
+    unlock: bool,
 ) -> Response {
-    let p = &app.provider;
-    match p
-        .admin_unlock_authenticator(&staff.user.caller, &uuid, &id)
-        .await
-    {
-        Ok(_) => to_record(&app, &uuid, "card-unlocked"),
+    let (p, caller) = (&app.provider, &staff.user.caller);
+    let (done, notice) = if unlock {
+        (
+            p.admin_unlock_authenticator(caller, &uuid, &id).await,
+            "card-unlocked",
+        )
+    } else {
+        (
+            p.admin_suspend_authenticator(caller, &uuid, &id).await,
+            "card-suspended",
+        )
+    };
+    match done {
+        Ok(_) => to_record(&app, &uuid, notice),
         Err(e) => refused(&app, &staff, e),
     }
 }
