@@ -43,7 +43,30 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// Identity registration rules a trust may choose.
     pub registration: RegistrationConfig,
+    /// The HR feed (`/hr/api/v1`, `careid hr import`) and its scheduler.
+    pub hr: HrConfig,
     pub log: LogConfig,
+}
+
+/// The HR feed: how big a batch the API takes and how often the scheduler runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HrConfig {
+    /// Most events in one `POST /hr/api/v1/events` (a larger batch is refused whole: 413).
+    pub max_batch_events: usize,
+    /// How often the scheduler applies what is due: future-dated starts and ends, leavers whose
+    /// date has come, events left pending. Several processes may run it; each item is claimed
+    /// once.
+    pub scheduler_interval_secs: u64,
+}
+
+impl Default for HrConfig {
+    fn default() -> Self {
+        HrConfig {
+            max_batch_events: 1000,
+            scheduler_interval_secs: 15,
+        }
+    }
 }
 
 /// Identity registration rules a trust may choose where the national policy leaves them open.
@@ -422,6 +445,7 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             console: ConsoleConfig::default(),
             registration: RegistrationConfig::default(),
+            hr: HrConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -571,6 +595,12 @@ impl Config {
 
     /// Rules serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=10_000).contains(&self.hr.max_batch_events) {
+            return Err(ConfigError::Invalid {
+                key: "hr.max_batch_events",
+                reason: "must be between 1 and 10000".into(),
+            });
+        }
         let issuer = url::Url::parse(&self.issuer).map_err(|e| ConfigError::Invalid {
             key: "issuer",
             reason: e.to_string(),
@@ -666,6 +696,10 @@ impl Config {
             (
                 "console.reauth_max_age_secs",
                 self.console.reauth_max_age_secs,
+            ),
+            (
+                "hr.scheduler_interval_secs",
+                self.hr.scheduler_interval_secs as i64,
             ),
         ] {
             if v <= 0 {

@@ -68,13 +68,22 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Print a report as JSON: active-users-by-org, positions-in-use, authenticators-by-type,
-    /// tacs-issued, tacs-overdue, leavers-with-access or ra-activity.
+    /// Print a report as JSON (or CSV): active-users-by-org, positions-in-use,
+    /// authenticators-by-type, tacs-issued, tacs-overdue, leavers-with-access, ra-activity or
+    /// hr-reconciliation.
     Report {
         name: String,
         /// For ra-activity: a quarter (2026-Q3) or a year (2026); the current quarter if absent.
         #[arg(long)]
         period: Option<String>,
+        /// Print CSV instead of JSON.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// The HR feed: import an extract, or apply what is due now.
+    Hr {
+        #[command(subcommand)]
+        command: HrCommand,
     },
     /// Print the version.
     Version,
@@ -99,6 +108,21 @@ enum AdminCommand {
         #[arg(long)]
         certificate: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum HrCommand {
+    /// Import HR events from a CSV or JSON Lines extract (docs/hr-feed.md): records every good
+    /// row, applies them, and reports each bad row by line. Exits 1 if any row was rejected.
+    Import {
+        file: PathBuf,
+        /// csv or jsonl (default: from the file name's extension).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Apply what is due now: pending events, leavers whose date has come, ended assignments
+    /// (the server does this every hr.scheduler_interval_secs).
+    RunDue,
 }
 
 #[derive(Subcommand)]
@@ -143,7 +167,8 @@ enum ClientsCommand {
 struct AddClient {
     #[arg(long)]
     name: String,
-    #[arg(long = "redirect-uri", required = true)]
+    /// Required unless the client only uses client_credentials (an HR feed, say).
+    #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
     #[arg(long = "post-logout-redirect-uri")]
     post_logout_redirect_uris: Vec<String>,
@@ -181,6 +206,10 @@ struct AddClient {
     /// tokens the admin API accepts. Register one only for RA tools you run.
     #[arg(long)]
     admin: bool,
+    /// An HR feed (the ESR interface) for this organisation (repeat for several): client
+    /// credentials only, scope careid:hr-feed, events for these organisations only.
+    #[arg(long = "hr-feed", value_name = "ORG")]
+    hr_feed_orgs: Vec<String>,
 }
 
 fn init_tracing(config: &Config) {
@@ -278,6 +307,7 @@ async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()>
                 refresh_token_idle_ttl: a.refresh_idle_secs,
                 refresh_token_absolute_ttl: a.refresh_absolute_secs,
                 admin: a.admin,
+                hr_feed_orgs: a.hr_feed_orgs,
             };
             let new = registry::register_client(&db, request, "cli", now).await?;
             println!("{}", serde_json::to_string_pretty(&new.to_json())?);
@@ -301,6 +331,81 @@ async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()>
         ClientsCommand::Disable { client_id } => {
             registry::disable_client(&db, &client_id, "cli", now).await?;
             println!("disabled {client_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn hr(config: Config, command: HrCommand) -> anyhow::Result<()> {
+    use careid::domain::hr::feed::ImportFormat;
+    let db = database(&config).await?;
+    let provider = Provider::new(
+        db,
+        Arc::new(SystemClock),
+        config,
+        CardTrust::default(),
+        Default::default(),
+    );
+    match command {
+        HrCommand::Import { file, format } => {
+            let format = match format.as_deref() {
+                Some("csv") => ImportFormat::Csv,
+                Some("jsonl" | "json" | "ndjson") => ImportFormat::JsonLines,
+                Some(other) => anyhow::bail!("--format must be csv or jsonl, not {other}"),
+                None => ImportFormat::of(&file).with_context(|| {
+                    format!(
+                        "{}: name the format with --format csv or --format jsonl",
+                        file.display()
+                    )
+                })?,
+            };
+            let reader = std::io::BufReader::new(
+                std::fs::File::open(&file)
+                    .with_context(|| format!("opening {}", file.display()))?,
+            );
+            let started = std::time::Instant::now();
+            let source = format!("file:{}", file.display());
+            let report = provider.import_hr_file(reader, format, &source).await?;
+            let secs = started.elapsed().as_secs_f64();
+            for r in &report.rejected {
+                eprintln!(
+                    "line {}: {}{}",
+                    r.line,
+                    r.event_id
+                        .as_deref()
+                        .map(|i| format!("{i}: "))
+                        .unwrap_or_default(),
+                    r.reason
+                );
+            }
+            println!(
+                "{} rows: {} recorded, {} duplicates, {} rejected; in {secs:.1} s ({:.0} rows/s)",
+                report.received,
+                report.recorded,
+                report.duplicates.len(),
+                report.rejected.len(),
+                report.received as f64 / secs.max(0.001)
+            );
+            let attention = provider
+                .db
+                .hr_inbox_counts()
+                .await?
+                .get("attention")
+                .copied()
+                .unwrap_or(0);
+            if attention > 0 {
+                println!("{attention} events need attention: GET /admin/api/v1/hr/attention");
+            }
+            if !report.rejected.is_empty() {
+                anyhow::bail!("{} rows were rejected", report.rejected.len());
+            }
+        }
+        HrCommand::RunDue => {
+            let done = provider.run_hr_schedule().await?;
+            println!(
+                "{} people applied, {} leavers, {} ended assignments ({} sessions ended)",
+                done.people_applied, done.leavers, done.assignments_ended, done.sessions_ended
+            );
         }
     }
     Ok(())
@@ -440,7 +545,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("created RA Manager {uuid}; they accept the terms at their first sign-in");
             Ok(())
         }
-        Command::Report { name, period } => {
+        Command::Hr { command } => hr(config, command).await,
+        Command::Report { name, period, csv } => {
             let db = database(&config).await?;
             let report =
                 careid::domain::reports::run(&db, &name, SystemClock.now(), period.as_deref())
@@ -451,7 +557,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             careid::domain::reports::REPORTS.join(", ")
                         )
                     })?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            if csv {
+                print!("{}", careid::domain::reports::to_csv(&report));
+            } else {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
             Ok(())
         }
         Command::Import {

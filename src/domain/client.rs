@@ -3,7 +3,9 @@
 
 use super::secrets;
 use crate::clock::UnixTime;
-pub use crate::model::client::{AuthMethod, Client, ClientMetadata, SigningAlg, ADMIN_SCOPE};
+pub use crate::model::client::{
+    AuthMethod, Client, ClientMetadata, SigningAlg, ADMIN_SCOPE, HR_FEED_SCOPE,
+};
 
 /// Algorithms accepted for `private_key_jwt` client assertions (CIS2 RPs use RS512 or RS256).
 pub const ASSERTION_ALGS: [&str; 4] = ["RS256", "RS512", "PS256", "ES256"];
@@ -59,6 +61,9 @@ pub struct ClientRequest {
     pub refresh_token_absolute_ttl: Option<i64>,
     /// Register an admin client: it is granted [`ADMIN_SCOPE`] and must use PKCE.
     pub admin: bool,
+    /// Register an HR feed for these organisations: client credentials only, with
+    /// [`HR_FEED_SCOPE`]; it needs no redirect URI.
+    pub hr_feed_orgs: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -95,7 +100,14 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
     if req.client_name.trim().is_empty() {
         return Err(meta_err("client_name is required"));
     }
-    if req.redirect_uris.is_empty() {
+    let hr_feed = !req.hr_feed_orgs.is_empty();
+    if hr_feed {
+        check_hr_feed(&req).map_err(|m| meta_err(&m))?;
+    }
+    let signs_users_in = !hr_feed
+        && (req.grant_types.is_empty()
+            || req.grant_types.iter().any(|g| g == "authorization_code"));
+    if req.redirect_uris.is_empty() && signs_users_in {
         return Err(RegistrationError::RedirectUri(
             "at least one redirect URI is required".into(),
         ));
@@ -157,7 +169,9 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
     if req.allow_missing_pkce && method == AuthMethod::None {
         return Err(meta_err("a public client must use PKCE"));
     }
-    let grant_types = if req.grant_types.is_empty() {
+    let grant_types = if hr_feed {
+        vec!["client_credentials".to_string()]
+    } else if req.grant_types.is_empty() {
         vec!["authorization_code".to_string()]
     } else {
         req.grant_types.clone()
@@ -181,12 +195,19 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
     if req.admin && req.allow_missing_pkce {
         return Err(meta_err("an admin client must use PKCE"));
     }
+    if !hr_feed && req.scopes.iter().any(|s| s == HR_FEED_SCOPE) {
+        return Err(meta_err(&format!(
+            "{HR_FEED_SCOPE} is granted only to HR feed clients"
+        )));
+    }
     if !req.admin && req.scopes.iter().any(|s| s == ADMIN_SCOPE) {
         return Err(meta_err(&format!(
             "{ADMIN_SCOPE} is granted only to admin clients"
         )));
     }
-    let mut scopes = if req.scopes.is_empty() {
+    let mut scopes = if hr_feed {
+        vec![HR_FEED_SCOPE.to_string()]
+    } else if req.scopes.is_empty() {
         vec![
             "openid",
             "profile",
@@ -243,6 +264,11 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
         refresh_token_idle_ttl: req.refresh_token_idle_ttl,
         refresh_token_absolute_ttl: req.refresh_token_absolute_ttl,
         careid_admin: req.admin,
+        careid_hr_feed_orgs: req
+            .hr_feed_orgs
+            .iter()
+            .map(|o| o.trim().to_uppercase())
+            .collect(),
     };
     let client = Client {
         metadata,
@@ -250,6 +276,32 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
         active: true,
     };
     Ok(NewClient { client, secret })
+}
+
+/// An HR feed is a machine: confidential, client credentials only, no user scopes, no
+/// redirect URIs, and organisations given as ODS codes.
+fn check_hr_feed(req: &ClientRequest) -> Result<(), String> {
+    if req.auth_method.as_deref() == Some("none") {
+        return Err("an HR feed must authenticate (private_key_jwt or a client secret)".into());
+    }
+    if req.admin {
+        return Err("an HR feed cannot also be an admin client".into());
+    }
+    if req.grant_types.iter().any(|g| g != "client_credentials") {
+        return Err("an HR feed uses client_credentials only".into());
+    }
+    if !req.redirect_uris.is_empty() || req.scopes.iter().any(|s| s != HR_FEED_SCOPE) {
+        return Err(format!(
+            "an HR feed has no redirect URIs and no scope but {HR_FEED_SCOPE}"
+        ));
+    }
+    match req.hr_feed_orgs.iter().find(|o| {
+        let o = o.trim();
+        !(3..=10).contains(&o.len()) || !o.chars().all(|c| c.is_ascii_alphanumeric())
+    }) {
+        Some(bad) => Err(format!("{bad:?} is not an ODS code")),
+        None => Ok(()),
+    }
 }
 
 /// Redirect URIs must be absolute `https` URLs without a fragment, except loopback `http`

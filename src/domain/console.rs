@@ -87,6 +87,7 @@ impl Provider {
                 refresh_token_idle_ttl: None,
                 refresh_token_absolute_ttl: None,
                 admin: true,
+                hr_feed_orgs: Vec::new(),
             },
             self.now(),
         )

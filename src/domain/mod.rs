@@ -9,6 +9,7 @@ pub mod client;
 pub mod client_auth;
 pub mod console;
 pub mod grants;
+pub mod hr;
 pub mod keys;
 pub mod login;
 pub mod logout;

@@ -9,7 +9,7 @@ use super::ra::answers::Report;
 use crate::clock::UnixTime;
 use crate::store::{Db, StoreError};
 
-pub const REPORTS: [&str; 7] = [
+pub const REPORTS: [&str; 8] = [
     "active-users-by-org",
     "positions-in-use",
     "authenticators-by-type",
@@ -17,6 +17,7 @@ pub const REPORTS: [&str; 7] = [
     "tacs-overdue",
     "leavers-with-access",
     "ra-activity",
+    "hr-reconciliation",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +113,9 @@ pub async fn run(
         "tacs-issued" => db.report_tacs(now).await?,
         "tacs-overdue" => db.report_tacs_overdue(now).await?,
         "leavers-with-access" => db.report_leavers_with_access(now).await?,
+        "hr-reconciliation" => {
+            serde_json::Value::Array(super::hr::reconcile::reconciliation(db, now).await?)
+        }
         _ => return Ok(None),
     };
     Ok(Some(Report {

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod card;
 pub mod console;
 pub mod error;
+pub mod hr;
 pub mod limits;
 pub mod oidc;
 pub mod ops;
@@ -138,7 +139,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_with_token))
         .route("/static/careid.css", get(ops::stylesheet))
-        .route("/static/webauthn.js", get(webauthn::script));
+        .route("/static/webauthn.js", get(webauthn::script))
+        .layer(RequestBodyLimitLayer::new(params::MAX_BODY))
+        // HR batches are larger than anything else careid takes (`hr.max_batch_events`).
+        .merge(hr::routes().layer(RequestBodyLimitLayer::new(hr::MAX_BATCH_BODY)));
     with_layers(routes, state)
 }
 
@@ -149,7 +153,8 @@ pub fn card_router(state: AppState) -> Router {
     let routes = Router::new()
         .route(&path, get(card::card_login))
         .route("/healthz", get(ops::healthz))
-        .route("/static/careid.css", get(ops::stylesheet));
+        .route("/static/careid.css", get(ops::stylesheet))
+        .layer(RequestBodyLimitLayer::new(params::MAX_BODY));
     with_layers(routes, state)
 }
 
@@ -159,7 +164,6 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::record_latency))
-        .layer(RequestBodyLimitLayer::new(params::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(rate_limits, limits::enforce))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(pages::CSP)))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))

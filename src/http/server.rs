@@ -238,6 +238,7 @@ pub async fn serve(provider: Arc<Provider>, listeners: Listeners) -> anyhow::Res
     )));
     tasks.push(tokio::spawn(deliver_logouts(provider.clone(), rx.clone())));
     tasks.push(tokio::spawn(housekeeping(provider.clone(), rx.clone())));
+    tasks.push(tokio::spawn(hr_scheduler(provider.clone(), rx.clone())));
     tasks.push(tokio::spawn(super::reload::reload_card_trust(
         provider.clone(),
         rx.clone(),
@@ -307,6 +308,23 @@ async fn housekeeping(provider: Arc<Provider>, mut shutdown: watch::Receiver<boo
         }
         if let Err(e) = provider.housekeep(&owner).await {
             tracing::warn!(error = %e, "housekeeping failed");
+        }
+    }
+}
+
+/// Every `hr.scheduler_interval_secs`: what the HR feed has due (pending events, leavers whose
+/// date has come, ended assignments' sessions). Each item is claimed once across processes.
+async fn hr_scheduler(provider: Arc<Provider>, mut shutdown: watch::Receiver<bool>) {
+    let interval = Duration::from_secs(provider.config.hr.scheduler_interval_secs);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        match provider.run_hr_schedule().await {
+            Ok(done) if done != Default::default() => tracing::info!(?done, "HR schedule applied"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "HR schedule failed"),
         }
     }
 }

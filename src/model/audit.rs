@@ -57,10 +57,17 @@ pub enum AuditKind {
     AdminAccessFulfilled,
     ConsoleSignedIn,
     ConsoleSignedOut,
+    HrApplied,
+    HrImported,
+    HrLeaverEnforced,
+    AssignmentExpired,
+    AdminHrPositionMapped,
+    AdminHrPositionUnmapped,
+    AdminHrDetailsDecided,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 53] = [
+    pub const ALL: [AuditKind; 60] = [
         AuditKind::LoginSmartcard,
         AuditKind::LoginWebauthn,
         AuditKind::LoginRole,
@@ -114,6 +121,13 @@ impl AuditKind {
         AuditKind::AdminAccessFulfilled,
         AuditKind::ConsoleSignedIn,
         AuditKind::ConsoleSignedOut,
+        AuditKind::HrApplied,
+        AuditKind::HrImported,
+        AuditKind::HrLeaverEnforced,
+        AuditKind::AssignmentExpired,
+        AuditKind::AdminHrPositionMapped,
+        AuditKind::AdminHrPositionUnmapped,
+        AuditKind::AdminHrDetailsDecided,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -171,6 +185,13 @@ impl AuditKind {
             AuditKind::AdminAccessFulfilled => "admin.access_fulfilled",
             AuditKind::ConsoleSignedIn => "console.signed_in",
             AuditKind::ConsoleSignedOut => "console.signed_out",
+            AuditKind::HrApplied => "hr.applied",
+            AuditKind::HrImported => "hr.imported",
+            AuditKind::HrLeaverEnforced => "hr.leaver_enforced",
+            AuditKind::AssignmentExpired => "assignment.expired",
+            AuditKind::AdminHrPositionMapped => "admin.hr_position_mapped",
+            AuditKind::AdminHrPositionUnmapped => "admin.hr_position_unmapped",
+            AuditKind::AdminHrDetailsDecided => "admin.hr_details_decided",
         }
     }
 

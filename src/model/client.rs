@@ -67,6 +67,11 @@ impl SigningAlg {
 /// user's sign-in; an access token without it is refused by the admin API, whatever its user holds.
 pub const ADMIN_SCOPE: &str = "careid:admin";
 
+/// The scope of an HR feed client's own tokens (client credentials): the only tokens the HR
+/// API (`/hr/api/v1`) accepts. Only clients registered with HR organisations
+/// (`careid clients add --hr-feed ORG`) may be granted it.
+pub const HR_FEED_SCOPE: &str = "careid:hr-feed";
+
 /// A client's registered metadata, serialised with RFC 7591 names.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClientMetadata {
@@ -103,13 +108,20 @@ pub struct ClientMetadata {
     /// with [`ADMIN_SCOPE`], are accepted by the admin API.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub careid_admin: bool,
+    /// careid extension: an HR feed (the ESR interface) for these organisations (ODS codes; an
+    /// organisation's sites are included). Its client-credentials tokens, with
+    /// [`HR_FEED_SCOPE`], may send HR events for people at them, and nowhere else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub careid_hr_feed_orgs: Vec<String>,
 }
 
 impl ClientMetadata {
     /// Whether the client may be granted `scope`. The admin scope needs an admin client, even
     /// if a registration (or a hand-edited row) lists it.
     pub fn allows_scope(&self, scope: &str) -> bool {
-        (scope != ADMIN_SCOPE || self.careid_admin) && self.scope.split(' ').any(|s| s == scope)
+        (scope != ADMIN_SCOPE || self.careid_admin)
+            && (scope != HR_FEED_SCOPE || !self.careid_hr_feed_orgs.is_empty())
+            && self.scope.split(' ').any(|s| s == scope)
     }
     pub fn allows_grant(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod client;
 pub mod console;
 pub mod grant;
+pub mod hr;
 pub mod identity;
 pub mod keys;
 pub mod ra;

@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
 
+/// Whether organisation code `code` is `org` or one of its sites. ODS codes a trust's sites by
+/// its three-character code plus two characters (RZ9 → RZ9EX), and positions name sites.
+pub fn within(code: &str, org: &str) -> bool {
+    code == org || (code.len() == org.len() + 2 && code.starts_with(org))
+}
+
 /// A national job role (`R` code) with its `S:G:R` code and quoted three-part name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRole {

@@ -13,6 +13,7 @@ mod clients;
 mod codes;
 mod console;
 mod group_commit;
+mod hr;
 mod jobs;
 mod keys;
 mod outbox;
@@ -37,6 +38,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use audit::{AuditVerification, ChainBreak};
 pub use codes::CodeState;
+pub use hr::NewInboxEvent;
 pub use jobs::Purged;
 pub use outbox::LogoutDelivery;
 pub use refresh::RefreshRecord;

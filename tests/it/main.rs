@@ -16,6 +16,7 @@ mod client_auth;
 mod console;
 mod database;
 mod flow_binding;
+mod hr;
 mod instances;
 mod keys;
 mod layering;

@@ -364,3 +364,35 @@ pub struct AuditEventView {
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
+
+/// An HR position mapping as recorded, and how many waiting events it sent back to be applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PositionMapped {
+    pub map: crate::model::hr::PositionMap,
+    pub events_retried: u64,
+}
+
+/// An organisation's HR position mappings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PositionMapList {
+    pub maps: Vec<crate::model::hr::PositionMap>,
+}
+
+/// HR events kept, not applied, with what would let each apply.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HrAttentionList {
+    pub events: Vec<crate::domain::hr::feed::AttentionRow>,
+}
+
+/// Personal-detail changes from HR waiting for an RA.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetailChangeList {
+    pub changes: Vec<crate::model::hr::DetailChangeRequest>,
+}
+
+/// A detail change decided: `approved` or `rejected`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetailChangeDecided {
+    pub id: String,
+    pub state: String,
+}

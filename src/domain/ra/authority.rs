@@ -18,17 +18,12 @@ use super::{AdminError, Caller, Permission, RaRole, RA_JOB_ROLES};
 use crate::domain::provider::Provider;
 use crate::domain::rbac::{Position, Profile};
 use crate::model::audit::AuditKind;
+use crate::model::rbac::within;
 
 /// The activity that makes its holder a sponsor ("Approve RA Requests").
 pub const SPONSOR_ACTIVITY: &str = "B1300";
 /// The root RA Manager job role: only its holders act on its holders.
 pub const ROOT_RA_JOB_ROLE: &str = "R5072";
-
-/// Whether organisation code `code` is `org` or one of its sites. ODS codes a trust's sites by
-/// its three-character code plus two characters (RZ9 → RZ9EX), and positions name sites.
-pub fn within(code: &str, org: &str) -> bool {
-    code == org || (code.len() == org.len() + 2 && code.starts_with(org))
-}
 
 /// Whether holding this access profile makes someone RA staff or a sponsor.
 pub fn carries_ra_power(profile: &Profile) -> bool {
@@ -123,6 +118,12 @@ operations! {
     RECORD_PHOTO = "record a photograph", "POST /identities/{uuid}/photo", CreateIdentity, Person, [AdminPhotoRecorded];
     SHOW_PHOTO = "view a photograph", "GET /identities/{uuid}/photo", SearchIdentities, Affiliated, [];
     LIST_TACS = "list a person's TACs", "GET /identities/{uuid}/tacs", SearchIdentities, Affiliated, [];
+    LIST_HR_MAPS = "list HR position mappings", "GET /hr/position-maps", RequestAccess, OwnOrganisation, [];
+    MAP_HR_POSITION = "map an HR position to a position", "PUT /hr/position-maps", CreatePositions, OwnOrganisation, [AdminHrPositionMapped];
+    UNMAP_HR_POSITION = "remove an HR position mapping", "DELETE /hr/position-maps/{org_code}/{hr_position}", CreatePositions, OwnOrganisation, [AdminHrPositionUnmapped];
+    HR_ATTENTION = "list HR events needing attention", "GET /hr/attention", AssignPositions, OwnOrganisation, [];
+    LIST_DETAIL_CHANGES = "list HR personal-detail changes", "GET /hr/detail-changes", CreateIdentity, OwnOrganisation, [];
+    DECIDE_DETAIL_CHANGE = "approve or reject an HR detail change", "POST /hr/detail-changes/{id}/{approve,reject}", CreateIdentity, Person, [AdminHrDetailsDecided, AdminIdentityUpdated];
     REPORTS = "run a report", "GET /reports/{name}", ReadAudit, Register, [];
     AUDIT = "read the audit trail", "GET /audit", ReadAudit, Register, [];
 }

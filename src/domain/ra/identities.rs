@@ -58,7 +58,7 @@ pub struct Verification {
 }
 
 /// Personal details to change; absent fields stay as they are.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DetailsChange {
     pub title: Option<String>,

@@ -8,6 +8,7 @@ pub mod access_requests;
 pub mod answers;
 pub mod authority;
 pub mod grants_and_tacs;
+pub mod hr;
 mod identities;
 pub mod photos;
 pub mod positions;

@@ -94,6 +94,13 @@ const OPERATION_OF: &[(&str, Operation)] = &[
     ("list_tacs", op::LIST_TACS),
     ("record_photo", op::RECORD_PHOTO),
     ("show_photo", op::SHOW_PHOTO),
+    ("list_hr_maps", op::LIST_HR_MAPS),
+    ("map_hr_position", op::MAP_HR_POSITION),
+    ("unmap_hr_position", op::UNMAP_HR_POSITION),
+    ("hr_attention", op::HR_ATTENTION),
+    ("list_detail_changes", op::LIST_DETAIL_CHANGES),
+    ("approve_detail_change", op::DECIDE_DETAIL_CHANGE),
+    ("reject_detail_change", op::DECIDE_DETAIL_CHANGE),
     ("report", op::REPORTS),
     ("audit", op::AUDIT),
 ];

@@ -4,7 +4,8 @@
 //! (`super::doc`), from the permission table.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -13,9 +14,11 @@ use crate::domain::ra::access_requests::{Decision, Fulfilment, NewAccessRequest}
 use crate::domain::ra::answers::*;
 use crate::domain::ra::photos::{NewPhoto, PhotoView};
 use crate::domain::ra::positions::{PositionChange, Retirement};
+use crate::domain::ra::AdminError;
 use crate::domain::ra::{
     DetailsChange, NewAssignment, NewIdentity, NewPosition, NewRaGrant, NewTac, Verification,
 };
+use crate::http::error::Problem;
 use crate::http::AppState;
 use crate::model::audit::AuditFilter;
 use crate::model::identity::UserStatus;
@@ -511,10 +514,12 @@ pub async fn fulfil_access(
 pub struct ReportQuery {
     /// For ra-activity: a quarter (`2026-Q3`) or a year (`2026`); the current quarter if absent.
     period: Option<String>,
+    /// `csv` for CSV (RFC 4180) instead of JSON.
+    format: Option<String>,
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/reports/{name}",
-    params(("name" = String, Path, description = "active-users-by-org, positions-in-use, authenticators-by-type, tacs-issued, tacs-overdue, leavers-with-access or ra-activity"), ReportQuery),
+    params(("name" = String, Path, description = "active-users-by-org, positions-in-use, authenticators-by-type, tacs-issued, tacs-overdue, leavers-with-access, ra-activity or hr-reconciliation"), ReportQuery),
     responses((status = OK, description = "The report", body = Report)))]
 pub async fn report(
     State(app): State<AppState>,
@@ -523,7 +528,23 @@ pub async fn report(
     AdminQuery(q): AdminQuery<ReportQuery>,
 ) -> AdminResult {
     let report = app.provider.admin_report(&c, &name, q.period.as_deref());
-    answer(StatusCode::OK, report.await)
+    match q.format.as_deref() {
+        None | Some("json") => answer(StatusCode::OK, report.await),
+        Some("csv") => {
+            let csv = crate::domain::reports::to_csv(&report.await.map_err(Problem)?);
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                csv,
+            )
+                .into_response())
+        }
+        Some(other) => Err(Problem(AdminError::Invalid(format!(
+            "format must be json or csv, not {other}"
+        )))),
+    }
 }
 
 #[utoipa::path(get, path = "/admin/api/v1/audit", params(AuditQuery),

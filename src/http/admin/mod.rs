@@ -12,6 +12,7 @@
 
 mod doc;
 mod handlers;
+mod hr;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -180,6 +181,12 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(approve_access))
         .routes(routes!(reject_access))
         .routes(routes!(fulfil_access))
+        .routes(routes!(hr::list_hr_maps, hr::map_hr_position))
+        .routes(routes!(hr::unmap_hr_position))
+        .routes(routes!(hr::hr_attention))
+        .routes(routes!(hr::list_detail_changes))
+        .routes(routes!(hr::approve_detail_change))
+        .routes(routes!(hr::reject_detail_change))
         .routes(routes!(report))
         .routes(routes!(audit))
 }
