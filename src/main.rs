@@ -363,27 +363,27 @@ async fn hr(config: Config, command: HrCommand) -> anyhow::Result<()> {
                 std::fs::File::open(&file)
                     .with_context(|| format!("opening {}", file.display()))?,
             );
-            let started = std::time::Instant::now();
             let source = format!("file:{}", file.display());
-            let report = provider.import_hr_file(reader, format, &source).await?;
+            let started = std::time::Instant::now();
+            let report = provider.record_hr_file(reader, format, &source).await?;
+            let recorded_in = started.elapsed().as_secs_f64();
+            let people = provider.finish_hr_import(&source, &report).await?;
             let secs = started.elapsed().as_secs_f64();
             for r in &report.rejected {
-                eprintln!(
-                    "line {}: {}{}",
-                    r.line,
-                    r.event_id
-                        .as_deref()
-                        .map(|i| format!("{i}: "))
-                        .unwrap_or_default(),
-                    r.reason
-                );
+                let id = r
+                    .event_id
+                    .as_deref()
+                    .map(|i| format!("{i}: "))
+                    .unwrap_or_default();
+                eprintln!("line {}: {id}{}", r.line, r.reason);
             }
             println!(
-                "{} rows: {} recorded, {} duplicates, {} rejected; in {secs:.1} s ({:.0} rows/s)",
+                "{} rows: {} recorded, {} duplicates, {} rejected; {people} people applied; in {secs:.1} s ({recorded_in:.1} s reading and recording, {:.1} s applying; {:.0} rows/s)",
                 report.received,
                 report.recorded,
                 report.duplicates.len(),
                 report.rejected.len(),
+                secs - recorded_in,
                 report.received as f64 / secs.max(0.001)
             );
             let attention = provider

@@ -141,7 +141,7 @@ impl Limits {
 
     /// The class of a request, from its method and path.
     pub fn classify(&self, method: &Method, path: &str) -> Option<Class> {
-        if path.starts_with("/admin/api/") {
+        if path.starts_with("/admin/api/") || path.starts_with("/hr/api/") {
             return Some(Class::Admin);
         }
         let path = path.strip_prefix(self.issuer_path.as_str())?;

@@ -16,8 +16,12 @@ use crate::model::hr::{
 };
 use crate::model::rbac::Assignment;
 
-/// Rows per multi-row INSERT: 12 columns × 200 stays far below both databases' parameter limits.
-const ROWS_PER_INSERT: usize = 200;
+/// Rows per multi-row INSERT. Small on purpose: SQLite looks a `$n` parameter's name up by a
+/// linear scan, so binding costs grow with the square of a statement's parameters (measured:
+/// 200 rows of 12 spent a sixth of an import in `sqlite3_bind_parameter_name`).
+const ROWS_PER_INSERT: usize = 25;
+/// Keys per `IN (...)` list, for the same reason.
+const IN_LIST: usize = 100;
 
 /// An event ready for the inbox.
 #[derive(Debug, Clone)]
@@ -51,6 +55,17 @@ fn inbox_from(r: &AnyRow) -> Result<InboxEvent, StoreError> {
         reason: r.try_get("reason")?,
         received_at: r.try_get("received_at")?,
         source: r.try_get("source")?,
+    })
+}
+
+fn link_from(r: &AnyRow) -> Result<HrRoleLink, StoreError> {
+    Ok(HrRoleLink {
+        assignment_id: r.try_get("assignment_id")?,
+        starts_at: r.try_get("starts_at")?,
+        position_id: r.try_get("position_id")?,
+        user_uuid: r.try_get("user_uuid")?,
+        ends_at: r.try_get("ends_at")?,
+        person_roleids: from_json(&r.try_get::<String, _>("person_roleids")?)?,
     })
 }
 
@@ -244,18 +259,44 @@ impl Db {
         .bind(person_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(HrRoleLink {
-                    assignment_id: r.try_get("assignment_id")?,
-                    starts_at: r.try_get("starts_at")?,
-                    position_id: r.try_get("position_id")?,
-                    user_uuid: r.try_get("user_uuid")?,
-                    ends_at: r.try_get("ends_at")?,
-                    person_roleids: from_json(&r.try_get::<String, _>("person_roleids")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(link_from).collect()
+    }
+
+    /// HR people of one organisation, their events (in recorded order) and their links: what
+    /// applying a page of people reads, in three queries per hundred people.
+    pub async fn hr_people_in(
+        &self,
+        org_code: &str,
+        person_ids: &[String],
+    ) -> Result<(Vec<HrPerson>, Vec<InboxEvent>, Vec<(String, HrRoleLink)>), StoreError> {
+        let (mut people, mut events, mut links) = (Vec::new(), Vec::new(), Vec::new());
+        for chunk in person_ids.chunks(IN_LIST) {
+            let list = (2..chunk.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let run = |sql: String| async move {
+                let mut q = sqlx::query(&sql).bind(org_code);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.fetch_all(self.pool()).await
+            };
+            for r in run(format!(
+                "SELECT * FROM hr_people WHERE org_code = $1 AND person_id IN ({list})"
+            ))
+            .await?
+            {
+                people.push(person_from(&r)?);
+            }
+            for r in run(format!("SELECT * FROM hr_inbox WHERE org_code = $1 AND person_id IN ({list}) ORDER BY person_id, recorded_at, event_id")).await? {
+                events.push(inbox_from(&r)?);
+            }
+            for r in run(format!("SELECT * FROM hr_assignment_roles WHERE org_code = $1 AND person_id IN ({list}) ORDER BY person_id, assignment_id, starts_at")).await? {
+                links.push((r.try_get("person_id")?, link_from(&r)?));
+            }
+        }
+        Ok((people, events, links))
     }
 
     /// People with events waiting to be applied (at most `limit`).
@@ -610,6 +651,14 @@ impl WriteSet {
                 Arg::OptInt((state == InboxState::Applied).then_some(now)),
                 event_id.to_string().into(),
             ],
+        );
+    }
+
+    /// The person's membership of an organisation (`person_orgid`), unless they have one.
+    pub fn ensure_person_org(&mut self, user_uuid: &str, org_code: &str, candidate: &str) {
+        self.execute(
+            "INSERT INTO person_orgs (user_uuid, org_code, person_orgid) VALUES ($1, $2, $3) ON CONFLICT (user_uuid, org_code) DO NOTHING",
+            vec![user_uuid.to_string().into(), org_code.to_string().into(), candidate.to_string().into()],
         );
     }
 

@@ -18,7 +18,7 @@ use crate::model::hr::{
     DetailChangeRequest, EventBody, FieldChange, HrDetails, HrEvent, HrPerson, HrRoleLink,
     InboxEvent, InboxState, PositionMap,
 };
-use crate::model::identity::{User, UserStatus};
+use crate::model::identity::{PersonalDetails, User, UserStatus};
 use crate::model::rbac::{Assignment, Position};
 use crate::store::WriteSet;
 
@@ -57,10 +57,26 @@ struct LinkKey {
     user_uuid: String,
 }
 
-struct Plan {
-    writes: WriteSet,
-    outcome: PersonOutcome,
-    person: HrPerson,
+pub(super) struct Plan {
+    pub(super) writes: WriteSet,
+    pub(super) outcome: PersonOutcome,
+    pub(super) person: HrPerson,
+}
+
+/// What planning a person reads: their record, all their events and what their HR assignments
+/// gave. Read for one person, or for a page of people at once (`batch.rs`).
+pub(super) struct Loaded {
+    pub(super) person: HrPerson,
+    pub(super) inbox: Vec<InboxEvent>,
+    pub(super) links: Vec<HrRoleLink>,
+}
+
+/// Identities and personal details read ahead for a page of people; a UUID not in `users` is
+/// read when needed (`Some(None)`: read ahead, and there is no such identity).
+#[derive(Default)]
+pub(super) struct Identities {
+    pub(super) users: HashMap<String, Option<User>>,
+    pub(super) details: HashMap<String, PersonalDetails>,
 }
 
 fn checked_events(inbox: &[InboxEvent]) -> Vec<Result<HrEvent, String>> {
@@ -120,6 +136,133 @@ pub fn is_core_change(changes: &[FieldChange]) -> bool {
         .any(|c| ["given_name", "family_name", "date_of_birth"].contains(&c.field.as_str()))
 }
 
+/// Writes the difference between the stored stretches and the desired ones.
+fn reconcile_links(
+    (org_code, person_id): (&str, &str),
+    links: &[HrRoleLink],
+    desired: &BTreeMap<LinkKey, (Option<UnixTime>, Position)>,
+    now: UnixTime,
+    writes: &mut WriteSet,
+    outcome: &mut PersonOutcome,
+) {
+    let key_of = |l: &HrRoleLink| LinkKey {
+        assignment_id: l.assignment_id.clone(),
+        starts_at: l.starts_at,
+        position_id: l.position_id.clone(),
+        user_uuid: l.user_uuid.clone(),
+    };
+    let stored: BTreeMap<LinkKey, &HrRoleLink> = links.iter().map(|l| (key_of(l), l)).collect();
+    for (key, (ends_at, position)) in desired {
+        match stored.get(key) {
+            Some(link) if link.ends_at == *ends_at => {}
+            Some(link) => {
+                let moved = HrRoleLink {
+                    ends_at: *ends_at,
+                    ..(*link).clone()
+                };
+                for id in &link.person_roleids {
+                    writes.set_role_assignment_end(id, *ends_at);
+                }
+                writes.set_hr_link_end(org_code, person_id, &moved);
+                if ends_at.is_some_and(|e| e <= now) && link.ends_at.is_none_or(|e| e > now) {
+                    outcome.ended.extend(link.person_roleids.iter().cloned());
+                }
+            }
+            None if ends_at.is_some_and(|e| e <= now) => {}
+            None => {
+                let ids = new_assignments(position, key, *ends_at, now, writes);
+                outcome.granted.extend(ids.iter().cloned());
+                writes.insert_hr_link(
+                    org_code,
+                    person_id,
+                    &HrRoleLink {
+                        assignment_id: key.assignment_id.clone(),
+                        starts_at: key.starts_at,
+                        position_id: key.position_id.clone(),
+                        user_uuid: key.user_uuid.clone(),
+                        ends_at: *ends_at,
+                        person_roleids: ids,
+                    },
+                );
+            }
+        }
+    }
+    for (key, link) in &stored {
+        if desired.contains_key(key) || link.ends_at.is_some_and(|e| e <= now) {
+            continue;
+        }
+        let ended = HrRoleLink {
+            ends_at: Some(link.starts_at.max(now)),
+            ..(*link).clone()
+        };
+        for id in &link.person_roleids {
+            writes.set_role_assignment_end(id, ended.ends_at);
+        }
+        writes.set_hr_link_end(org_code, person_id, &ended);
+        outcome.ended.extend(link.person_roleids.iter().cloned());
+    }
+}
+
+/// One assignment per access profile of the position (as an RA's assignment makes them), with
+/// the person's membership of each profile's organisation.
+fn new_assignments(
+    position: &Position,
+    key: &LinkKey,
+    ends_at: Option<UnixTime>,
+    now: UnixTime,
+    writes: &mut WriteSet,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (i, profile) in position.profiles.iter().enumerate() {
+        writes.ensure_person_org(
+            &key.user_uuid,
+            &profile.org_code,
+            &secrets::random_digits(12),
+        );
+        let a = Assignment {
+            person_roleid: secrets::random_digits(12),
+            user_uuid: key.user_uuid.clone(),
+            position_id: position.id.clone(),
+            profile_index: i as i64,
+            org_code: profile.org_code.clone(),
+            starts_at: key.starts_at,
+            ends_at,
+        };
+        writes.insert_role_assignment(&a, now);
+        ids.push(a.person_roleid);
+    }
+    ids
+}
+
+/// A details change becomes a request for an RA, listing only what differs.
+fn queue_detail_change(
+    writes: &mut WriteSet,
+    e: &InboxEvent,
+    d: &HrDetails,
+    user: &User,
+    details: &PersonalDetails,
+    now: UnixTime,
+) {
+    let changes = differences(user, details, d);
+    if changes.is_empty() {
+        return;
+    }
+    writes.insert_detail_change(&DetailChangeRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+        event_id: e.raw.event_id.clone(),
+        org_code: e.raw.org_code.clone(),
+        person_id: e.raw.person_id.clone(),
+        user_uuid: user.uuid.clone(),
+        core: is_core_change(&changes),
+        changes,
+        state: "pending".into(),
+        received_at: now,
+        decided_by: None,
+        decided_at: None,
+        note: None,
+    });
+}
+
 impl Provider {
     /// Applies everything a person's events say, retrying when another process wrote first.
     pub async fn apply_hr_person(
@@ -129,9 +272,12 @@ impl Provider {
         maps: &MapCache,
     ) -> Result<PersonOutcome, ServiceError> {
         for _ in 0..ATTEMPTS {
-            let Some(plan) = self.plan_hr_person(org_code, person_id, maps).await? else {
+            let Some(loaded) = self.load_hr_person(org_code, person_id).await? else {
                 return Ok(PersonOutcome::default());
             };
+            let plan = self
+                .plan_hr_person(loaded, &Identities::default(), maps)
+                .await?;
             let Plan {
                 writes,
                 outcome,
@@ -181,19 +327,38 @@ impl Provider {
         Ok(found)
     }
 
+    async fn load_hr_person(
+        &self,
+        org_code: &str,
+        person_id: &str,
+    ) -> Result<Option<Loaded>, ServiceError> {
+        let Some(person) = self.db.hr_person(org_code, person_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Loaded {
+            person,
+            inbox: self.db.hr_events_of(org_code, person_id).await?,
+            links: self.db.hr_links_of(org_code, person_id).await?,
+        }))
+    }
+
     /// The identity the person is linked to, or why their events cannot apply.
     async fn linked_identity(
         &self,
         t: &Timeline,
-        org: &str,
-        person: &str,
+        (org, person): (&str, &str),
+        ids: &Identities,
     ) -> Result<Result<User, String>, ServiceError> {
         let Some(uuid) = &t.linked_uuid else {
             return Ok(Err(format!(
                 "HR person {person} at {org} is not linked to a Care Identity: send an identity_link event"
             )));
         };
-        Ok(match self.db.user(uuid).await? {
+        let user = match ids.users.get(uuid) {
+            Some(known) => known.clone(),
+            None => self.db.user(uuid).await?,
+        };
+        Ok(match user {
             None => Err(format!(
                 "there is no Care Identity {uuid}: correct the identity_link"
             )),
@@ -204,17 +369,21 @@ impl Provider {
         })
     }
 
-    async fn plan_hr_person(
+    /// What applying a person writes, from what was read; the set is guarded by the version
+    /// read.
+    pub(super) async fn plan_hr_person(
         &self,
-        org_code: &str,
-        person_id: &str,
+        loaded: Loaded,
+        ids: &Identities,
         maps: &MapCache,
-    ) -> Result<Option<Plan>, ServiceError> {
-        let Some(stored) = self.db.hr_person(org_code, person_id).await? else {
-            return Ok(None);
-        };
+    ) -> Result<Plan, ServiceError> {
+        let Loaded {
+            person: stored,
+            inbox,
+            links,
+        } = loaded;
+        let (org_code, person_id) = (stored.org_code.as_str(), stored.person_id.as_str());
         let now = self.now();
-        let inbox = self.db.hr_events_of(org_code, person_id).await?;
         let checked = checked_events(&inbox);
         let mut events: Vec<HrEvent> = checked
             .iter()
@@ -222,7 +391,7 @@ impl Provider {
             .collect();
         timeline::in_recorded_order(&mut events);
         let t = timeline::fold(&events);
-        let identity = self.linked_identity(&t, org_code, person_id).await?;
+        let identity = self.linked_identity(&t, (org_code, person_id), ids).await?;
         let mut attention: HashMap<String, String> = HashMap::new();
         for (e, c) in inbox.iter().zip(&checked) {
             if let Err(reason) = c {
@@ -259,17 +428,14 @@ impl Provider {
         let mut writes = WriteSet::hr_person_claim(org_code, person_id, stored.version);
         let mut outcome = PersonOutcome::default();
         let mut transitions = Vec::new();
-        let links = self.db.hr_links_of(org_code, person_id).await?;
-        self.reconcile_links(
-            org_code,
-            person_id,
+        reconcile_links(
+            (org_code, person_id),
             &links,
             &desired,
             now,
             &mut writes,
             &mut outcome,
-        )
-        .await?;
+        );
         for (e, c) in inbox.iter().zip(&checked) {
             let id = &e.raw.event_id;
             let reason = attention
@@ -302,8 +468,11 @@ impl Provider {
                 Ok(user),
             ) = (state, c, &identity)
             {
-                self.queue_detail_change(&mut writes, e, d, user, now)
-                    .await?;
+                let details = match ids.details.get(&user.uuid) {
+                    Some(d) => d.clone(),
+                    None => self.db.personal_details(&user.uuid).await?,
+                };
+                queue_detail_change(&mut writes, e, d, user, &details, now);
             }
         }
         let mut person = stored.clone();
@@ -325,152 +494,15 @@ impl Provider {
                 json!({ "org_code": org_code, "person_id": person_id, "uuid": person.user_uuid, "events": transitions, "granted": outcome.granted, "ended": outcome.ended, "left_at": person.left_at }),
             ));
         }
-        Ok(Some(Plan {
+        Ok(Plan {
             writes,
             outcome,
             person,
-        }))
-    }
-
-    /// Writes the difference between the stored stretches and the desired ones.
-    #[allow(clippy::too_many_arguments)]
-    async fn reconcile_links(
-        &self,
-        org_code: &str,
-        person_id: &str,
-        links: &[HrRoleLink],
-        desired: &BTreeMap<LinkKey, (Option<UnixTime>, Position)>,
-        now: UnixTime,
-        writes: &mut WriteSet,
-        outcome: &mut PersonOutcome,
-    ) -> Result<(), ServiceError> {
-        let key_of = |l: &HrRoleLink| LinkKey {
-            assignment_id: l.assignment_id.clone(),
-            starts_at: l.starts_at,
-            position_id: l.position_id.clone(),
-            user_uuid: l.user_uuid.clone(),
-        };
-        let stored: BTreeMap<LinkKey, &HrRoleLink> = links.iter().map(|l| (key_of(l), l)).collect();
-        for (key, (ends_at, position)) in desired {
-            match stored.get(key) {
-                Some(link) if link.ends_at == *ends_at => {}
-                Some(link) => {
-                    let moved = HrRoleLink {
-                        ends_at: *ends_at,
-                        ..(*link).clone()
-                    };
-                    for id in &link.person_roleids {
-                        writes.set_role_assignment_end(id, *ends_at);
-                    }
-                    writes.set_hr_link_end(org_code, person_id, &moved);
-                    if ends_at.is_some_and(|e| e <= now) && link.ends_at.is_none_or(|e| e > now) {
-                        outcome.ended.extend(link.person_roleids.iter().cloned());
-                    }
-                }
-                None if ends_at.is_some_and(|e| e <= now) => {}
-                None => {
-                    let ids = self
-                        .new_assignments(position, key, *ends_at, now, writes)
-                        .await?;
-                    outcome.granted.extend(ids.iter().cloned());
-                    writes.insert_hr_link(
-                        org_code,
-                        person_id,
-                        &HrRoleLink {
-                            assignment_id: key.assignment_id.clone(),
-                            starts_at: key.starts_at,
-                            position_id: key.position_id.clone(),
-                            user_uuid: key.user_uuid.clone(),
-                            ends_at: *ends_at,
-                            person_roleids: ids,
-                        },
-                    );
-                }
-            }
-        }
-        for (key, link) in &stored {
-            if desired.contains_key(key) || link.ends_at.is_some_and(|e| e <= now) {
-                continue;
-            }
-            let ended = HrRoleLink {
-                ends_at: Some(link.starts_at.max(now)),
-                ..(*link).clone()
-            };
-            for id in &link.person_roleids {
-                writes.set_role_assignment_end(id, ended.ends_at);
-            }
-            writes.set_hr_link_end(org_code, person_id, &ended);
-            outcome.ended.extend(link.person_roleids.iter().cloned());
-        }
-        Ok(())
-    }
-
-    /// One assignment per access profile of the position (as an RA's assignment makes them).
-    async fn new_assignments(
-        &self,
-        position: &Position,
-        key: &LinkKey,
-        ends_at: Option<UnixTime>,
-        now: UnixTime,
-        writes: &mut WriteSet,
-    ) -> Result<Vec<String>, ServiceError> {
-        let mut ids = Vec::new();
-        for (i, profile) in position.profiles.iter().enumerate() {
-            self.db
-                .person_orgid(
-                    &key.user_uuid,
-                    &profile.org_code,
-                    &secrets::random_digits(12),
-                )
-                .await?;
-            let a = Assignment {
-                person_roleid: secrets::random_digits(12),
-                user_uuid: key.user_uuid.clone(),
-                position_id: position.id.clone(),
-                profile_index: i as i64,
-                org_code: profile.org_code.clone(),
-                starts_at: key.starts_at,
-                ends_at,
-            };
-            writes.insert_role_assignment(&a, now);
-            ids.push(a.person_roleid);
-        }
-        Ok(ids)
-    }
-
-    /// A details change becomes a request for an RA, listing only what differs.
-    async fn queue_detail_change(
-        &self,
-        writes: &mut WriteSet,
-        e: &InboxEvent,
-        d: &HrDetails,
-        user: &User,
-        now: UnixTime,
-    ) -> Result<(), ServiceError> {
-        let details = self.db.personal_details(&user.uuid).await?;
-        let changes = differences(user, &details, d);
-        if changes.is_empty() {
-            return Ok(());
-        }
-        writes.insert_detail_change(&DetailChangeRequest {
-            id: uuid::Uuid::new_v4().to_string(),
-            event_id: e.raw.event_id.clone(),
-            org_code: e.raw.org_code.clone(),
-            person_id: e.raw.person_id.clone(),
-            user_uuid: user.uuid.clone(),
-            core: is_core_change(&changes),
-            changes,
-            state: "pending".into(),
-            received_at: now,
-            decided_by: None,
-            decided_at: None,
-            note: None,
-        });
-        Ok(())
+        })
     }
 
     /// After a person's write: leavers, re-hires and roles that ended now.
-    async fn after_hr_apply(
+    pub(super) async fn after_hr_apply(
         &self,
         person: &HrPerson,
         outcome: &PersonOutcome,

@@ -7,11 +7,10 @@
 use std::collections::BTreeSet;
 use std::io::BufRead;
 
-use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::apply::{MapCache, PersonOutcome, FEED_ACTOR};
+use super::apply::{MapCache, FEED_ACTOR};
 use super::events;
 use crate::domain::provider::{Provider, ServiceError};
 use crate::model::audit::AuditKind;
@@ -186,16 +185,10 @@ impl Provider {
             .iter()
             .map(|e| (e.raw.org_code.clone(), e.raw.person_id.clone()))
             .collect();
-        let maps = MapCache::default();
-        let maps = &maps;
-        let outcomes: Vec<Result<PersonOutcome, ServiceError>> = futures::stream::iter(people)
-            .map(|(org, person)| async move { self.apply_hr_person(&org, &person, maps).await })
-            .buffer_unordered(8)
-            .collect()
-            .await;
+        let people: Vec<(String, String)> = people.into_iter().collect();
+        let outcomes = self.apply_hr_people(&people, &MapCache::default()).await?;
         let ours: BTreeSet<&str> = recorded.iter().map(|e| e.raw.event_id.as_str()).collect();
-        for outcome in outcomes {
-            let o = outcome?;
+        for o in outcomes {
             report.applied.extend(
                 o.applied
                     .into_iter()
@@ -265,10 +258,21 @@ impl Provider {
         Ok(recorded)
     }
 
-    /// `careid hr import FILE`: streams a CSV or JSON Lines extract into the inbox in chunks,
-    /// then applies everyone with pending events. Memory stays flat: rows are not kept once
-    /// recorded (bad rows are, to be reported).
+    /// `careid hr import FILE`: [`Self::record_hr_file`], then [`Self::finish_hr_import`].
     pub async fn import_hr_file(
+        &self,
+        reader: impl BufRead,
+        format: ImportFormat,
+        source: &str,
+    ) -> Result<BatchReport, ImportError> {
+        let report = self.record_hr_file(reader, format, source).await?;
+        self.finish_hr_import(source, &report).await?;
+        Ok(report)
+    }
+
+    /// Streams a CSV or JSON Lines extract into the inbox in chunks. Memory stays flat: rows are
+    /// not kept once recorded (bad rows are, to be reported).
+    pub async fn record_hr_file(
         &self,
         reader: impl BufRead,
         format: ImportFormat,
@@ -330,6 +334,15 @@ impl Provider {
             }
         }
         self.record(&mut intake, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Applies everyone with pending events after an import, and audits the import.
+    pub async fn finish_hr_import(
+        &self,
+        source: &str,
+        report: &BatchReport,
+    ) -> Result<usize, ServiceError> {
         let applied = self.apply_pending_hr(&MapCache::default()).await?;
         let counts = self
             .db
@@ -344,7 +357,7 @@ impl Provider {
             json!({ "source": source, "received": report.received, "recorded": report.recorded, "duplicates": report.duplicates.len(), "rejected": report.rejected.len(), "people_applied": applied, "inbox": counts }),
         )
         .await?;
-        Ok(report)
+        Ok(applied)
     }
 
     async fn record_if_full(

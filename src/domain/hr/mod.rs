@@ -14,6 +14,7 @@
 //! `domain/ra/hr.rs`, under the RA permission rules.
 
 pub mod apply;
+mod batch;
 pub mod events;
 pub mod feed;
 pub mod reconcile;

@@ -25,7 +25,6 @@ impl Provider {
     /// Applies every person with pending events (in passes, until none is left or a pass
     /// makes no progress).
     pub async fn apply_pending_hr(&self, maps: &MapCache) -> Result<usize, ServiceError> {
-        use futures::StreamExt;
         let mut applied = 0;
         let mut previous: Option<Vec<(String, String)>> = None;
         loop {
@@ -33,15 +32,7 @@ impl Provider {
             if people.is_empty() || previous.as_ref() == Some(&people) {
                 return Ok(applied);
             }
-            let results: Vec<_> = futures::stream::iter(people.clone())
-                .map(|(org, person)| async move { self.apply_hr_person(&org, &person, maps).await })
-                .buffer_unordered(16)
-                .collect()
-                .await;
-            for r in results {
-                r?;
-                applied += 1;
-            }
+            applied += self.apply_hr_people(&people, maps).await?.len();
             previous = Some(people);
         }
     }

@@ -83,8 +83,9 @@ fn merge(into: &mut Option<HrDetails>, d: &HrDetails) {
     }
 }
 
-/// A change from `effective_from`: stretches starting then or later are replaced; the one in
-/// force then is ended (a new position) or given the new end (the same position).
+/// A change from `effective_from`: stretches starting later are replaced; the one in force then
+/// (which may start at that very time) is ended (a new position) or given the new end (the same
+/// position).
 fn change(
     segments: &mut Vec<Segment>,
     event_id: &str,
@@ -94,7 +95,7 @@ fn change(
 ) -> bool {
     let later_from = segments
         .iter()
-        .position(|s| s.starts_at >= effective_from)
+        .position(|s| s.starts_at > effective_from)
         .unwrap_or(segments.len());
     let replaced: Vec<Segment> = segments.drain(later_from..).collect();
     let base = segments.last().or(replaced.first());
@@ -376,6 +377,40 @@ mod tests {
             ),
         ]);
         assert_eq!(stretches(&t), vec![("LOCUM", T0, Some(T0 + 200 * DAY))]);
+    }
+
+    #[test]
+    fn a_new_end_date_from_the_day_of_a_move_keeps_the_new_position() {
+        let t = fold(&[
+            starter("e1", T0, "NURSE", T0, StaffKind::Employee),
+            mover("e2", T0 + 10, "SISTER", T0 + DAY),
+            ev(
+                "e3",
+                T0 + 20,
+                EventBody::AssignmentChange {
+                    assignment_id: "A1".into(),
+                    effective_from: T0 + DAY,
+                    hr_position: None,
+                    ends_at: Some(T0 + 90 * DAY),
+                },
+            ),
+        ]);
+        assert_eq!(
+            stretches(&t),
+            vec![
+                ("NURSE", T0, Some(T0 + DAY)),
+                ("SISTER", T0 + DAY, Some(T0 + 90 * DAY))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_move_from_the_first_day_replaces_the_first_position() {
+        let t = fold(&[
+            starter("e1", T0, "NURSE", T0, StaffKind::Employee),
+            mover("e2", T0 + 10, "SISTER", T0),
+        ]);
+        assert_eq!(stretches(&t), vec![("SISTER", T0, None)]);
     }
 
     #[test]

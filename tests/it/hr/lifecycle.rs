@@ -293,10 +293,33 @@ async fn two_processes_applying_one_person_write_it_once() {
         1,
         "one assignment, not six"
     );
+    // The same through the page-at-a-time path an import and the scheduler use.
+    hr.env.user("820000000007").await;
+    hr.ok(vec![hr.link("t3", "T2", "820000000007", -100)]).await;
+    let events = vec![raw(hr.starter("t4", "T2", "NURSE-B5", -60, -90))];
+    hr.env
+        .db
+        .insert_hr_events(&events, hr.env.now())
+        .await
+        .unwrap();
+    let page = vec![("RZ9".to_string(), "T2".to_string())];
+    let runs = futures::future::join_all((0..6).map(|i| {
+        let (p, m) = if i % 2 == 0 {
+            (a, &maps_a)
+        } else {
+            (b, &maps_b)
+        };
+        p.apply_hr_people(&page, m)
+    }))
+    .await;
+    for r in runs {
+        r.unwrap();
+    }
+    assert_eq!(hr.all_assignments("820000000007").await.len(), 1);
     let applied = audit_kinds(&hr.env, 50)
         .await
         .into_iter()
         .filter(|k| k == "hr.applied")
         .count();
-    assert_eq!(applied, 2, "the link, then the starter once");
+    assert_eq!(applied, 4, "each link, then each starter once");
 }
