@@ -464,19 +464,7 @@ impl Db {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Assignment {
-                    person_roleid: r.try_get("person_roleid")?,
-                    user_uuid: r.try_get("user_uuid")?,
-                    position_id: r.try_get("position_id")?,
-                    profile_index: r.try_get("profile_index")?,
-                    org_code: r.try_get("org_code")?,
-                    starts_at: r.try_get("starts_at")?,
-                    ends_at: r.try_get("ends_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(super::rbac::assignment_from).collect()
     }
 
     /// Claims an ended assignment for handling: true for exactly one caller, and only while it

@@ -450,7 +450,7 @@ impl WriteSet {
     }
 }
 
-fn assignment_from(r: &sqlx::any::AnyRow) -> Result<Assignment, StoreError> {
+pub(super) fn assignment_from(r: &sqlx::any::AnyRow) -> Result<Assignment, StoreError> {
     Ok(Assignment {
         person_roleid: r.try_get("person_roleid")?,
         user_uuid: r.try_get("user_uuid")?,

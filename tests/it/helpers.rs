@@ -973,3 +973,26 @@ pub fn screenshot_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A position at RZ9 with one profile, at RZ9, of this job role; its id.
+pub async fn position_at_rz9(env: &TestEnv, id: &str, name: &str, job_role: &str) -> String {
+    position_at(env, "RZ9", id, name, job_role).await
+}
+
+/// A position at `org` with one profile, at `org`, of this job role; its id.
+pub async fn position_at(env: &TestEnv, org: &str, id: &str, name: &str, job_role: &str) -> String {
+    let position = careid::model::rbac::Position {
+        id: id.into(),
+        org_code: org.into(),
+        name: name.into(),
+        esr_position: None,
+        profiles: vec![careid::model::rbac::Profile {
+            org_code: org.into(),
+            job_role: job_role.into(),
+            activities: vec![],
+            workgroups: vec![],
+            areas_of_work: vec![],
+        }],
+    };
+    env.db.upsert_position(&position, env.now()).await.unwrap()
+}

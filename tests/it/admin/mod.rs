@@ -1,7 +1,7 @@
 //! The registration-authority API: who may do what (RA Manager, RA Agent, others refused with
 //! 403 problem details), separation of duties, and the effects of each operation.
 
-use careid::domain::rbac::{self, Position, Profile};
+use careid::domain::rbac;
 use careid::pki::CardSpec;
 use serde_json::{json, Value};
 
@@ -75,24 +75,6 @@ async fn setup() -> Ra {
         nurse,
         nurse_position,
     }
-}
-
-/// A position at RZ9 with one profile, at RZ9, of this job role; its id.
-async fn position_at_rz9(env: &TestEnv, id: &str, name: &str, job_role: &str) -> String {
-    let position = Position {
-        id: id.into(),
-        org_code: "RZ9".into(),
-        name: name.into(),
-        esr_position: None,
-        profiles: vec![Profile {
-            org_code: "RZ9".into(),
-            job_role: job_role.into(),
-            activities: vec![],
-            workgroups: vec![],
-            areas_of_work: vec![],
-        }],
-    };
-    env.db.upsert_position(&position, env.now()).await.unwrap()
 }
 
 async fn call(

@@ -162,7 +162,7 @@ async fn unknown_people_and_unmapped_positions_wait_and_apply_once_fixed() {
     );
 
     // A move to an HR position nobody has mapped: kept; mapping it applies it, once.
-    let theatre = position(&hr.env, "hr-theatre", "Theatre Nurse (HR)", "R8001").await;
+    let theatre = position_at_rz9(&hr.env, "hr-theatre", "Theatre Nurse (HR)", "R8001").await;
     let moved = hr
         .ok(vec![hr.mover("u3", "P5", "THEATRE-B6", -30, -50)])
         .await;

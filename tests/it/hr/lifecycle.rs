@@ -105,20 +105,7 @@ async fn a_leaver_keeps_access_elsewhere_and_is_not_suspended() {
         .await
         .unwrap()
         .unwrap();
-    let rz8 = Position {
-        id: "rz8-clerk".into(),
-        org_code: "RZ8".into(),
-        name: "Clerk".into(),
-        esr_position: None,
-        profiles: vec![Profile {
-            org_code: "RZ8".into(),
-            job_role: "R8010".into(),
-            activities: vec![],
-            workgroups: vec![],
-            areas_of_work: vec![],
-        }],
-    };
-    let rz8 = hr.env.db.upsert_position(&rz8, hr.env.now()).await.unwrap();
+    let rz8 = position_at(&hr.env, "RZ8", "rz8-clerk", "Clerk", "R8010").await;
     for p in [&elsewhere, &rz8] {
         rbac::assign_position(
             &hr.env.db,

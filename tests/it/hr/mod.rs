@@ -4,7 +4,7 @@
 
 use careid::domain::client::{ClientRequest, NewClient};
 use careid::domain::ra::hr::NewPositionMap;
-use careid::domain::rbac::{self, Position, Profile};
+use careid::domain::rbac;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -25,24 +25,6 @@ pub struct Hr {
     /// Access-control positions the HR positions NURSE-B5 and SISTER-B7 map to.
     pub nurse: String,
     pub sister: String,
-}
-
-/// A position at RZ9 with one profile of `job_role`; its id.
-pub async fn position(env: &TestEnv, id: &str, name: &str, job_role: &str) -> String {
-    let position = Position {
-        id: id.into(),
-        org_code: "RZ9".into(),
-        name: name.into(),
-        esr_position: None,
-        profiles: vec![Profile {
-            org_code: "RZ9".into(),
-            job_role: job_role.into(),
-            activities: vec![],
-            workgroups: vec![],
-            areas_of_work: vec![],
-        }],
-    };
-    env.db.upsert_position(&position, env.now()).await.unwrap()
 }
 
 pub async fn map(env: &TestEnv, hr_position: &str, position_id: &str) -> Value {
@@ -104,8 +86,8 @@ pub async fn setup_with(opts: Options) -> Hr {
     rbac::import(&env.db, SAMPLE, "test", env.now())
         .await
         .unwrap();
-    let nurse = position(&env, "hr-nurse", "Staff Nurse (HR)", "R8001").await;
-    let sister = position(&env, "hr-sister", "Ward Sister (HR)", "R8000").await;
+    let nurse = position_at_rz9(&env, "hr-nurse", "Staff Nurse (HR)", "R8001").await;
+    let sister = position_at_rz9(&env, "hr-sister", "Ward Sister (HR)", "R8000").await;
     map(&env, "NURSE-B5", &nurse).await;
     map(&env, "SISTER-B7", &sister).await;
     let (_, token) = feed_client(&env, &["RZ9"]).await;

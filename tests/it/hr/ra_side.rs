@@ -33,20 +33,7 @@ async fn positions_with_ra_power_and_other_organisations_cannot_be_mapped() {
         matches!(&refused, AdminError::Invalid(m) if m.contains("never by the HR feed")),
         "{refused:?}"
     );
-    let rz8 = Position {
-        id: "rz8-nurse".into(),
-        org_code: "RZ8".into(),
-        name: "Nurse".into(),
-        esr_position: None,
-        profiles: vec![Profile {
-            org_code: "RZ8".into(),
-            job_role: "R8001".into(),
-            activities: vec![],
-            workgroups: vec![],
-            areas_of_work: vec![],
-        }],
-    };
-    let rz8 = hr.env.db.upsert_position(&rz8, hr.env.now()).await.unwrap();
+    let rz8 = position_at(&hr.env, "RZ8", "rz8-nurse", "Nurse", "R8001").await;
     for (org, position) in [("RZ8", hr.nurse.clone()), ("RZ9", rz8)] {
         let refused = p
             .admin_map_hr_position(
