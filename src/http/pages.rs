@@ -76,6 +76,7 @@ fn environment() -> &'static Environment<'static> {
                 "ra/positions.html",
                 include_str!("../../templates/ra/positions.html"),
             ),
+            ("ra/hr.html", include_str!("../../templates/ra/hr.html")),
         ] {
             env.add_template(name, text).expect("templates are valid");
         }
@@ -219,6 +220,11 @@ mod tests {
                 profiles => vec![minijinja::context! { job_role => "R8001", org_code => "RZ9", activities => vec!["B0820"] }] }], status => "pending", can_decide => true, can_fulfil => true,
             reports => vec!["tacs-issued", "ra-activity"], quarter => "2026-Q4", events => vec![event],
             chain => minijinja::context! { intact => false, broken_at => 3, reason => "row altered" },
+            can_details => true, can_attention => true,
+            changes => vec![minijinja::context! { id => "c1", user_uuid => "1", person_id => "P1", org_code => "RZ9", core => true,
+                changes => vec![minijinja::context! { field => "family_name", current => "Smith", proposed => "Jones" }] }],
+            attention => vec![minijinja::context! { event_id => "E1", reason => "not linked" }],
+            maps => vec![minijinja::context! { hr_position => "NURSE-B5", org_code => "RZ9", position_id => "p", approved_by => "IG" }],
         };
         for name in [
             "ra/message.html",
@@ -232,6 +238,7 @@ mod tests {
             "ra/audit.html",
             "ra/associate.html",
             "ra/positions.html",
+            "ra/hr.html",
         ] {
             let html = environment()
                 .get_template(name)

@@ -6,10 +6,11 @@
 //! This module holds what every page shares: the [`Staff`] extractor (the signed-in RA caller, or
 //! a redirect to sign in), [`StaffForm`] (a POSTed form whose CSRF token matched), the sign-in
 //! and sign-out handlers, and how a domain refusal becomes a page. The task pages are in
-//! `people.rs` (a person's record and what is done to it) and `work.rs` (queues, reports,
-//! audit); `forms.rs` builds their accessible forms.
+//! `people.rs` (a person's record and what is done to it), `work.rs` (queues, reports,
+//! audit) and `hr.rs` (what the HR feed sent that needs an RA); `forms.rs` builds their accessible forms.
 
 mod forms;
+mod hr;
 mod people;
 mod work;
 
@@ -48,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         .merge(people::routes())
         .merge(work::person_routes())
         .merge(work::routes())
+        .merge(hr::routes())
 }
 
 /// Where the console lives (`/ra` under the issuer's path).
@@ -162,6 +164,7 @@ struct Me {
     can_requests: bool,
     can_reports: bool,
     can_positions: bool,
+    can_hr: bool,
 }
 
 /// Renders a console page for signed-in staff.
@@ -187,6 +190,7 @@ pub fn page_with_status(
         can_requests: staff.may(Permission::RequestAccess),
         can_reports: staff.may(Permission::ReadAudit),
         can_positions: staff.may(Permission::CreatePositions),
+        can_hr: staff.may(Permission::CreateIdentity) || staff.may(Permission::AssignPositions),
     };
     let shared = context! { me => me, ra => base(app) };
     Page::render(status, template, context! { ..ctx, ..shared })

@@ -235,6 +235,20 @@ async fn an_ra_manager_works_in_the_console_in_chromium_and_every_page_is_access
     assert!(csv.as_str().unwrap().contains("TAC 0099"), "{csv}");
     open(&page, &env.endpoint("/ra/positions"), "Positions").await;
     check_accessibility(&page, &axe, "positions").await;
+    // What the HR feed sent: a change of name to approve, an event that cannot apply yet.
+    crate::hr::map(env, "NURSE-B5", &c.nurse_position).await;
+    let (_, token) = crate::hr::feed_client(env, &["RZ9"]).await;
+    let at = |s| crate::hr::at(env, s);
+    let events = json!({ "events": [
+        { "event_id": "h1", "kind": "identity_link", "org_code": "RZ9", "person_id": "N1", "recorded_at": at(-100), "uuid": NURSE },
+        { "event_id": "h2", "kind": "details_change", "org_code": "RZ9", "person_id": "N1", "recorded_at": at(-50), "family_name": "Okoro" },
+        { "event_id": "h3", "kind": "starter", "org_code": "RZ9", "person_id": "N2", "recorded_at": at(-40),
+          "assignment_id": "N2-1", "hr_position": "PORTER", "starts_on": at(-40) },
+    ] });
+    assert_eq!(crate::hr::send_with(env, Some(&token), events).await.0, 200);
+    open(&page, &env.endpoint("/ra/hr"), "HR feed").await;
+    check_accessibility(&page, &axe, "HR feed").await;
+    assert!(text(&page).await.contains("Okoro"));
     open(
         &page,
         &env.endpoint(&format!("/ra/positions/{}/correct", c.nurse_position)),

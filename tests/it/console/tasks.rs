@@ -792,3 +792,56 @@ async fn where_the_trust_asks_for_it_a_second_ra_checks_the_identity() {
         3
     );
 }
+
+#[tokio::test]
+async fn ras_see_what_hr_sent_and_approve_a_new_name_only_with_evidence() {
+    let c = console().await;
+    let env = &c.env;
+    crate::hr::map(env, "NURSE-B5", &c.nurse_position).await;
+    let (_, token) = crate::hr::feed_client(env, &["RZ9"]).await;
+    let at = |s| crate::hr::at(env, s);
+    let events = serde_json::json!({ "events": [
+        { "event_id": "h1", "kind": "identity_link", "org_code": "RZ9", "person_id": "N1", "recorded_at": at(-100), "uuid": NURSE },
+        { "event_id": "h2", "kind": "details_change", "org_code": "RZ9", "person_id": "N1", "recorded_at": at(-50), "family_name": "Okoro" },
+        { "event_id": "h3", "kind": "starter", "org_code": "RZ9", "person_id": "N2", "recorded_at": at(-40),
+          "assignment_id": "N2-1", "hr_position": "NURSE-B5", "starts_on": at(-40) },
+    ] });
+    let (status, report) = crate::hr::send_with(env, Some(&token), events).await;
+    assert_eq!(status, 200, "{report}");
+
+    let manager = signed_in(env, &c.manager).await;
+    let (status, page) = get(env, &manager, "/ra/hr").await;
+    assert_eq!(status, 200);
+    assert!(seen(&page, "Okoro") && seen(&page, "family_name"), "{page}");
+    assert!(seen(&page, "HR person N2 at RZ9 is not linked"), "{page}");
+    assert!(
+        seen(&page, "NURSE-B5") && seen(&page, "Staff Nurse - Example Ward 7"),
+        "{page}"
+    );
+    let id = page
+        .split("/ra/hr/changes/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+    let approve = format!("/ra/hr/changes/{id}/approve");
+    let (status, refusal, _) = post(env, &manager, &approve, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        seen(&refusal, "needs evidence") && seen(&refusal, "Nothing was changed"),
+        "{refusal}"
+    );
+    let (status, _, to) = post(
+        env,
+        &manager,
+        &approve,
+        &[("evidence", "marriage certificate")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(to.unwrap().ends_with("/ra/hr"));
+    let user = env.db.user(NURSE).await.unwrap().unwrap();
+    assert_eq!(user.family_name, "Okoro");
+    let (_, page) = get(env, &manager, "/ra/hr").await;
+    assert!(seen(&page, "No changes are waiting."), "{page}");
+}
