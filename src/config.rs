@@ -147,6 +147,13 @@ pub struct ServerConfig {
     pub http2_max_concurrent_streams: u32,
     /// Request headers: at most this many bytes (HTTP/1.1 read buffer, HTTP/2 header list).
     pub max_header_bytes: u32,
+    /// On SIGTERM or SIGINT: `/readyz` turns unready, new connections are refused, and requests
+    /// in flight get this long to finish before the process exits.
+    pub shutdown_grace_secs: u64,
+    /// On SIGTERM, keep accepting this long with `/readyz` already unready, so that a load
+    /// balancer (a Kubernetes Service) stops sending new requests before the listeners close.
+    /// 0 closes them at once.
+    pub shutdown_delay_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -160,6 +167,8 @@ impl Default for ServerConfig {
             connection_wait_ms: 100,
             http2_max_concurrent_streams: 100,
             max_header_bytes: 32 * 1024,
+            shutdown_grace_secs: 10,
+            shutdown_delay_secs: 0,
         }
     }
 }

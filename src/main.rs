@@ -263,10 +263,33 @@ async fn serve(mut config: Config, demo_mode: bool) -> anyhow::Result<()> {
     if let Some(b) = banner {
         println!("{b}");
     }
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down");
-    running.shutdown().await;
+    let signal = stop_signal().await?;
+    let grace = config.server.shutdown_grace_secs;
+    tracing::info!(
+        signal,
+        grace_secs = grace,
+        "draining: /readyz now answers 503, no new connections"
+    );
+    if running.shutdown().await {
+        tracing::info!("drained; stopped");
+    } else {
+        tracing::warn!(
+            grace_secs = grace,
+            "connections still open after server.shutdown_grace_secs; stopping anyway"
+        );
+    }
     Ok(())
+}
+
+/// Waits for SIGTERM (a container runtime or systemd stopping careid) or SIGINT (Ctrl-C).
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }
 
 async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()> {

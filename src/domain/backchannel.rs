@@ -110,6 +110,11 @@ impl Provider {
     /// `backchannel.max_in_flight` at once and `backchannel.per_client_in_flight` to any one
     /// relying party, so one slow relying party delays only its own logouts. Returns how many it
     /// tried. A failure to record one delivery is logged; its lease runs out and it is retried.
+    /// Hands back the deliveries `owner` claimed and did not finish (the process is stopping).
+    pub async fn release_logout_claims(&self, owner: &str) -> Result<u64, ServiceError> {
+        Ok(self.db.release_logout_claims(owner).await?)
+    }
+
     pub async fn deliver_due_logouts(&self, owner: &str) -> Result<usize, ServiceError> {
         use futures::stream::{FuturesUnordered, StreamExt};
         let c = &self.config.backchannel;

@@ -41,6 +41,8 @@ pub const BROWSER_COOKIE: &str = "__Host-careid_browser";
 #[derive(Clone)]
 pub struct AppState {
     pub provider: Arc<Provider>,
+    /// Set when the process starts to drain (SIGTERM): `/readyz` answers 503 from then on.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {

@@ -40,6 +40,9 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(app): State<AppState>) -> Response {
+    if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
+    }
     match app.provider.db.ping().await {
         Ok(()) => "ready".into_response(),
         Err(e) => {

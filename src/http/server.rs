@@ -168,15 +168,35 @@ pub struct RunningServer {
     pub provider: Arc<Provider>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Read by `/readyz`: set when the drain starts.
+    draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Each listener's connection slots: all free again once every connection has ended.
+    connections: Vec<Arc<ConnLimits>>,
 }
 
 impl RunningServer {
-    /// Stops accepting, lets open requests finish, and waits for the listeners to end.
-    pub async fn shutdown(mut self) {
+    /// The drain (SIGTERM, SIGINT): `/readyz` turns unready, and after `server.shutdown_delay_secs`
+    /// the listeners stop accepting, and
+    /// open connections finish their requests (new ones on them are refused) within
+    /// `server.shutdown_grace_secs`; background tasks stop, handing back claimed back-channel
+    /// deliveries. Returns whether every connection ended within the grace period.
+    pub async fn shutdown(mut self) -> bool {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let delay = self.provider.config.server.shutdown_delay_secs;
+        tokio::time::sleep(Duration::from_secs(delay)).await;
         let _ = self.shutdown.send(true);
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        let grace = Duration::from_secs(self.provider.config.server.shutdown_grace_secs);
+        let mut all_ended = true;
+        for c in &self.connections {
+            let all = u32::try_from(c.max).unwrap_or(u32::MAX);
+            let ended = tokio::time::timeout(grace, c.slots.acquire_many(all)).await;
+            all_ended &= matches!(ended, Ok(Ok(_)));
+        }
+        all_ended
     }
 }
 
@@ -203,29 +223,35 @@ pub async fn serve(provider: Arc<Provider>, listeners: Listeners) -> anyhow::Res
         (Some(t), true) => Some(tls_acceptor(t, Some(&provider.card_trust.current()))?),
         _ => None,
     };
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = router(AppState {
         provider: provider.clone(),
+        draining: draining.clone(),
     });
     let (shutdown, rx) = watch::channel(false);
     let main_addr = listeners.main.local_addr()?;
     let server_config = &provider.config.server;
+    let mut connections = vec![Arc::new(ConnLimits::new("main", server_config))];
     let mut tasks = vec![tokio::spawn(accept_loop(
         listeners.main,
         main_tls,
         app.clone(),
-        Arc::new(ConnLimits::new("main", server_config)),
+        connections[0].clone(),
         rx.clone(),
     ))];
     let card_addr = match listeners.card {
         Some(l) => {
             let addr = l.local_addr()?;
+            let limits = Arc::new(ConnLimits::new("card", server_config));
+            connections.push(limits.clone());
             tasks.push(tokio::spawn(accept_loop(
                 l,
                 card_tls,
                 card_router(AppState {
                     provider: provider.clone(),
+                    draining: draining.clone(),
                 }),
-                Arc::new(ConnLimits::new("card", server_config)),
+                limits,
                 rx.clone(),
             )));
             Some(addr)
@@ -251,14 +277,11 @@ pub async fn serve(provider: Arc<Provider>, listeners: Listeners) -> anyhow::Res
             let bound = l.local_addr()?;
             let ops = super::ops::metrics_router(AppState {
                 provider: provider.clone(),
+                draining: draining.clone(),
             });
-            tasks.push(tokio::spawn(accept_loop(
-                l,
-                None,
-                ops,
-                Arc::new(ConnLimits::new("metrics", &provider.config.server)),
-                rx.clone(),
-            )));
+            let limits = Arc::new(ConnLimits::new("metrics", &provider.config.server));
+            connections.push(limits.clone());
+            tasks.push(tokio::spawn(accept_loop(l, None, ops, limits, rx.clone())));
             tracing::info!(%bound, "metrics listener (plain HTTP): keep it on a private network");
             Some(bound)
         }
@@ -272,6 +295,8 @@ pub async fn serve(provider: Arc<Provider>, listeners: Listeners) -> anyhow::Res
         provider,
         shutdown,
         tasks,
+        draining,
+        connections,
     })
 }
 
@@ -280,20 +305,26 @@ async fn deliver_logouts(provider: Arc<Provider>, mut shutdown: watch::Receiver<
     let owner = format!("delivery-{}", uuid::Uuid::new_v4());
     let poll = Duration::from_millis(provider.config.backchannel.poll_interval_ms);
     loop {
-        // Deliveries cut off by shutdown keep their lease and are retried when it runs out.
         tokio::select! {
             r = provider.deliver_due_logouts(&owner) => {
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "back-channel logout delivery failed");
                 }
             }
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = provider.logout_wakeup.notified() => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         }
+    }
+    // Deliveries this process claimed and did not finish go back to the queue at once, for
+    // another process (or the next start) to deliver, instead of waiting for their lease.
+    match provider.release_logout_claims(&owner).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(released = n, "handed back claimed back-channel deliveries"),
+        Err(e) => tracing::warn!(error = %e, "could not hand back claimed deliveries"),
     }
 }
 
@@ -370,6 +401,9 @@ async fn flush_suppressed_audit(provider: Arc<Provider>, mut shutdown: watch::Re
 struct ConnLimits {
     listener: &'static str,
     slots: Arc<Semaphore>,
+    max: usize,
+    /// How long open connections get to finish when the process drains.
+    grace: Duration,
     wait: Duration,
     tls_handshake: Duration,
     header_read: Duration,
@@ -384,6 +418,8 @@ impl ConnLimits {
         ConnLimits {
             listener,
             slots: Arc::new(Semaphore::new(c.max_connections)),
+            max: c.max_connections,
+            grace: Duration::from_secs(c.shutdown_grace_secs),
             wait: Duration::from_millis(c.connection_wait_ms),
             tls_handshake: Duration::from_secs(c.tls_handshake_timeout_secs),
             header_read: Duration::from_secs(c.header_read_timeout_secs),
@@ -627,7 +663,7 @@ async fn serve_connection<S>(
             }
             _ = shutdown.changed() => {
                 connection.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(Duration::from_secs(10), connection).await;
+                let _ = tokio::time::timeout(limits.grace, connection).await;
                 return;
             }
             _ = tokio::time::sleep_until(next_check) => {

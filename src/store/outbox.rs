@@ -86,6 +86,15 @@ impl Db {
         row.as_ref().map(delivery_from).transpose()
     }
 
+    /// Hands back what `owner` claimed and did not finish (at shutdown); how many.
+    pub async fn release_logout_claims(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE logout_outbox SET locked_until = NULL WHERE lock_owner = $1 AND locked_until IS NOT NULL AND delivered_at IS NULL AND failed_at IS NULL")
+            .bind(owner)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn logout_delivered(
         &self,
         id: &str,

@@ -280,3 +280,49 @@ async fn a_demo_runs_on_other_ports_and_keeps_its_files_private() {
     assert!(permitted.contains("localhost"), "{permitted}");
     assert!(constraints.value.excluded_subtrees.is_none());
 }
+
+/// The subcommands `--help` lists, as `careid <command>` or `careid <command> <subcommand>`.
+fn subcommands(args: &[&str]) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_careid"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    help.split("Commands:")
+        .nth(1)
+        .map(|rest| rest.split("\n\n").next().unwrap_or_default())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn every_subcommand_is_in_the_readmes_command_line_section() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("## Command line")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Command line section");
+    let top = subcommands(&[]);
+    assert!(top.len() >= 10, "{top:?}");
+    for command in top {
+        let nested = subcommands(&[&command]);
+        if nested.is_empty() {
+            assert!(
+                section.contains(&format!("`careid {command}")),
+                "careid {command}"
+            );
+        }
+        for sub in nested {
+            assert!(
+                section.contains(&format!("careid {command} {sub}")),
+                "careid {command} {sub} is not in the README's Command line section"
+            );
+        }
+    }
+}

@@ -15,6 +15,7 @@ mod cli;
 mod client_auth;
 mod console;
 mod database;
+mod drain;
 mod flow_binding;
 mod hr;
 mod instances;
