@@ -149,6 +149,14 @@ enum AuditCommand {
     /// Check the audit trail's hash chain: prints "audit chain intact: N rows" and the chain head,
     /// or names the first broken row and exits with status 1.
     Verify,
+    /// Print the audit trail as JSON lines for a SIEM, oldest first: each event with its seq,
+    /// prev_hash and row_hash, so the receiver can check continuity. Resumable: pass the last
+    /// seq received as --since (stderr says which to use next).
+    Export {
+        /// Only events after this seq (0: from the first).
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -464,6 +472,31 @@ async fn verify_audit(config: &Config) -> anyhow::Result<()> {
     }
 }
 
+/// `careid audit export`: JSON lines on stdout, in pages of 1000, until the newest event.
+async fn export_audit(config: &Config, since: i64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let db = database(config).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut last, mut count) = (since, 0u64);
+    loop {
+        let rows = db.audit_rows_after(last, 1000).await?;
+        for r in &rows {
+            let line = serde_json::json!({ "seq": r.seq, "at": r.at, "kind": r.kind, "outcome": r.outcome,
+                "actor": r.actor, "client_id": r.client_id, "detail": r.detail,
+                "prev_hash": r.prev_hash, "row_hash": r.row_hash });
+            writeln!(out, "{line}")?;
+            last = r.seq.unwrap_or(last);
+            count += 1;
+        }
+        if rows.len() < 1000 {
+            break;
+        }
+    }
+    out.flush()?;
+    eprintln!("exported {count} events; next time: careid audit export --since {last}");
+    Ok(())
+}
+
 fn client_json(c: &careid::domain::client::Client) -> serde_json::Value {
     let mut v = serde_json::to_value(&c.metadata).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
@@ -600,6 +633,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => verify_audit(&config).await,
+        Command::Audit {
+            command: AuditCommand::Export { since },
+        } => export_audit(&config, since).await,
         Command::Version => Ok(()),
     }
 }

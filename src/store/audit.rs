@@ -286,6 +286,20 @@ impl Db {
         }
     }
 
+    /// Chained rows after `seq`, in `seq` order, at most `limit` (`careid audit export`).
+    pub async fn audit_rows_after(
+        &self,
+        seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredAuditRow>, StoreError> {
+        let rows = sqlx::query("SELECT id, seq, at, kind, outcome, actor, client_id, detail, prev_hash, row_hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(seq)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(stored_row).collect()
+    }
+
     async fn audit_head(&self) -> Result<AuditHead, StoreError> {
         let r =
             sqlx::query("SELECT seq, last_hash, legacy_through_id FROM audit_head WHERE id = 1")

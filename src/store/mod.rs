@@ -36,7 +36,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
-pub use audit::{AuditVerification, ChainBreak};
+pub use audit::{AuditVerification, ChainBreak, StoredAuditRow};
 pub use codes::CodeState;
 pub use hr::NewInboxEvent;
 pub use jobs::Purged;
