@@ -15,6 +15,24 @@ use crate::domain::webauthn::policy::AttestationPolicy;
 use crate::http::server::{self, Listeners, RunningServer};
 use crate::store::{Backend, Db};
 
+/// Refuses a schema older than this binary (migrations pending: run `careid migrate`), and
+/// says when it is newer (another version migrated it, as in a rolling upgrade).
+pub async fn schema_is_current(db: &Db) -> anyhow::Result<()> {
+    let (pending, unknown) = db
+        .migration_state()
+        .await
+        .context("reading the schema version")?;
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "the database schema is older than this careid: migrations {pending:?} are not applied; run `careid migrate` (or set database.migrate_on_start)"
+        );
+    }
+    if !unknown.is_empty() {
+        tracing::warn!(?unknown, "the database has migrations this careid does not know: a newer version applied them (during a rolling upgrade, this older version keeps working)");
+    }
+    Ok(())
+}
+
 /// Starts careid on bound listeners.
 pub async fn start(
     config: Config,
@@ -41,12 +59,16 @@ pub async fn start(
     server::serve(provider, listeners).await
 }
 
-/// Connects and migrates; says whether a PostgreSQL connection is encrypted.
+/// Connects, and migrates when `database.migrate_on_start` says so (otherwise refuses a schema
+/// older than this binary); says whether a PostgreSQL connection is encrypted.
 async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect(&config.database.url, config.database.max_connections)
         .await
         .context("database")?;
-    db.migrate().await.context("database migration")?;
+    if config.database.migrate_on_start {
+        db.migrate().await.context("database migration")?;
+    }
+    schema_is_current(&db).await?;
     if db.backend() == Backend::Postgres {
         match db.connection_encrypted().await {
             Ok(true) => tracing::info!("database connection encrypted (TLS)"),

@@ -355,6 +355,10 @@ pub struct DatabaseConfig {
     /// another process (`careid clients disable`, another instance) stops being served within
     /// this many seconds. 0 reads it on every request.
     pub client_cache_secs: i64,
+    /// `serve` applies pending migrations at start. Set it to false where several processes
+    /// share a PostgreSQL database, and run `careid migrate` as its own step before starting
+    /// the new version; a server then refuses to start against a schema older than itself.
+    pub migrate_on_start: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -466,6 +470,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://data/careid.db".into(),
             max_connections: 16,
             client_cache_secs: 5,
+            migrate_on_start: true,
         }
     }
 }

@@ -232,11 +232,22 @@ fn init_tracing(config: &Config) {
     }
 }
 
-async fn database(config: &Config) -> anyhow::Result<Db> {
+/// The database with every migration applied (`careid migrate`, and the demo's set-up).
+async fn migrated_database(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect(&config.database.url, config.database.max_connections)
         .await
         .context("database")?;
     db.migrate().await.context("database migration")?;
+    Ok(db)
+}
+
+/// The database for a command other than `serve` and `migrate`: never migrated here, and
+/// refused if its schema is older than this binary.
+async fn database(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database.url, config.database.max_connections)
+        .await
+        .context("database")?;
+    careid::app::schema_is_current(&db).await?;
     Ok(db)
 }
 
@@ -250,7 +261,7 @@ async fn serve(mut config: Config, demo_mode: bool) -> anyhow::Result<()> {
         if config.keys.encryption_key.is_none() {
             config.keys.encryption_key = Some(demo::ensure_key_encryption_key(&dir)?);
         }
-        let db = database(&config).await?;
+        let db = migrated_database(&config).await?;
         let (client_id, _) = demo::ensure_data(&db, &dir, clock.now()).await?;
         let invitation =
             demo::passkey_invitation(&db, clock.now(), config.webauthn.invitation_ttl_secs).await?;
@@ -523,7 +534,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo } => serve(config, demo).await,
         Command::Migrate => {
-            database(&config).await?;
+            migrated_database(&config).await?;
             println!("database is up to date");
             Ok(())
         }

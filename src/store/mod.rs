@@ -155,6 +155,39 @@ impl Db {
         })
     }
 
+    /// Migrations this binary has that the database has not applied, and migrations the
+    /// database has applied that this binary does not know (a newer version wrote them).
+    pub async fn migration_state(&self) -> Result<(Vec<i64>, Vec<i64>), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let applied: Vec<i64> =
+            match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>("version"))
+                    .collect::<Result<_, _>>()?,
+                // No migrations table: nothing applied yet.
+                Err(_) => Vec::new(),
+            };
+        let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+        let pending = known
+            .iter()
+            .filter(|v| !applied.contains(v))
+            .copied()
+            .collect();
+        let unknown = applied
+            .iter()
+            .filter(|v| !known.contains(v))
+            .copied()
+            .collect();
+        Ok((pending, unknown))
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,

@@ -143,6 +143,7 @@ async fn clients_registered_from_the_cli_sign_in_on_the_running_server() {
 async fn the_cli_refuses_bad_registrations_and_unknown_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database(dir.path()).await;
+    assert!(careid(dir.path(), &url, &["migrate"]).status.success());
     let bad = careid(
         dir.path(),
         &url,
@@ -325,4 +326,40 @@ fn every_subcommand_is_in_the_readmes_command_line_section() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn only_migrate_and_serve_change_the_schema_and_an_old_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(dir.path()).await;
+    // A command other than migrate leaves a fresh database alone and says what to do.
+    let out = careid(dir.path(), &url, &["clients", "list"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run `careid migrate`"), "{err}");
+    // With database.migrate_on_start = false, serve refuses it too (several processes share
+    // the database; migrations are their own step).
+    let out = Command::new(env!("CARGO_BIN_EXE_careid"))
+        .current_dir(dir.path())
+        .env("CAREID_DATABASE__URL", &url)
+        .env("CAREID_DATABASE__MIGRATE_ON_START", "false")
+        .env("CAREID_KEYS__ENCRYPTION_KEY", test_encryption_key())
+        .env("CAREID_LISTEN", "127.0.0.1:0")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("older than this careid"));
+    let out = careid(dir.path(), &url, &["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = careid(dir.path(), &url, &["clients", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
