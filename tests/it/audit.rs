@@ -335,7 +335,14 @@ async fn rows_from_before_the_chain_are_counted_and_new_rows_are_chained() {
         .unwrap();
     }
 
-    // `audit verify` applies 0004 and reports the old rows apart.
+    // `careid migrate` applies 0004 and later; `audit verify` reports the old rows apart.
+    let migrated = Command::new(env!("CARGO_BIN_EXE_careid"))
+        .current_dir(dir.path())
+        .env("CAREID_DATABASE__URL", &url)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
     let out = audit_verify_at(dir.path(), &url);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(

@@ -522,6 +522,14 @@ async fn bootstrap_makes_the_first_ra_manager_once() {
         ))
         .unwrap();
     std::fs::write(dir.path().join("card.pem"), &card.cert_pem).unwrap();
+    // A new installation: migrate, then bootstrap.
+    let migrated = std::process::Command::new(env!("CARGO_BIN_EXE_careid"))
+        .current_dir(dir.path())
+        .env("CAREID_DATABASE__URL", &url)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(migrated.status.success());
     let run = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_careid"))
             .current_dir(dir.path())
