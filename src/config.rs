@@ -383,9 +383,10 @@ pub struct SmartcardConfig {
     pub ca_files: Vec<PathBuf>,
     /// DER or PEM certificate revocation lists issued by those CAs.
     pub crl_files: Vec<PathBuf>,
-    /// Addresses of TLS-terminating proxies allowed to pass a client certificate in
-    /// `cert_header`. From any other address the header is ignored.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// TLS-terminating proxies allowed to pass a client certificate in `cert_header` (and a
+    /// client address in `X-Forwarded-For`): addresses (`10.0.0.5`) or networks
+    /// (`10.42.0.0/16`, an ingress controller's pods). From anywhere else the headers are ignored.
+    pub trusted_proxies: TrustedProxies,
     /// Header carrying the URL-encoded PEM client certificate (nginx `$ssl_client_escaped_cert`).
     pub cert_header: String,
     /// Certificate-policy OIDs (dotted, e.g. `2.16.840.1.113883.2.1.3.2.4.1`) of which a card
@@ -475,6 +476,50 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// `smartcard.trusted_proxies`: addresses and networks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrustedProxies(
+    #[serde(deserialize_with = "addresses_or_networks")] pub Vec<ipnet::IpNet>,
+);
+
+impl TrustedProxies {
+    /// Whether `ip` is one of them (an IPv4 address seen as IPv6-mapped counts as itself).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+}
+
+impl From<Vec<IpAddr>> for TrustedProxies {
+    fn from(addresses: Vec<IpAddr>) -> Self {
+        TrustedProxies(addresses.into_iter().map(Into::into).collect())
+    }
+}
+
+/// `10.0.0.5` (one address) or `10.0.0.0/8` (a network), as written in the configuration.
+fn addresses_or_networks<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let items: Vec<String> = Deserialize::deserialize(d)?;
+    items
+        .iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{s:?} is neither an IP address nor a network (10.0.0.0/8)"
+                    ))
+                })
+        })
+        .collect()
+}
+
 impl Default for SmartcardConfig {
     fn default() -> Self {
         SmartcardConfig {
@@ -482,7 +527,7 @@ impl Default for SmartcardConfig {
             base_url: None,
             ca_files: Vec::new(),
             crl_files: Vec::new(),
-            trusted_proxies: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
             cert_header: "x-ssl-client-cert".into(),
             required_policy_oids: Vec::new(),
             reload_poll_secs: 30,
@@ -901,6 +946,33 @@ mod tests {
             .map_err(|e| ConfigError::Parse(Box::new(e)))?;
         c.validate()?;
         Ok(c)
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let c = from_toml(
+            "[smartcard]\ntrusted_proxies = [\"10.0.0.5\", \"10.42.0.0/16\", \"fd00::/8\"]",
+        )
+        .unwrap();
+        let p = &c.smartcard.trusted_proxies;
+        for (ip, trusted) in [
+            ("10.0.0.5", true),
+            ("10.0.0.6", false),
+            ("10.42.7.9", true),
+            ("::ffff:10.42.7.9", true),
+            ("10.43.0.1", false),
+            ("fd12::1", true),
+            ("2001:db8::1", false),
+        ] {
+            assert_eq!(p.contains(ip.parse().unwrap()), trusted, "{ip}");
+        }
+        let err = from_toml("[smartcard]\ntrusted_proxies = [\"10.0.0.0/40\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("trusted_proxies") && err.contains("neither"),
+            "{err}"
+        );
     }
 
     #[test]

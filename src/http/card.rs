@@ -25,7 +25,7 @@ fn presented_chain(
         return Some(chain.as_ref().clone());
     }
     let sc = &app.provider.config.smartcard;
-    if !sc.trusted_proxies.contains(&conn.peer.ip()) {
+    if !sc.trusted_proxies.contains(conn.peer.ip()) {
         if headers.contains_key(sc.cert_header.as_str()) {
             tracing::warn!(peer = %conn.peer, "ignored a client-certificate header from an untrusted address");
         }

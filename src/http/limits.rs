@@ -110,7 +110,7 @@ impl ClassLimits {
 pub struct Limits {
     enabled: bool,
     issuer_path: String,
-    trusted_proxies: Vec<IpAddr>,
+    trusted_proxies: crate::config::TrustedProxies,
     classes: [ClassLimits; 4],
     checks: AtomicU64,
 }
@@ -163,7 +163,7 @@ impl Limits {
     /// The address a request comes from (see the module documentation).
     pub fn source(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = canonical(peer);
-        if !self.trusted_proxies.contains(&peer) {
+        if !self.trusted_proxies.contains(peer) {
             return peer;
         }
         let mut hops: Vec<IpAddr> = Vec::new();
@@ -180,7 +180,7 @@ impl Limits {
         }
         hops.into_iter()
             .rev()
-            .find(|ip| !self.trusted_proxies.contains(ip))
+            .find(|ip| !self.trusted_proxies.contains(*ip))
             .unwrap_or(peer)
     }
 
@@ -446,7 +446,7 @@ mod tests {
             issuer: format!("https://idp.example.org{path}"),
             ..Config::default()
         };
-        c.smartcard.trusted_proxies = toml_proxies;
+        c.smartcard.trusted_proxies = toml_proxies.into();
         Limits::new(&c)
     }
 

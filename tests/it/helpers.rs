@@ -223,7 +223,7 @@ impl TestEnv {
         config.smartcard.base_url = Some(card_base.clone());
         config.smartcard.ca_files = vec![cas];
         config.smartcard.crl_files = vec![crl];
-        config.smartcard.trusted_proxies = opts.trusted_proxies;
+        config.smartcard.trusted_proxies = opts.trusted_proxies.into();
         config.smartcard.required_policy_oids = opts.required_policy_oids;
         // The relying parties of these tests listen on loopback, which careid refuses to call
         // unless allowed (tests/it/lifecycle.rs shows the refusal).

@@ -208,6 +208,34 @@ async fn certificate_header_is_trusted_only_from_the_configured_proxy() {
         ..Default::default()
     })
     .await;
+    header_trusted_only_from(&env, &[("127.0.0.1", false), ("127.0.0.2", true)]).await;
+}
+
+#[tokio::test]
+async fn a_proxy_network_is_trusted_for_the_header_and_nothing_outside_it() {
+    let env = TestEnv::start_with(Options {
+        // An ingress controller's pods: 127.0.0.2 and 127.0.0.3.
+        configure: Some(|c| {
+            c.smartcard.trusted_proxies =
+                careid::config::TrustedProxies(vec!["127.0.0.2/31".parse().unwrap()])
+        }),
+        ..Default::default()
+    })
+    .await;
+    header_trusted_only_from(
+        &env,
+        &[
+            ("127.0.0.1", false),
+            ("127.0.0.3", true),
+            ("127.0.0.4", false),
+        ],
+    )
+    .await;
+}
+
+/// Signs in through a TLS-terminating proxy at each address: the card certificate in nginx's
+/// header is used only from a trusted one.
+async fn header_trusted_only_from(env: &TestEnv, cases: &[(&str, bool)]) {
     let card = env.user_with_card("600000000009").await;
     let client = env.confidential_client().await;
     // As nginx's $ssl_client_escaped_cert: every reserved byte percent-encoded.
@@ -223,7 +251,7 @@ async fn certificate_header_is_trusted_only_from_the_configured_proxy() {
         })
         .collect();
 
-    for (from, expect_ok) in [("127.0.0.1", false), ("127.0.0.2", true)] {
+    for &(from, expect_ok) in cases {
         let http = reqwest::Client::builder()
             .add_root_certificate(
                 reqwest::Certificate::from_pem(env.pki.server_ca.pem().as_bytes()).unwrap(),
