@@ -249,3 +249,74 @@ async fn the_reconciliation_report_lists_what_hr_and_identities_disagree_on() {
     );
     assert_eq!(csv.lines().count(), rows.len() + 1);
 }
+
+#[tokio::test]
+async fn a_detail_change_is_decided_only_by_an_ra_who_may_act_on_that_person_there() {
+    let hr = setup().await;
+    let p = &hr.env.server.provider;
+    hr.env.user("840000000009").await;
+    let ram = hr
+        .env
+        .db
+        .position_by_name("RZ9", "Registration Authority Manager")
+        .await
+        .unwrap()
+        .unwrap();
+    rbac::assign_position(
+        &hr.env.db,
+        "840000000009",
+        &ram,
+        hr.env.now() - 60,
+        None,
+        "test",
+        hr.env.now(),
+    )
+    .await
+    .unwrap();
+    hr.ok(vec![
+        hr.link("m1", "M1", "840000000009", -100),
+        json!({ "event_id": "m2", "kind": "details_change", "org_code": "RZ9", "person_id": "M1",
+            "recorded_at": at(&hr.env, -50), "email": "ram@trust.nhs.uk" }),
+    ])
+    .await;
+    let id = p
+        .admin_list_detail_changes(&ra_manager())
+        .await
+        .unwrap()
+        .changes[0]
+        .id
+        .clone();
+    let approve = || DetailDecision::default();
+
+    // Another organisation's RA does not even see it.
+    let mut elsewhere = ra_manager();
+    elsewhere.org_code = "RZ8".into();
+    assert!(p
+        .admin_list_detail_changes(&elsewhere)
+        .await
+        .unwrap()
+        .changes
+        .is_empty());
+    let refused = p
+        .admin_decide_detail_change(&elsewhere, &id, true, approve())
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, AdminError::NotFound(_)), "{refused:?}");
+    // An RA Agent may not act on an RA Manager (someone above them).
+    let mut agent = ra_manager();
+    agent.uuid = "999999999998".into();
+    agent.ra_roles = vec![careid::domain::ra::RaRole::Agent];
+    let refused = p
+        .admin_decide_detail_change(&agent, &id, true, approve())
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, AdminError::Forbidden(_)), "{refused:?}");
+    // An RA Manager of the organisation may; a change of email needs no evidence.
+    let done = p
+        .admin_decide_detail_change(&ra_manager(), &id, true, approve())
+        .await
+        .unwrap();
+    assert_eq!(done.state, "approved");
+    let user = hr.env.db.user("840000000009").await.unwrap().unwrap();
+    assert_eq!(user.email.as_deref(), Some("ram@trust.nhs.uk"));
+}
