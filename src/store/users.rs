@@ -31,6 +31,16 @@ fn user_from(r: &AnyRow) -> Result<User, StoreError> {
     })
 }
 
+/// A `personal_details` row (work phones are a JSON array).
+fn details_from(r: &AnyRow) -> Result<PersonalDetails, StoreError> {
+    let phones: String = r.try_get("work_phones")?;
+    Ok(PersonalDetails {
+        date_of_birth: r.try_get("date_of_birth")?,
+        ni_number: r.try_get("ni_number")?,
+        work_phones: serde_json::from_str(&phones)?,
+    })
+}
+
 /// A column holding an enum's name; a name the code does not know is corrupt data.
 fn parsed<T>(r: &AnyRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
     let text: String = r.try_get(column)?;
@@ -363,15 +373,7 @@ impl Db {
                 users.push(user_from(&r)?);
             }
             for r in run(format!("SELECT user_uuid, date_of_birth, ni_number, work_phones FROM personal_details WHERE user_uuid IN ({list})")).await? {
-                let phones: String = r.try_get("work_phones")?;
-                details.push((
-                    r.try_get("user_uuid")?,
-                    PersonalDetails {
-                        date_of_birth: r.try_get("date_of_birth")?,
-                        ni_number: r.try_get("ni_number")?,
-                        work_phones: serde_json::from_str(&phones)?,
-                    },
-                ));
+                details.push((r.try_get("user_uuid")?, details_from(&r)?));
             }
         }
         Ok((users, details))
@@ -385,12 +387,7 @@ impl Db {
         let Some(r) = row else {
             return Ok(PersonalDetails::default());
         };
-        let phones: String = r.try_get("work_phones")?;
-        Ok(PersonalDetails {
-            date_of_birth: r.try_get("date_of_birth")?,
-            ni_number: r.try_get("ni_number")?,
-            work_phones: serde_json::from_str(&phones)?,
-        })
+        details_from(&r)
     }
 
     /// A person's photograph, if one is recorded.
