@@ -45,6 +45,8 @@ pub struct Config {
     pub registration: RegistrationConfig,
     /// The HR feed (`/hr/api/v1`, `careid hr import`) and its scheduler.
     pub hr: HrConfig,
+    /// The smartcard agent's sign-in and card-removal protocol (`/agent/v1`).
+    pub card_agent: CardAgentConfig,
     pub log: LogConfig,
 }
 
@@ -65,6 +67,33 @@ impl Default for HrConfig {
         HrConfig {
             max_batch_events: 1000,
             scheduler_interval_secs: 15,
+        }
+    }
+}
+
+/// The card agent (`careid-agent`): how long its challenges live and how often it must show
+/// it is still watching the reader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CardAgentConfig {
+    /// How long a challenge may wait for the card's signature (single use either way).
+    pub challenge_ttl_secs: i64,
+    /// How often the agent is told to send a heartbeat.
+    pub heartbeat_interval_secs: i64,
+    /// A card-bound session whose agent has been silent this long is ended (the agent may have
+    /// been killed, or the workstation unplugged, with the card gone).
+    pub heartbeat_timeout_secs: i64,
+    /// How often each process looks for silent agents.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for CardAgentConfig {
+    fn default() -> Self {
+        CardAgentConfig {
+            challenge_ttl_secs: 60,
+            heartbeat_interval_secs: 15,
+            heartbeat_timeout_secs: 60,
+            sweep_interval_secs: 5,
         }
     }
 }
@@ -460,6 +489,7 @@ impl Default for Config {
             console: ConsoleConfig::default(),
             registration: RegistrationConfig::default(),
             hr: HrConfig::default(),
+            card_agent: CardAgentConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -654,6 +684,17 @@ impl Config {
 
     /// Rules serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let a = &self.card_agent;
+        if !(5..=600).contains(&a.challenge_ttl_secs)
+            || !(1..=3600).contains(&a.heartbeat_interval_secs)
+            || a.heartbeat_timeout_secs < 2 * a.heartbeat_interval_secs
+            || !(1..=3600).contains(&a.sweep_interval_secs)
+        {
+            return Err(ConfigError::Invalid {
+                key: "card_agent",
+                reason: "challenge_ttl_secs 5..=600, heartbeat and sweep intervals 1..=3600, and heartbeat_timeout_secs at least twice heartbeat_interval_secs".into(),
+            });
+        }
         if !(1..=10_000).contains(&self.hr.max_batch_events) {
             return Err(ConfigError::Invalid {
                 key: "hr.max_batch_events",

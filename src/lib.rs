@@ -7,6 +7,7 @@
 //! [`demo`] (`serve --demo` and its PKI) sits outside the layers: only `main` and the tests use
 //! it.
 
+pub mod agent;
 pub mod app;
 pub mod clock;
 pub mod config;

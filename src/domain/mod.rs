@@ -4,6 +4,7 @@
 pub mod audit_limit;
 pub mod authorize;
 pub mod backchannel;
+pub mod card_agent;
 pub mod claims;
 pub mod client;
 pub mod client_auth;

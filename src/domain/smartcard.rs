@@ -112,6 +112,21 @@ impl CardRejection {
     }
 }
 
+/// Whether `signature` over `message` was made with the key of certificate `leaf`: ECDSA P-256
+/// (ASN.1) or RSA PKCS#1 v1.5, with SHA-256 (what PIV cards do). Checked by ring through
+/// rustls-webpki.
+pub fn signed_by(leaf: &CertificateDer<'_>, message: &[u8], signature: &[u8]) -> bool {
+    let Ok(cert) = EndEntityCert::try_from(leaf) else {
+        return false;
+    };
+    [
+        webpki::ring::ECDSA_P256_SHA256,
+        webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+    ]
+    .into_iter()
+    .any(|alg| cert.verify_signature(alg, message, signature).is_ok())
+}
+
 /// What a valid card certificate says about its holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardCertificate {

@@ -3,6 +3,7 @@
 //! stay thin: parse, one provider call, map the result.
 
 pub mod admin;
+pub mod agent;
 pub mod card;
 pub mod console;
 pub mod error;
@@ -101,6 +102,7 @@ fn oidc_routes() -> Router<AppState> {
             "/account/authenticators/{id}/{action}",
             post(webauthn::account_change),
         )
+        .merge(agent::routes())
 }
 
 /// A caller's `x-request-id` is kept (so a proxy's id links the logs) only when it is short and
@@ -142,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics_with_token))
         .route("/static/careid.css", get(ops::stylesheet))
         .route("/static/webauthn.js", get(webauthn::script))
+        .route("/static/agent.js", get(agent::script))
         .layer(RequestBodyLimitLayer::new(params::MAX_BODY))
         // HR batches are larger than anything else careid takes (`hr.max_batch_events`).
         .merge(hr::routes().layer(RequestBodyLimitLayer::new(hr::MAX_BATCH_BODY)));

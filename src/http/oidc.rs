@@ -119,6 +119,7 @@ pub async fn authorize(
                 title => "Sign in", client_name, card_url, login_hint, flow_minutes => minutes, flow => flow_id, minimum_aal,
                 webauthn_options => c.endpoint("/webauthn/authenticate/options"),
                 webauthn_finish => c.endpoint("/webauthn/authenticate"),
+                agent_start => c.endpoint("/login/agent"),
             });
             // The WebAuthn form's answer redirects to the client.
             super::pages::allowing_form_target(page, &return_to)

@@ -15,6 +15,7 @@ fn environment() -> &'static Environment<'static> {
         for (name, text) in [
             ("base.html", include_str!("../../templates/base.html")),
             ("login.html", include_str!("../../templates/login.html")),
+            ("agent.html", include_str!("../../templates/agent.html")),
             ("message.html", include_str!("../../templates/message.html")),
             ("terms.html", include_str!("../../templates/terms.html")),
             (

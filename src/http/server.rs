@@ -265,6 +265,7 @@ pub async fn serve(provider: Arc<Provider>, listeners: Listeners) -> anyhow::Res
     tasks.push(tokio::spawn(deliver_logouts(provider.clone(), rx.clone())));
     tasks.push(tokio::spawn(housekeeping(provider.clone(), rx.clone())));
     tasks.push(tokio::spawn(hr_scheduler(provider.clone(), rx.clone())));
+    tasks.push(tokio::spawn(card_agent_sweep(provider.clone(), rx.clone())));
     tasks.push(tokio::spawn(super::reload::reload_card_trust(
         provider.clone(),
         rx.clone(),
@@ -356,6 +357,23 @@ async fn hr_scheduler(provider: Arc<Provider>, mut shutdown: watch::Receiver<boo
             Ok(done) if done != Default::default() => tracing::info!(?done, "HR schedule applied"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "HR schedule failed"),
+        }
+    }
+}
+
+/// Every `card_agent.sweep_interval_secs`: ends the card-bound sessions whose agent has gone
+/// silent (`domain/card_agent.rs`). Each binding ends once across processes.
+async fn card_agent_sweep(provider: Arc<Provider>, mut shutdown: watch::Receiver<bool>) {
+    let interval = Duration::from_secs(provider.config.card_agent.sweep_interval_secs);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        match provider.end_silent_agents().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(ended = n, "ended card-bound sessions of silent agents"),
+            Err(e) => tracing::warn!(error = %e, "card agent sweep failed"),
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod access_request;
 pub mod assurance;
 pub mod audit;
+pub mod card_agent;
 pub mod client;
 pub mod console;
 pub mod grant;

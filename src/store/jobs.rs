@@ -19,6 +19,9 @@ pub struct Purged {
     pub webauthn_ceremonies: u64,
     pub webauthn_invitations: u64,
     pub console_sessions: u64,
+    pub card_agent_requests: u64,
+    pub card_agent_challenges: u64,
+    pub card_agent_bindings: u64,
 }
 
 impl Db {
@@ -75,6 +78,11 @@ impl Db {
             webauthn_invitations: run("DELETE FROM webauthn_invitations WHERE expires_at < $1")
                 .await?,
             console_sessions: run("DELETE FROM console_sessions WHERE expires_at < $1").await?,
+            card_agent_requests: run("DELETE FROM card_agent_requests WHERE expires_at < $1")
+                .await?,
+            card_agent_challenges: run("DELETE FROM card_agent_challenges WHERE expires_at < $1")
+                .await?,
+            card_agent_bindings: run("DELETE FROM card_agent_bindings WHERE ended_at < $1").await?,
         })
     }
 

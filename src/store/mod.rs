@@ -9,6 +9,7 @@
 
 mod access_requests;
 mod audit;
+mod card_agent;
 mod clients;
 mod codes;
 mod console;
@@ -37,6 +38,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
 pub use audit::{AuditVerification, ChainBreak, StoredAuditRow};
+pub use card_agent::AgentRequest;
 pub use codes::CodeState;
 pub use hr::NewInboxEvent;
 pub use jobs::Purged;

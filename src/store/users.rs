@@ -61,6 +61,19 @@ pub(super) fn authenticator_from(r: &AnyRow) -> Result<Authenticator, StoreError
     })
 }
 
+/// An authenticator row joined with its user's `status AS user_status`.
+pub(super) fn with_user_status(
+    r: &AnyRow,
+) -> Result<(Authenticator, Option<UserStatus>), StoreError> {
+    let user_status = r
+        .try_get::<Option<String>, _>("user_status")?
+        .map(|s| {
+            UserStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("user status {s}")))
+        })
+        .transpose()?;
+    Ok((authenticator_from(r)?, user_status))
+}
+
 /// The `authenticators` row of any kind, on a connection or inside a caller's transaction
 /// (TACs and WebAuthn credentials are stored with their own row in one transaction).
 pub(super) async fn insert_authenticator_row(
@@ -202,16 +215,7 @@ impl Db {
             .bind(serial)
             .fetch_optional(self.pool())
             .await?;
-        let Some(r) = row else {
-            return Ok(None);
-        };
-        let user_status = r
-            .try_get::<Option<String>, _>("user_status")?
-            .map(|s| {
-                UserStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("user status {s}")))
-            })
-            .transpose()?;
-        Ok(Some((authenticator_from(&r)?, user_status)))
+        row.as_ref().map(with_user_status).transpose()
     }
 
     /// A user with the state of one of their sessions (None when it does not exist), in one

@@ -141,6 +141,8 @@ fn allowed(layer: &str) -> &'static [&'static str] {
         "http" => &["http", "domain", "model", "clock", "config"],
         "clock" => &["clock"],
         "config" => &["config"],
+        // The card agent is a client of careid: only the protocol's messages are shared.
+        "agent" => &["agent", "model"],
         // Wiring and tools: everything.
         _ => &[
             "app", "http", "domain", "store", "model", "clock", "config", "demo", "pki",

@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod authorize_errors;
 mod browser;
+mod card_agent;
 mod cdp;
 mod cis2_rps;
 mod cli;

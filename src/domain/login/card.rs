@@ -44,6 +44,7 @@ impl Provider {
                 &authenticator,
                 Method::Smartcard,
                 previous_secret,
+                None,
             )
             .await?
         {
@@ -56,7 +57,7 @@ impl Provider {
     }
 
     /// Certificate → the bound authenticator (its person, its id, a TAC's end), or why not.
-    async fn check_card(
+    pub(super) async fn check_card(
         &self,
         chain: &[CertificateDer<'_>],
     ) -> Result<Result<Authenticator, CardRejection>, ServiceError> {
@@ -75,17 +76,8 @@ impl Provider {
         else {
             return Ok(Err(CardRejection::NotBound));
         };
-        if authenticator.status == AuthenticatorStatus::Suspended {
-            return Ok(Err(CardRejection::AuthenticatorSuspended));
-        }
-        if !authenticator.is_active() {
-            return Ok(Err(CardRejection::AuthenticatorRevoked));
-        }
-        if !authenticator.is_usable(self.now()) {
-            return Ok(Err(CardRejection::TacExpired));
-        }
-        if user_status != Some(UserStatus::Active) {
-            return Ok(Err(CardRejection::UserNotActive));
+        if let Err(r) = card_usable(&authenticator, user_status, self.now()) {
+            return Ok(Err(r));
         }
         // A temporary access card's certificate names the TAC, not the person it is issued to.
         if authenticator.kind != AuthenticatorKind::Tac
@@ -98,4 +90,26 @@ impl Provider {
         }
         Ok(Ok(authenticator))
     }
+}
+
+/// Whether a bound card may sign its person in now: the card active (not suspended, revoked, or
+/// a lapsed TAC) and its person active.
+pub(super) fn card_usable(
+    authenticator: &Authenticator,
+    user_status: Option<UserStatus>,
+    now: crate::clock::UnixTime,
+) -> Result<(), CardRejection> {
+    if authenticator.status == AuthenticatorStatus::Suspended {
+        return Err(CardRejection::AuthenticatorSuspended);
+    }
+    if !authenticator.is_active() {
+        return Err(CardRejection::AuthenticatorRevoked);
+    }
+    if !authenticator.is_usable(now) {
+        return Err(CardRejection::TacExpired);
+    }
+    if user_status != Some(UserStatus::Active) {
+        return Err(CardRejection::UserNotActive);
+    }
+    Ok(())
 }

@@ -17,11 +17,13 @@ use crate::model::identity::UserStatus;
 use crate::model::session::Session;
 use crate::store::WriteSet;
 
+mod agent;
 mod card;
 mod flow;
 mod session;
 mod steps;
 
+pub use agent::{AgentCode, AgentFlowState};
 pub use flow::flow_key;
 
 /// What the authorization endpoint does next.

@@ -25,6 +25,7 @@ impl Provider {
         authenticator: &Authenticator,
         method: Method,
         previous_secret: Option<&str>,
+        agent_binding: Option<&str>,
     ) -> Result<Option<(Next, String)>, ServiceError> {
         let (user_uuid, authenticator_id) = (&*authenticator.user_uuid, &*authenticator.id);
         let now = self.now();
@@ -40,6 +41,9 @@ impl Provider {
         } = self
             .open_session(previous_secret, authenticator, method, &mut writes)
             .await?;
+        if let Some(binding) = agent_binding {
+            writes.bind_agent_session(binding, &session.sid);
+        }
         let (label, kind) = match method.kind() {
             MethodKind::Smartcard => ("smartcard", AuditKind::LoginSmartcard),
             MethodKind::Fido2 => ("webauthn", AuditKind::LoginWebauthn),
@@ -49,7 +53,7 @@ impl Provider {
             "success",
             Some(user_uuid),
             Some(&request.client_id),
-            json!({ "sid": session.sid, "authenticator": authenticator_id, "aal": method.aal() }),
+            login_detail(&session.sid, authenticator_id, method, agent_binding),
         ));
         let hinted = self.hinted_subject(request).await;
         let next = match request.acr.satisfied_by(method) {
@@ -87,6 +91,17 @@ impl Provider {
         }
         if let Some(sid) = replaced {
             self.end_session(&sid, "replaced").await?;
+        }
+        // A card pulled while this sign-in was being written: its session ends at once.
+        if let Some(binding) = agent_binding {
+            if self
+                .db
+                .agent_binding(binding)
+                .await?
+                .is_none_or(|b| b.ended_at.is_some())
+            {
+                self.end_session(&session.sid, "card_removed").await?;
+            }
         }
         metrics::counter!("careid_logins_total", "method" => label, "outcome" => "success")
             .increment(1);
@@ -186,4 +201,19 @@ impl Provider {
         self.db.revoke_access_tokens_of_user(user_uuid, now).await?;
         Ok(())
     }
+}
+
+/// A sign-in's audit detail: the session, the authenticator, the AAL, and the agent binding
+/// when the card signed through the agent.
+fn login_detail(
+    sid: &str,
+    authenticator_id: &str,
+    method: Method,
+    agent_binding: Option<&str>,
+) -> serde_json::Value {
+    let mut detail = json!({ "sid": sid, "authenticator": authenticator_id, "aal": method.aal() });
+    if let Some(binding) = agent_binding {
+        detail["card_agent"] = json!(binding);
+    }
+    detail
 }

@@ -407,7 +407,7 @@ impl Provider {
         let a = &stored.authenticator;
         Ok(
             match self
-                .sign_in_verified(&flow, &key, a, method, previous_secret)
+                .sign_in_verified(&flow, &key, a, method, previous_secret, None)
                 .await?
             {
                 Some((next, session_secret)) => PasskeyLoginOutcome::SignedIn {
