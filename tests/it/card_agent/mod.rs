@@ -5,6 +5,7 @@
 
 #[cfg(feature = "card-agent")]
 mod pcsc;
+mod browser;
 mod protocol;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

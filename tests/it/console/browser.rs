@@ -13,7 +13,7 @@ use crate::cdp::{Chromium, Page};
 
 const AXE: &str = "target/axe/node_modules/axe-core/axe.min.js";
 
-fn axe_source() -> String {
+pub fn axe_source() -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(AXE);
     std::fs::read_to_string(&path).unwrap_or_else(|_| {
         panic!(
@@ -25,7 +25,7 @@ fn axe_source() -> String {
 
 /// Runs axe-core (WCAG 2.0/2.1 A and AA) and careid's own checks on the page; panics with the
 /// violations.
-async fn check_accessibility(page: &Page<'_>, axe: &str, name: &str) {
+pub async fn check_accessibility(page: &Page<'_>, axe: &str, name: &str) {
     if page.eval("typeof axe").await != json!("object") {
         page.eval(axe).await;
     }

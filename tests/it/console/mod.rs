@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::*;
 
-mod browser;
+pub mod browser;
 mod tasks;
 
 const SAMPLE: &str = include_str!("../../../config/rbac-sample.json");
