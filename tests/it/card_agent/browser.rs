@@ -32,16 +32,25 @@ async fn the_agent_page_shows_the_code_and_finishes_by_itself_once_the_card_has_
     let chromium = Chromium::launch().await;
     let page = chromium.new_page().await;
     page.navigate(&authorize).await;
-    page.wait_for("document.querySelector('h1') && document.querySelector('h1').innerText === 'Sign in'")
-        .await;
+    page.wait_for(
+        "document.querySelector('h1') && document.querySelector('h1').innerText === 'Sign in'",
+    )
+    .await;
     page.tab_to("form[action$='/login/agent'] button").await;
     page.press("Enter").await;
     page.wait_for("document.querySelector('h1') && document.querySelector('h1').innerText === 'Sign in with your card agent'")
         .await;
     check_accessibility(&page, &axe_source(), "card agent page").await;
-    page.screenshot(&screenshot_dir().join("card-agent.png")).await;
-    let code = page.eval("document.getElementById('agent-code').innerText").await;
-    let code = code.as_str().expect("the page shows a code").trim().to_string();
+    page.screenshot(&screenshot_dir().join("card-agent.png"))
+        .await;
+    let code = page
+        .eval("document.getElementById('agent-code').innerText")
+        .await;
+    let code = code
+        .as_str()
+        .expect("the page shows a code")
+        .trim()
+        .to_string();
     assert_eq!(code.len(), 9, "XXXX-XXXX: {code}");
     assert_eq!(
         page.eval("document.querySelector('a.button').getAttribute('href').startsWith('careid-agent:sign-in?issuer=')").await,
@@ -49,11 +58,17 @@ async fn the_agent_page_shows_the_code_and_finishes_by_itself_once_the_card_has_
     );
 
     // The card signs through the agent protocol; the page notices and carries on alone.
-    card_signs(&env, &code, &mut virtual_card(&card)).await.unwrap();
-    page.wait_for("location.href.startsWith('http://127.0.0.1')").await;
+    card_signs(&env, &code, &mut virtual_card(&card))
+        .await
+        .unwrap();
+    page.wait_for("location.href.startsWith('http://127.0.0.1')")
+        .await;
     let href = page.eval("location.href").await;
     let code = query_param(href.as_str().unwrap(), "code").expect("the RP got a code");
-    assert_eq!(query_param(href.as_str().unwrap(), "state").as_deref(), Some("s1"));
+    assert_eq!(
+        query_param(href.as_str().unwrap(), "state").as_deref(),
+        Some("s1")
+    );
     let r = env
         .http()
         .post(env.endpoint("/token"))
@@ -68,5 +83,8 @@ async fn the_agent_page_shows_the_code_and_finishes_by_itself_once_the_card_has_
         .await
         .unwrap();
     let tokens: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(jwt_claims(tokens["id_token"].as_str().unwrap())["amr"], json!(["N3_SMARTCARD"]));
+    assert_eq!(
+        jwt_claims(tokens["id_token"].as_str().unwrap())["amr"],
+        json!(["N3_SMARTCARD"])
+    );
 }

@@ -3,9 +3,9 @@
 //! virtual PIV card as the card (the PIV commands are the real ones); `pcsc.rs` runs the real
 //! agent binary against `pcscd` and `vpcd`.
 
+mod browser;
 #[cfg(feature = "card-agent")]
 mod pcsc;
-mod browser;
 mod protocol;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
