@@ -143,6 +143,8 @@ fn allowed(layer: &str) -> &'static [&'static str] {
         "config" => &["config"],
         // The card agent is a client of careid: only the protocol's messages are shared.
         "agent" => &["agent", "model"],
+        // The agent's and the virtual card's commands.
+        "bin" => &["agent", "model"],
         // Wiring and tools: everything.
         _ => &[
             "app", "http", "domain", "store", "model", "clock", "config", "demo", "pki",

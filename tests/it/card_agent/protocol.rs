@@ -463,3 +463,50 @@ async fn a_removal_sent_to_another_instance_ends_the_session() {
         401
     );
 }
+
+#[tokio::test]
+async fn the_agent_keeps_trying_to_report_a_removal_until_careid_answers() {
+    let env = TestEnv::start().await;
+    let card = env.user_with_card("710000000014").await;
+    let (client, logouts) = rp_with_logout(&env).await;
+    let (tokens, login, _) = signed_in(&env, &client, &card).await;
+    // The workstation's way to careid is down: nothing listens on the port the agent uses.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let agent = AgentClient::new(
+        &format!("https://localhost:{port}"),
+        Some(env.pki.server_ca.pem().as_bytes()),
+    )
+    .unwrap();
+    let token = login.agent_token.clone();
+    let reporting = tokio::spawn(async move { agent.removed_until_delivered(&token).await });
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert!(!reporting.is_finished(), "still trying");
+    assert!(logouts.received().is_empty());
+    // The network comes back: a relay to careid appears on that port.
+    let relay = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let upstream = env.server.main_addr;
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = relay.accept().await {
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    let status = tokio::time::timeout(std::time::Duration::from_secs(15), reporting)
+        .await
+        .expect("the retry reaches careid")
+        .unwrap()
+        .unwrap();
+    assert!(!status.active);
+    assert_eq!(logouts.wait_up_to(1, 40).await.len(), 1);
+    assert_eq!(
+        userinfo_status(&env, tokens["access_token"].as_str().unwrap()).await,
+        401
+    );
+}
