@@ -47,6 +47,8 @@ pub struct Config {
     pub hr: HrConfig,
     /// The smartcard agent's sign-in and card-removal protocol (`/agent/v1`).
     pub card_agent: CardAgentConfig,
+    /// Supplier onboarding: dynamic client registration, stages, conformance checks.
+    pub onboarding: OnboardingConfig,
     pub log: LogConfig,
 }
 
@@ -94,6 +96,31 @@ impl Default for CardAgentConfig {
             heartbeat_interval_secs: 15,
             heartbeat_timeout_secs: 60,
             sweep_interval_secs: 5,
+        }
+    }
+}
+
+/// Supplier onboarding (`docs/onboarding.md`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnboardingConfig {
+    /// How long an initial access token (one registration) stays usable.
+    pub initial_access_token_ttl_secs: i64,
+    /// After a secret rotation, the old secret keeps working this long.
+    pub secret_overlap_secs: i64,
+    /// Scopes a client may hold only in production (refused at registration in integration).
+    pub production_only_scopes: Vec<String>,
+    /// The conformance check wants a complete test sign-in no older than this.
+    pub test_sign_in_max_age_secs: i64,
+}
+
+impl Default for OnboardingConfig {
+    fn default() -> Self {
+        OnboardingConfig {
+            initial_access_token_ttl_secs: 7 * 86400,
+            secret_overlap_secs: 86400,
+            production_only_scopes: vec!["offline_access".into()],
+            test_sign_in_max_age_secs: 7 * 86400,
         }
     }
 }
@@ -490,6 +517,7 @@ impl Default for Config {
             registration: RegistrationConfig::default(),
             hr: HrConfig::default(),
             card_agent: CardAgentConfig::default(),
+            onboarding: OnboardingConfig::default(),
             log: LogConfig::default(),
         }
     }

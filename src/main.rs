@@ -85,8 +85,26 @@ enum Command {
         #[command(subcommand)]
         command: HrCommand,
     },
+    /// Supplier onboarding: suppliers, their developers, onboarding managers, initial access
+    /// tokens (docs/onboarding.md).
+    Suppliers {
+        #[command(subcommand)]
+        command: SuppliersCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum SuppliersCommand {
+    /// Add a supplier organisation; prints its id.
+    Add { name: String },
+    /// Make a Care Identity a developer of a supplier.
+    Developer { supplier_id: String, uuid: String },
+    /// Make a Care Identity an onboarding manager (approves promotions to production).
+    Manager { uuid: String },
+    /// Issue an initial access token for one dynamic client registration by the supplier.
+    Token { supplier_id: String },
 }
 
 #[derive(Subcommand)]
@@ -378,6 +396,44 @@ async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()>
     Ok(())
 }
 
+async fn suppliers(config: Config, command: SuppliersCommand) -> anyhow::Result<()> {
+    let db = database(&config).await?;
+    let provider = Provider::new(
+        db,
+        Arc::new(SystemClock),
+        config,
+        CardTrust::default(),
+        Default::default(),
+    );
+    match command {
+        SuppliersCommand::Add { name } => {
+            let supplier = provider.create_supplier(&name, "cli").await?;
+            println!("{}", supplier.id);
+        }
+        SuppliersCommand::Developer { supplier_id, uuid } => {
+            provider
+                .add_onboarding_member(&uuid, Some(&supplier_id), "cli")
+                .await?;
+            println!("{uuid} develops for {supplier_id}");
+        }
+        SuppliersCommand::Manager { uuid } => {
+            provider.add_onboarding_member(&uuid, None, "cli").await?;
+            println!("{uuid} is an onboarding manager");
+        }
+        SuppliersCommand::Token { supplier_id } => {
+            let (token, expires_at) = provider
+                .issue_initial_access_token(&supplier_id, "cli")
+                .await?;
+            println!("{token}");
+            eprintln!(
+                "one registration at {}, until {expires_at} (unix time)",
+                provider.config.endpoint("/connect/register")
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn hr(config: Config, command: HrCommand) -> anyhow::Result<()> {
     use careid::domain::hr::feed::ImportFormat;
     let db = database(&config).await?;
@@ -613,6 +669,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Hr { command } => hr(config, command).await,
+        Command::Suppliers { command } => suppliers(config, command).await,
         Command::Report { name, period, csv } => {
             let db = database(&config).await?;
             let report =

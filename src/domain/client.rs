@@ -4,7 +4,7 @@
 use super::secrets;
 use crate::clock::UnixTime;
 pub use crate::model::client::{
-    AuthMethod, Client, ClientMetadata, SigningAlg, ADMIN_SCOPE, HR_FEED_SCOPE,
+    AuthMethod, Client, ClientMetadata, SigningAlg, Stage, ADMIN_SCOPE, HR_FEED_SCOPE,
 };
 
 /// Algorithms accepted for `private_key_jwt` client assertions (CIS2 RPs use RS512 or RS256).
@@ -269,10 +269,12 @@ pub fn register(req: ClientRequest, now: UnixTime) -> Result<NewClient, Registra
             .iter()
             .map(|o| o.trim().to_uppercase())
             .collect(),
+        careid_stage: None,
     };
     let client = Client {
         metadata,
         secret_digest: secret.as_deref().map(secrets::digest),
+        previous_secret: None,
         active: true,
     };
     Ok(NewClient { client, secret })

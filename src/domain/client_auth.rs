@@ -178,7 +178,11 @@ fn unverified_issuer(assertion: &str) -> Option<String> {
 }
 
 /// Checks a presented secret against the client (method and value).
-pub fn check_secret(client: &Client, presented: &Presented) -> Result<(), ClientAuthError> {
+pub fn check_secret(
+    client: &Client,
+    presented: &Presented,
+    now: crate::clock::UnixTime,
+) -> Result<(), ClientAuthError> {
     let bad = || ClientAuthError::InvalidClient("client authentication failed".into());
     if presented.method() != client.metadata.token_endpoint_auth_method {
         return Err(ClientAuthError::InvalidClient(format!(
@@ -189,7 +193,13 @@ pub fn check_secret(client: &Client, presented: &Presented) -> Result<(), Client
     match presented {
         Presented::Basic { secret, .. } | Presented::Post { secret, .. } => {
             let digest = client.secret_digest.as_deref().ok_or_else(bad)?;
-            if secrets::matches_digest(secret, digest) {
+            // A rotated secret still works until its overlap window closes.
+            let previous = client
+                .previous_secret
+                .as_ref()
+                .filter(|(_, until)| now < *until)
+                .is_some_and(|(old, _)| secrets::matches_digest(secret, old));
+            if secrets::matches_digest(secret, digest) || previous {
                 Ok(())
             } else {
                 Err(bad())

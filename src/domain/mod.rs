@@ -14,6 +14,7 @@ pub mod hr;
 pub mod keys;
 pub mod login;
 pub mod logout;
+pub mod onboarding;
 pub mod outbound;
 pub mod provider;
 pub mod ra;

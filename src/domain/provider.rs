@@ -405,6 +405,16 @@ impl Provider {
         Ok(client.filter(|c| c.active))
     }
 
+    /// Drops this process's cached copy of a client (after an update, promotion, rotation or
+    /// deletion here; other processes see the change within `database.client_cache_secs`).
+    pub fn forget_client(&self, client_id: &str) {
+        self.clients
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(client_id);
+    }
+
     /// The keys a `private_key_jwt` client signs with: registered inline, or fetched from its
     /// `jwks_uri` and cached ([`JwksCache`]: five minutes, a missing `kid` refetches at most once
     /// a minute, failures back off, one fetch per URI at a time, bodies capped at 64 KiB).

@@ -32,6 +32,7 @@ impl Provider {
             .map_err(ServiceError::from)?
             .filter(|u| u.status == UserStatus::Active)
             .ok_or_else(invalid)?;
+        self.note_test_sign_in(&claims, sub).await?;
         let scopes: Vec<String> = claims
             .get("scope")
             .and_then(Value::as_str)
@@ -211,6 +212,30 @@ impl Provider {
                     .await?;
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+impl Provider {
+    /// A test identity called userinfo with a token of an integration client: a complete test
+    /// sign-in (code exchanged, userinfo called), the evidence onboarding's `test_sign_in` check
+    /// looks for. Only integration clients pay the lookup.
+    async fn note_test_sign_in(
+        &self,
+        claims: &Map<String, Value>,
+        sub: &str,
+    ) -> Result<(), ServiceError> {
+        let Some(client_id) = claims.get("client_id").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        if self
+            .active_client(client_id)
+            .await?
+            .is_some_and(|c| c.in_integration())
+            && self.db.is_test_identity(sub).await?
+        {
+            self.db.record_test_sign_in(client_id, self.now()).await?;
         }
         Ok(())
     }

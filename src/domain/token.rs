@@ -245,7 +245,7 @@ impl Provider {
             Presented::Assertion { assertion, .. } => {
                 self.check_assertion(&client, assertion).await?
             }
-            other => client_auth::check_secret(&client, other),
+            other => client_auth::check_secret(&client, other, self.now()),
         };
         if let Err(e) = outcome {
             self.audit(

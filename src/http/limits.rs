@@ -141,12 +141,19 @@ impl Limits {
 
     /// The class of a request, from its method and path.
     pub fn classify(&self, method: &Method, path: &str) -> Option<Class> {
-        if path.starts_with("/admin/api/") || path.starts_with("/hr/api/") {
+        if path.starts_with("/admin/api/")
+            || path.starts_with("/hr/api/")
+            || path.starts_with("/onboarding/api/")
+        {
             return Some(Class::Admin);
         }
         let path = path.strip_prefix(self.issuer_path.as_str())?;
         match (method.as_str(), path) {
             (_, "/authorize" | "/card/login") => Some(Class::Authorize),
+            // Registration, the agent's calls: as many as token calls allow.
+            (_, p) if p.starts_with("/connect/register") || p.starts_with("/agent/v1/") => {
+                Some(Class::Token)
+            }
             ("POST", "/token" | "/access_token" | "/introspect" | "/revoke" | "/token/revoke") => {
                 Some(Class::Token)
             }

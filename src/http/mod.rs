@@ -10,9 +10,11 @@ pub mod error;
 pub mod hr;
 pub mod limits;
 pub mod oidc;
+pub mod onboarding;
 pub mod ops;
 pub mod pages;
 pub mod params;
+pub mod register;
 pub mod reload;
 pub mod role;
 pub mod server;
@@ -103,6 +105,7 @@ fn oidc_routes() -> Router<AppState> {
             post(webauthn::account_change),
         )
         .merge(agent::routes())
+        .merge(register::routes())
 }
 
 /// A caller's `x-request-id` is kept (so a proxy's id links the logs) only when it is short and
@@ -139,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc)
         .merge(console)
         .merge(admin::routes())
+        .merge(onboarding::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_with_token))

@@ -34,6 +34,7 @@ pub async fn discovery(State(app): State<AppState>) -> Response {
         "introspection_endpoint": c.endpoint("/introspect"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "revocation_endpoint": c.endpoint("/revoke"),
+        "registration_endpoint": c.endpoint("/connect/register"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256"],

@@ -64,10 +64,21 @@ pub enum AuditKind {
     AdminHrPositionMapped,
     AdminHrPositionUnmapped,
     AdminHrDetailsDecided,
+    OnboardingSupplier,
+    OnboardingInitialToken,
+    OnboardingClientRegistered,
+    OnboardingClientUpdated,
+    OnboardingClientDeleted,
+    OnboardingSecretRotated,
+    OnboardingConformance,
+    OnboardingPromotionRequested,
+    OnboardingPromotionDecided,
+    OnboardingTestIdentity,
+    LoginStageRefused,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 60] = [
+    pub const ALL: [AuditKind; 71] = [
         AuditKind::LoginSmartcard,
         AuditKind::LoginWebauthn,
         AuditKind::LoginRole,
@@ -128,6 +139,17 @@ impl AuditKind {
         AuditKind::AdminHrPositionMapped,
         AuditKind::AdminHrPositionUnmapped,
         AuditKind::AdminHrDetailsDecided,
+        AuditKind::OnboardingSupplier,
+        AuditKind::OnboardingInitialToken,
+        AuditKind::OnboardingClientRegistered,
+        AuditKind::OnboardingClientUpdated,
+        AuditKind::OnboardingClientDeleted,
+        AuditKind::OnboardingSecretRotated,
+        AuditKind::OnboardingConformance,
+        AuditKind::OnboardingPromotionRequested,
+        AuditKind::OnboardingPromotionDecided,
+        AuditKind::OnboardingTestIdentity,
+        AuditKind::LoginStageRefused,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -192,6 +214,17 @@ impl AuditKind {
             AuditKind::AdminHrPositionMapped => "admin.hr_position_mapped",
             AuditKind::AdminHrPositionUnmapped => "admin.hr_position_unmapped",
             AuditKind::AdminHrDetailsDecided => "admin.hr_details_decided",
+            AuditKind::OnboardingSupplier => "onboarding.supplier",
+            AuditKind::OnboardingInitialToken => "onboarding.initial_access_token",
+            AuditKind::OnboardingClientRegistered => "onboarding.client_registered",
+            AuditKind::OnboardingClientUpdated => "onboarding.client_updated",
+            AuditKind::OnboardingClientDeleted => "onboarding.client_deleted",
+            AuditKind::OnboardingSecretRotated => "onboarding.secret_rotated",
+            AuditKind::OnboardingConformance => "onboarding.conformance",
+            AuditKind::OnboardingPromotionRequested => "onboarding.promotion_requested",
+            AuditKind::OnboardingPromotionDecided => "onboarding.promotion_decided",
+            AuditKind::OnboardingTestIdentity => "onboarding.test_identity",
+            AuditKind::LoginStageRefused => "login.stage_refused",
         }
     }
 

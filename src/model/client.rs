@@ -113,6 +113,27 @@ pub struct ClientMetadata {
     /// [`HR_FEED_SCOPE`], may send HR events for people at them, and nowhere else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub careid_hr_feed_orgs: Vec<String>,
+    /// careid extension: a supplier's client (`docs/onboarding.md`) in `integration` (only test
+    /// identities sign in) or `production`. Absent: registered by an operator, production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub careid_stage: Option<Stage>,
+}
+
+/// Where a supplier's client is in onboarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Integration,
+    Production,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Integration => "integration",
+            Stage::Production => "production",
+        }
+    }
 }
 
 impl ClientMetadata {
@@ -136,5 +157,15 @@ impl ClientMetadata {
 pub struct Client {
     pub metadata: ClientMetadata,
     pub secret_digest: Option<String>,
+    /// A rotated secret's digest and the end of its overlap window, during which it still
+    /// authenticates the client.
+    pub previous_secret: Option<(String, UnixTime)>,
     pub active: bool,
+}
+
+impl Client {
+    /// Whether this client is in the integration stage (only test identities sign in).
+    pub fn in_integration(&self) -> bool {
+        self.metadata.careid_stage == Some(Stage::Integration)
+    }
 }

@@ -14,6 +14,7 @@ pub mod grant;
 pub mod hr;
 pub mod identity;
 pub mod keys;
+pub mod onboarding;
 pub mod ra;
 pub mod rbac;
 pub mod session;

@@ -5,6 +5,12 @@ use sqlx::Row;
 use super::{from_json, Db, StoreError};
 use crate::model::client::{Client, ClientMetadata};
 
+fn previous_secret(r: &sqlx::any::AnyRow) -> Result<Option<(String, i64)>, StoreError> {
+    let hash: Option<String> = r.try_get("previous_secret_hash")?;
+    let until: Option<i64> = r.try_get("previous_secret_expires_at")?;
+    Ok(hash.zip(until))
+}
+
 impl Db {
     pub async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO clients (client_id, secret_hash, status, metadata, created_at) VALUES ($1, $2, $3, $4, $5)")
@@ -20,7 +26,7 @@ impl Db {
 
     pub async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         let row =
-            sqlx::query("SELECT secret_hash, status, metadata FROM clients WHERE client_id = $1")
+            sqlx::query("SELECT secret_hash, previous_secret_hash, previous_secret_expires_at, status, metadata FROM clients WHERE client_id = $1")
                 .bind(client_id)
                 .fetch_optional(self.pool())
                 .await?;
@@ -29,6 +35,7 @@ impl Db {
             Ok(Client {
                 metadata,
                 secret_digest: r.try_get("secret_hash")?,
+                previous_secret: previous_secret(&r)?,
                 active: r.try_get::<String, _>("status")? == "active",
             })
         })
@@ -37,7 +44,7 @@ impl Db {
 
     pub async fn clients(&self) -> Result<Vec<Client>, StoreError> {
         let rows = sqlx::query(
-            "SELECT secret_hash, status, metadata FROM clients ORDER BY created_at, client_id",
+            "SELECT secret_hash, previous_secret_hash, previous_secret_expires_at, status, metadata FROM clients ORDER BY created_at, client_id",
         )
         .fetch_all(self.pool())
         .await?;
@@ -47,6 +54,7 @@ impl Db {
                 Ok(Client {
                     metadata,
                     secret_digest: r.try_get("secret_hash")?,
+                    previous_secret: previous_secret(&r)?,
                     active: r.try_get::<String, _>("status")? == "active",
                 })
             })
@@ -77,5 +85,34 @@ impl Db {
             .execute(self.writer())
             .await?;
         Ok(())
+    }
+
+    /// Replaces a client's metadata (same id): a supplier's update, or a promotion.
+    pub async fn update_client_metadata(
+        &self,
+        metadata: &ClientMetadata,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE clients SET metadata = $1 WHERE client_id = $2")
+            .bind(serde_json::to_string(metadata)?)
+            .bind(&metadata.client_id)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A new secret; the old one keeps working until `overlap_until`.
+    pub async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        new_digest: &str,
+        overlap_until: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE clients SET previous_secret_hash = secret_hash, previous_secret_expires_at = $1, secret_hash = $2 WHERE client_id = $3")
+            .bind(overlap_until)
+            .bind(new_digest)
+            .bind(client_id)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -17,6 +17,7 @@ mod group_commit;
 mod hr;
 mod jobs;
 mod keys;
+mod onboarding;
 mod outbox;
 mod ra;
 mod rbac;

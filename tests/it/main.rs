@@ -24,6 +24,7 @@ mod keys;
 mod layering;
 mod lifecycle;
 mod login_flow;
+mod onboarding;
 mod ops;
 mod passkeys_browser;
 mod roles;

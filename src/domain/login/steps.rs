@@ -16,6 +16,28 @@ impl Provider {
         browser_hash: &str,
         writes: &mut WriteSet,
     ) -> Result<Next, ServiceError> {
+        // Integration clients take test identities only; test identities nothing else.
+        if let Some(why) = self
+            .stage_refusal(&request.client_id, &session.user_uuid)
+            .await?
+        {
+            writes.audit(self.audit_event(
+                AuditKind::LoginStageRefused,
+                "refused",
+                Some(&session.user_uuid),
+                Some(&request.client_id),
+                json!({ "reason": why }),
+            ));
+            let e = RedirectError {
+                error: "access_denied",
+                description: why.into(),
+            };
+            return Ok(Next::Redirect(self.error_redirect(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                &e,
+            )));
+        }
         if self
             .db
             .terms_accepted(&session.user_uuid, &self.config.terms.version)
