@@ -112,6 +112,11 @@ pub struct OnboardingConfig {
     pub production_only_scopes: Vec<String>,
     /// The conformance check wants a complete test sign-in no older than this.
     pub test_sign_in_max_age_secs: i64,
+    /// A CA (PEM certificate and key) that issues test identities' card certificates, offered
+    /// as PKCS#12 downloads. It must be one of `smartcard.ca_files` (with a CRL when CRLs are
+    /// configured). Absent: test identities get a passkey invitation only.
+    pub test_card_ca_cert_file: Option<PathBuf>,
+    pub test_card_ca_key_file: Option<PathBuf>,
 }
 
 impl Default for OnboardingConfig {
@@ -121,6 +126,8 @@ impl Default for OnboardingConfig {
             secret_overlap_secs: 86400,
             production_only_scopes: vec!["offline_access".into()],
             test_sign_in_max_age_secs: 7 * 86400,
+            test_card_ca_cert_file: None,
+            test_card_ca_key_file: None,
         }
     }
 }
@@ -712,6 +719,14 @@ impl Config {
 
     /// Rules serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.onboarding.test_card_ca_cert_file.is_some()
+            != self.onboarding.test_card_ca_key_file.is_some()
+        {
+            return Err(ConfigError::Invalid {
+                key: "onboarding.test_card_ca_cert_file",
+                reason: "give the test card CA's certificate and key together".into(),
+            });
+        }
         let a = &self.card_agent;
         if !(5..=600).contains(&a.challenge_ttl_secs)
             || !(1..=3600).contains(&a.heartbeat_interval_secs)

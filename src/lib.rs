@@ -12,8 +12,9 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod demo;
-/// The demo's certificate authority, also the test PKI (`demo::pki`).
-pub use demo::pki;
+/// The development certificate authority: the demo's, the tests', and the test identities' cards
+/// (`domain::pki`).
+pub use domain::pki;
 pub mod domain;
 pub mod http;
 pub mod model;

@@ -17,10 +17,9 @@ use crate::domain::client::ClientRequest;
 use crate::domain::keys::KeyEncryptionKey;
 use crate::domain::{rbac, registry, secrets};
 use crate::model::identity::{User, UserStatus};
-pub mod pki;
 
 use crate::store::Db;
-use pki::{Authority, CardSpec};
+use crate::domain::pki::{self, Authority, CardSpec};
 
 pub const DEMO_DIR: &str = "data/demo";
 pub const DEMO_USER: &str = "555123456789";
@@ -177,7 +176,7 @@ pub fn ensure_pki(dir: &Path, now: UnixTime) -> anyhow::Result<String> {
             write(
                 dir,
                 &format!("{stem}.p12"),
-                pkcs12(&card.cert_pem, &card.key_pem, &sub.pem(), &password)?,
+                pki::pkcs12(&card.cert_pem, &card.key_pem, &sub.pem(), &password)?,
             )?;
         }
         write(dir, "card-demo.p12.password", &password)?;
@@ -200,19 +199,6 @@ pub fn ensure_key_encryption_key(dir: &Path) -> anyhow::Result<String> {
     Ok(read(dir, "key-encryption.key")?.trim().to_string())
 }
 
-fn pkcs12(cert_pem: &str, key_pem: &str, ca_pem: &str, password: &str) -> anyhow::Result<Vec<u8>> {
-    let key = openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes())?;
-    let cert = openssl::x509::X509::from_pem(cert_pem.as_bytes())?;
-    let mut chain = openssl::stack::Stack::new()?;
-    chain.push(openssl::x509::X509::from_pem(ca_pem.as_bytes())?)?;
-    Ok(openssl::pkcs12::Pkcs12::builder()
-        .name("careid demo card")
-        .pkey(&key)
-        .cert(&cert)
-        .ca(chain)
-        .build2(password)?
-        .to_der()?)
-}
 
 /// Creates the demo user, binds the demo card and registers the demo client, when missing.
 pub async fn ensure_data(db: &Db, dir: &Path, now: UnixTime) -> anyhow::Result<(String, String)> {

@@ -16,6 +16,7 @@ pub mod login;
 pub mod logout;
 pub mod onboarding;
 pub mod outbound;
+pub mod pki;
 pub mod provider;
 pub mod ra;
 pub mod rbac;

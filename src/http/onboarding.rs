@@ -87,14 +87,28 @@ async fn test_identity(
     let caller = caller(&app, &headers).await?;
     let req: NewTestIdentity = serde_json::from_slice(&body)
         .map_err(|e| Problem(AdminError::Invalid(format!("the body: {e}"))))?;
-    let user = app
+    let made = app
         .provider
         .create_test_identity(&caller, &id, &req.given_name, &req.family_name)
         .await
         .map_err(problem)?;
-    Ok(ok(
-        json!({ "uuid": user.uuid, "given_name": user.given_name, "family_name": user.family_name, "test_identity": true }),
-    ))
+    use base64::Engine;
+    let card = made.card.map(|c| {
+        json!({
+            "certificate_pem": c.certificate_pem,
+            "pkcs12": base64::engine::general_purpose::STANDARD.encode(&c.pkcs12),
+            "pkcs12_password": c.password,
+        })
+    });
+    Ok(ok(json!({
+        "uuid": made.user.uuid,
+        "given_name": made.user.given_name,
+        "family_name": made.user.family_name,
+        "test_identity": true,
+        "card": card,
+        "passkey_invitation_url": made.passkey_invitation_url,
+        "passkey_invitation_expires_at": made.invitation_expires_at,
+    })))
 }
 
 async fn clients(

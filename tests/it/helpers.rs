@@ -222,6 +222,14 @@ impl TestEnv {
         config.smartcard.listen = Some(card.local_addr().unwrap());
         config.smartcard.base_url = Some(card_base.clone());
         config.smartcard.ca_files = vec![cas];
+        // Test identities' cards (onboarding) come from the authentication sub-CA.
+        config.onboarding.test_card_ca_cert_file =
+            Some(write(dir.path(), "test-card-ca.pem", &pki.card_sub.pem()));
+        config.onboarding.test_card_ca_key_file = Some(write(
+            dir.path(),
+            "test-card-ca.key",
+            &pki.card_sub.key.serialize_pem(),
+        ));
         config.smartcard.crl_files = vec![crl];
         config.smartcard.trusted_proxies = opts.trusted_proxies.into();
         config.smartcard.required_policy_oids = opts.required_policy_oids;

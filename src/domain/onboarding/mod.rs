@@ -71,6 +71,23 @@ impl OnboardingCaller {
     }
 }
 
+/// A new test identity: the person, their test card (when careid has a test card CA) and an
+/// invitation to register a passkey. The card's key and password are shown this once.
+#[derive(Debug)]
+pub struct TestIdentity {
+    pub user: User,
+    pub card: Option<TestCard>,
+    pub passkey_invitation_url: String,
+    pub invitation_expires_at: i64,
+}
+
+#[derive(Debug)]
+pub struct TestCard {
+    pub certificate_pem: String,
+    pub pkcs12: Vec<u8>,
+    pub password: String,
+}
+
 /// The prefix of test identities' UUIDs: real Care Identity UUIDs never start with it here.
 pub const TEST_UUID_PREFIX: &str = "99";
 
@@ -240,51 +257,78 @@ impl Provider {
 
     /// A synthetic test identity for a supplier's integration testing: a Care Identity whose
     /// UUID starts with [`TEST_UUID_PREFIX`], marked as a test identity (it can sign in only to
-    /// integration clients), with the current terms accepted.
+    /// integration clients), with the current terms accepted, an invitation to register a
+    /// passkey, and (when `onboarding.test_card_ca_*` is configured) a card certificate as a
+    /// PKCS#12 file, shown once.
     pub async fn create_test_identity(
         &self,
         caller: &OnboardingCaller,
         supplier_id: &str,
         given_name: &str,
         family_name: &str,
-    ) -> Result<User, OnboardingError> {
+    ) -> Result<TestIdentity, OnboardingError> {
         if !caller.develops_for(supplier_id) {
-            return Err(OnboardingError::Forbidden(
-                "you are not a developer of this supplier".into(),
-            ));
+            return Err(OnboardingError::Forbidden("you are not a developer of this supplier".into()));
         }
-        if given_name.trim().is_empty() || family_name.trim().is_empty() {
-            return Err(OnboardingError::Invalid(
-                "a test identity needs a given and a family name".into(),
-            ));
+        let (given, family) = (given_name.trim(), family_name.trim());
+        let plain = |s: &str| (1..=50).contains(&s.len()) && s.chars().all(|c| c.is_alphabetic() || c == '-' || c == '\'');
+        if !plain(given) || !plain(family) {
+            return Err(OnboardingError::Invalid("a test identity needs a given and a family name (letters, - and ', at most 50)".into()));
         }
         let now = self.now();
         let user = User {
             uuid: format!("{TEST_UUID_PREFIX}{}", secrets::random_digits(10)),
             title: None,
-            given_name: given_name.trim().to_string(),
+            given_name: given.to_string(),
             middle_names: None,
-            family_name: family_name.trim().to_string(),
+            family_name: family.to_string(),
             email: None,
             id_assurance_level: 3,
             status: UserStatus::Active,
         };
         crate::domain::registry::create_user(&self.db, &user, &caller.uuid, now).await?;
-        self.db
-            .insert_test_identity(&user.uuid, supplier_id, now)
-            .await?;
+        self.db.insert_test_identity(&user.uuid, supplier_id, now).await?;
         self.db
             .record_terms_acceptance(&user.uuid, &self.config.terms.version, now)
             .await?;
-        self.audit(
-            AuditKind::OnboardingTestIdentity,
-            "created",
-            Some(&caller.uuid),
-            None,
-            json!({ "supplier": supplier_id, "user": user.uuid }),
-        )
-        .await?;
-        Ok(user)
+        let card = self.issue_test_card(&user, &caller.uuid).await?;
+        let (passkey_invitation_url, invitation_expires_at) =
+            self.new_invitation(&user.uuid, &caller.uuid).await?;
+        self.audit(AuditKind::OnboardingTestIdentity, "created", Some(&caller.uuid), None, json!({ "supplier": supplier_id, "user": user.uuid, "card": card.is_some() }))
+            .await?;
+        Ok(TestIdentity {
+            user,
+            card,
+            passkey_invitation_url,
+            invitation_expires_at,
+        })
+    }
+
+    /// A card certificate for a test identity from the configured test card CA, bound to it.
+    async fn issue_test_card(&self, user: &User, by: &str) -> Result<Option<TestCard>, OnboardingError> {
+        let c = &self.config.onboarding;
+        let (Some(cert_file), Some(key_file)) = (&c.test_card_ca_cert_file, &c.test_card_ca_key_file) else {
+            return Ok(None);
+        };
+        let read = |p: &std::path::PathBuf| {
+            std::fs::read_to_string(p).map_err(|e| OnboardingError::Invalid(format!("the test card CA {}: {e}", p.display())))
+        };
+        let (ca_pem, ca_key) = (read(cert_file)?, read(key_file)?);
+        let failed = |e: String| OnboardingError::Invalid(format!("the test card could not be issued: {e}"));
+        let ca = crate::domain::pki::Authority::from_pem(&ca_pem, &ca_key).map_err(|e| failed(e.to_string()))?;
+        let name = format!("{}_{}", user.given_name, user.family_name);
+        let card = ca
+            .card_cert(&crate::domain::pki::CardSpec::valid(&user.uuid, &name, self.now()))
+            .map_err(|e| failed(e.to_string()))?;
+        crate::domain::registry::bind_smartcard(&self.db, &user.uuid, &card.der, by, self.now()).await?;
+        let password = secrets::random_token();
+        let pkcs12 = crate::domain::pki::pkcs12(&card.cert_pem, &card.key_pem, &ca_pem, &password)
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(Some(TestCard {
+            certificate_pem: card.cert_pem,
+            pkcs12,
+            password,
+        }))
     }
 
     /// Why `user_uuid` may not sign in to `client_id`, if so: integration clients take test

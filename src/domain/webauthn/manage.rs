@@ -49,11 +49,32 @@ impl Provider {
     ) -> Result<InvitationSent, AdminError> {
         self.act_on_person(caller, &op::INVITE, uuid).await?;
         self.active_identity(uuid).await?;
+        let (handover_url, expires_at) = self.new_invitation(uuid, &caller.uuid).await?;
+        self.admin_audit(
+            caller,
+            AuditKind::AdminAuthenticatorInvited,
+            json!({ "uuid": uuid, "expires_at": expires_at }),
+        )
+        .await?;
+        Ok(InvitationSent {
+            uuid: uuid.to_string(),
+            handover_url,
+            expires_at,
+        })
+    }
+
+    /// A single-use invitation to register a security key or passkey: the handover link (the
+    /// code is made only when the person opens it) and when it expires.
+    pub(crate) async fn new_invitation(
+        &self,
+        uuid: &str,
+        created_by: &str,
+    ) -> Result<(String, i64), ServiceError> {
         let now = self.now();
         let handover = secrets::random_token();
         let invitation = super::Invitation {
             user_uuid: uuid.to_string(),
-            created_by: caller.uuid.clone(),
+            created_by: created_by.to_string(),
             created_at: now,
             expires_at: now + self.config.webauthn.invitation_ttl_secs,
         };
@@ -64,21 +85,11 @@ impl Provider {
                 &invitation,
             )
             .await?;
-        self.admin_audit(
-            caller,
-            AuditKind::AdminAuthenticatorInvited,
-            json!({ "uuid": uuid, "expires_at": invitation.expires_at }),
-        )
-        .await?;
         let handover_url = crate::domain::login::with_query(
             &self.config.endpoint("/webauthn/invitation"),
             &[("handover", &handover)],
         );
-        Ok(InvitationSent {
-            uuid: uuid.to_string(),
-            handover_url,
-            expires_at: invitation.expires_at,
-        })
+        Ok((handover_url, invitation.expires_at))
     }
 
     /// The person's side of an invitation's handover: makes the code (once) and returns it with

@@ -6,7 +6,6 @@ mod attacks;
 mod journey;
 
 use careid::domain::client::NewClient;
-use careid::domain::registry;
 use careid::model::onboarding::Supplier;
 use careid::pki::Issued;
 use serde_json::{json, Value};
@@ -125,22 +124,29 @@ pub async fn manage(
     (status, r.json().await.unwrap_or_default())
 }
 
-/// A test identity made through the onboarding API, with a card bound to it (the test PKI
-/// stands in for the downloadable test card).
+/// A test identity made through the onboarding API, signing in with the card certificate it
+/// came with (the PKCS#12 download, opened with its password).
 pub async fn test_identity(env: &TestEnv, desk: &SupplierDesk) -> (String, Issued) {
-    let (status, body) = onboarding_post(
-        env,
-        &desk.developer_token,
-        &format!("/suppliers/{}/test-identities", desk.supplier.id),
-        json!({ "given_name": "Tess", "family_name": "Ting" }),
-    )
-    .await;
+    let (status, body) = onboarding_post(env, &desk.developer_token, &format!("/suppliers/{}/test-identities", desk.supplier.id), json!({ "given_name": "Tess", "family_name": "Ting" })).await;
     assert_eq!(status, 200, "{body}");
     let uuid = body["uuid"].as_str().unwrap().to_string();
-    let card = env.card(&uuid);
-    registry::bind_smartcard(&env.db, &uuid, &card.der, "test", env.now())
-        .await
+    assert!(body["passkey_invitation_url"].as_str().unwrap().contains("/webauthn/invitation?handover="));
+    use base64::Engine;
+    let p12 = base64::engine::general_purpose::STANDARD
+        .decode(body["card"]["pkcs12"].as_str().expect("a test card"))
         .unwrap();
+    let parsed = openssl::pkcs12::Pkcs12::from_der(&p12)
+        .unwrap()
+        .parse2(body["card"]["pkcs12_password"].as_str().unwrap())
+        .expect("the password opens the PKCS#12 file");
+    let cert = parsed.cert.unwrap();
+    let card = Issued {
+        cert_pem: String::from_utf8(cert.to_pem().unwrap()).unwrap(),
+        key_pem: String::from_utf8(parsed.pkey.unwrap().private_key_to_pem_pkcs8().unwrap()).unwrap(),
+        der: cert.to_der().unwrap(),
+        serial: cert.serial_number().to_bn().unwrap().to_vec(),
+    };
+    assert_eq!(card.cert_pem, body["card"]["certificate_pem"].as_str().unwrap());
     (uuid, card)
 }
 

@@ -1,7 +1,8 @@
 //! A small certificate authority for development, the demo and tests (rcgen): a root, an
 //! authentication sub-CA issuing smartcard certificates shaped like NHS ones
 //! (`O=…, OU=People, CN=<UUID>_<name>`, `../shared/reference/cis2.md` §13), server certificates
-//! and CRLs. Never used to secure production traffic.
+//! and CRLs, and the PKCS#12 files a browser imports. Used by the demo, the tests and onboarding's
+//! test identities (integration only). Never used to secure production traffic.
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
@@ -260,4 +261,25 @@ impl Authority {
         };
         params.signed_by(&self.cert, &self.key)?.pem()
     }
+}
+
+/// A password-protected PKCS#12 file of a card's certificate, key and issuing CA (for a browser
+/// or a card agent's import).
+pub fn pkcs12(
+    cert_pem: &str,
+    key_pem: &str,
+    ca_pem: &str,
+    password: &str,
+) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    let key = openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes())?;
+    let cert = openssl::x509::X509::from_pem(cert_pem.as_bytes())?;
+    let mut chain = openssl::stack::Stack::new()?;
+    chain.push(openssl::x509::X509::from_pem(ca_pem.as_bytes())?)?;
+    Ok(openssl::pkcs12::Pkcs12::builder()
+        .name("careid card")
+        .pkey(&key)
+        .cert(&cert)
+        .ca(chain)
+        .build2(password)?
+        .to_der()?)
 }
