@@ -56,6 +56,10 @@ pub async fn start(
         .ensure_console_client()
         .await
         .context("the RA console's client")?;
+    provider
+        .ensure_portal_client()
+        .await
+        .context("the onboarding pages' client")?;
     server::serve(provider, listeners).await
 }
 

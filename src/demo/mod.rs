@@ -18,8 +18,8 @@ use crate::domain::keys::KeyEncryptionKey;
 use crate::domain::{rbac, registry, secrets};
 use crate::model::identity::{User, UserStatus};
 
-use crate::store::Db;
 use crate::domain::pki::{self, Authority, CardSpec};
+use crate::store::Db;
 
 pub const DEMO_DIR: &str = "data/demo";
 pub const DEMO_USER: &str = "555123456789";
@@ -198,7 +198,6 @@ pub fn ensure_key_encryption_key(dir: &Path) -> anyhow::Result<String> {
     }
     Ok(read(dir, "key-encryption.key")?.trim().to_string())
 }
-
 
 /// Creates the demo user, binds the demo card and registers the demo client, when missing.
 pub async fn ensure_data(db: &Db, dir: &Path, now: UnixTime) -> anyhow::Result<(String, String)> {

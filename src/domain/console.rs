@@ -70,39 +70,49 @@ impl Provider {
     /// Registers careid's console client, or brings it in line with the configuration (its
     /// redirect URI follows the issuer; it is disabled while the console is).
     pub async fn ensure_console_client(&self) -> Result<(), ConsoleError> {
+        self.ensure_own_client(
+            CONSOLE_CLIENT_ID,
+            "careid RA console",
+            self.console_redirect_uri(),
+            &["openid", "selectedrole", ADMIN_SCOPE],
+            self.config.console.enabled,
+        )
+        .await
+    }
+
+    /// One of careid's own tools' clients (public, PKCE, admin): registered when missing and
+    /// enabled, its redirect URI kept in line with the issuer, enabled or disabled as asked.
+    pub(crate) async fn ensure_own_client(
+        &self,
+        client_id: &str,
+        name: &str,
+        redirect_uri: String,
+        scopes: &[&str],
+        enabled: bool,
+    ) -> Result<(), ConsoleError> {
         let mut wanted = client::register(
             ClientRequest {
-                client_name: "careid RA console".into(),
-                redirect_uris: vec![self.console_redirect_uri()],
-                post_logout_redirect_uris: Vec::new(),
-                backchannel_logout_uri: None,
+                client_name: name.into(),
+                redirect_uris: vec![redirect_uri],
                 auth_method: Some("none".into()),
-                jwks_uri: None,
-                jwks: None,
                 grant_types: vec!["authorization_code".into()],
-                scopes: vec!["openid".into(), "selectedrole".into(), ADMIN_SCOPE.into()],
-                id_token_signing_alg: None,
-                token_endpoint_auth_signing_alg: None,
-                allow_missing_pkce: false,
-                refresh_token_idle_ttl: None,
-                refresh_token_absolute_ttl: None,
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
                 admin: true,
-                hr_feed_orgs: Vec::new(),
+                ..Default::default()
             },
             self.now(),
         )
-        .map_err(|e| ConsoleError::Refused(format!("the console client: {e}")))?
+        .map_err(|e| ConsoleError::Refused(format!("the {name} client: {e}")))?
         .client;
-        wanted.metadata.client_id = CONSOLE_CLIENT_ID.into();
-        let enabled = self.config.console.enabled;
-        match self.db.client(CONSOLE_CLIENT_ID).await? {
+        wanted.metadata.client_id = client_id.into();
+        match self.db.client(client_id).await? {
             None if enabled => {
                 self.db.insert_client(&wanted).await?;
                 self.audit(
                     AuditKind::ClientRegistered,
                     "success",
                     None,
-                    Some(CONSOLE_CLIENT_ID),
+                    Some(client_id),
                     json!({ "client_name": wanted.metadata.client_name, "redirect_uris": wanted.metadata.redirect_uris }),
                 )
                 .await?;
@@ -115,9 +125,7 @@ impl Provider {
                     self.db.set_client_metadata(&metadata).await?;
                 }
                 if existing.active != enabled {
-                    self.db
-                        .set_client_active(CONSOLE_CLIENT_ID, enabled)
-                        .await?;
+                    self.db.set_client_active(client_id, enabled).await?;
                 }
             }
         }
@@ -131,19 +139,36 @@ impl Provider {
     /// Starts a console sign-in. `again` forces a fresh authentication (before a sensitive
     /// action), even inside a careid session.
     pub fn begin_console_sign_in(&self, again: bool) -> ConsoleSignIn {
+        self.begin_own_sign_in(
+            CONSOLE_CLIENT_ID,
+            &self.console_redirect_uri(),
+            CONSOLE_SCOPE,
+            "AAL3_ANY",
+            again,
+        )
+    }
+
+    /// A sign-in to one of careid's own tools: PKCE, state, the scope and `acr_values` it needs.
+    pub(crate) fn begin_own_sign_in(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        scope: &str,
+        acr_values: &str,
+        again: bool,
+    ) -> ConsoleSignIn {
         let state = secrets::random_token();
         let code_verifier = secrets::random_token();
         let challenge = secrets::s256(&code_verifier);
-        let redirect_uri = self.console_redirect_uri();
         let mut query = vec![
             ("response_type", "code"),
-            ("client_id", CONSOLE_CLIENT_ID),
-            ("redirect_uri", redirect_uri.as_str()),
-            ("scope", CONSOLE_SCOPE),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("scope", scope),
             ("state", state.as_str()),
             ("code_challenge", challenge.as_str()),
             ("code_challenge_method", "S256"),
-            ("acr_values", "AAL3_ANY"),
+            ("acr_values", acr_values),
         ];
         if again {
             query.push(("prompt", "login"));
@@ -158,6 +183,31 @@ impl Provider {
         }
     }
 
+    /// Exchanges a code for one of careid's own tools through the same grant as `/token`.
+    pub(crate) async fn exchange_own_code(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        code: &str,
+        code_verifier: &str,
+    ) -> Result<crate::domain::token::TokenResponse, ConsoleError> {
+        let pairs: Vec<(String, String)> = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", code_verifier),
+            ("client_id", client_id),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let request = TokenRequest::parse(None, &pairs)
+            .map_err(|e| ConsoleError::Refused(format!("the sign-in failed: {e}")))?;
+        self.token(request)
+            .await
+            .map_err(|e| ConsoleError::Refused(format!("the sign-in could not be completed: {e}")))
+    }
+
     /// Finishes a console sign-in: exchanges the code (the same grant as `/token`), checks the
     /// token against the RA rules, and opens a console session. Returns the session's secret.
     pub async fn finish_console_sign_in(
@@ -165,21 +215,14 @@ impl Provider {
         code: &str,
         code_verifier: &str,
     ) -> Result<String, ConsoleError> {
-        let pairs: Vec<(String, String)> = [
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", &self.console_redirect_uri()),
-            ("code_verifier", code_verifier),
-            ("client_id", CONSOLE_CLIENT_ID),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let request = TokenRequest::parse(None, &pairs)
-            .map_err(|e| ConsoleError::Refused(format!("the sign-in failed: {e}")))?;
-        let tokens = self.token(request).await.map_err(|e| {
-            ConsoleError::Refused(format!("the sign-in could not be completed: {e}"))
-        })?;
+        let tokens = self
+            .exchange_own_code(
+                CONSOLE_CLIENT_ID,
+                &self.console_redirect_uri(),
+                code,
+                code_verifier,
+            )
+            .await?;
         let caller = self
             .admin_caller(Some(&tokens.access_token))
             .await

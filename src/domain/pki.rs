@@ -275,11 +275,11 @@ pub fn pkcs12(
     let cert = openssl::x509::X509::from_pem(cert_pem.as_bytes())?;
     let mut chain = openssl::stack::Stack::new()?;
     chain.push(openssl::x509::X509::from_pem(ca_pem.as_bytes())?)?;
-    Ok(openssl::pkcs12::Pkcs12::builder()
+    openssl::pkcs12::Pkcs12::builder()
         .name("careid card")
         .pkey(&key)
         .cert(&cert)
         .ca(chain)
         .build2(password)?
-        .to_der()?)
+        .to_der()
 }

@@ -11,6 +11,7 @@ pub mod hr;
 pub mod limits;
 pub mod oidc;
 pub mod onboarding;
+pub mod onboarding_pages;
 pub mod ops;
 pub mod pages;
 pub mod params;
@@ -138,9 +139,15 @@ pub fn router(state: AppState) -> Router {
     } else {
         Router::new().nest(&path, console::routes())
     };
+    let portal = if path.is_empty() {
+        onboarding_pages::routes()
+    } else {
+        Router::new().nest(&path, onboarding_pages::routes())
+    };
     let routes = Router::new()
         .merge(oidc)
         .merge(console)
+        .merge(portal)
         .merge(admin::routes())
         .merge(onboarding::routes())
         .route("/healthz", get(ops::healthz))

@@ -44,6 +44,26 @@ fn environment() -> &'static Environment<'static> {
                 include_str!("../../templates/ra/message.html"),
             ),
             ("ra/form.html", include_str!("../../templates/ra/form.html")),
+            (
+                "onboarding/layout.html",
+                include_str!("../../templates/onboarding/layout.html"),
+            ),
+            (
+                "onboarding/message.html",
+                include_str!("../../templates/onboarding/message.html"),
+            ),
+            (
+                "onboarding/home.html",
+                include_str!("../../templates/onboarding/home.html"),
+            ),
+            (
+                "onboarding/test_identity.html",
+                include_str!("../../templates/onboarding/test_identity.html"),
+            ),
+            (
+                "onboarding/promotions.html",
+                include_str!("../../templates/onboarding/promotions.html"),
+            ),
             ("ra/home.html", include_str!("../../templates/ra/home.html")),
             (
                 "ra/people.html",

@@ -77,7 +77,8 @@ impl Db {
 }
 
 impl Db {
-    /// Replaces a client's metadata (careid's own console client, when the issuer moves).
+    /// Replaces a client's metadata (careid's own tools' clients when the issuer moves; a
+    /// supplier's update).
     pub async fn set_client_metadata(&self, metadata: &ClientMetadata) -> Result<(), StoreError> {
         sqlx::query("UPDATE clients SET metadata = $1 WHERE client_id = $2")
             .bind(serde_json::to_string(metadata)?)
@@ -85,19 +86,6 @@ impl Db {
             .execute(self.writer())
             .await?;
         Ok(())
-    }
-
-    /// Replaces a client's metadata (same id): a supplier's update, or a promotion.
-    pub async fn update_client_metadata(
-        &self,
-        metadata: &ClientMetadata,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE clients SET metadata = $1 WHERE client_id = $2")
-            .bind(serde_json::to_string(metadata)?)
-            .bind(&metadata.client_id)
-            .execute(self.writer())
-            .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// A new secret; the old one keeps working until `overlap_until`.

@@ -92,6 +92,16 @@ impl Provider {
         let (client, onboarding) = self
             .registered_client(client_id, registration_token)
             .await?;
+        self.check_client(&client, &onboarding).await
+    }
+
+    /// Runs every check on a supplier's client now and stores the report.
+    pub async fn check_client(
+        &self,
+        client: &Client,
+        onboarding: &SupplierClient,
+    ) -> Result<ConformanceReport, OnboardingError> {
+        let client_id = client.metadata.client_id.as_str();
         let now = self.now();
         let max_age = self.config.onboarding.test_sign_in_max_age_secs;
         let test_sign_in = match onboarding.last_test_sign_in_at {
@@ -100,11 +110,11 @@ impl Provider {
             None => check("test_sign_in", false, "sign a test identity in, exchange the code and call userinfo"),
         };
         let checks = vec![
-            redirect_uris(&client),
-            self.check_backchannel(&client).await,
-            self.check_jwks_uri(&client).await,
+            redirect_uris(client),
+            self.check_backchannel(client).await,
+            self.check_jwks_uri(client).await,
             test_sign_in,
-            scope_justification(&client, &onboarding),
+            scope_justification(client, onboarding),
         ];
         let report = ConformanceReport {
             id: uuid::Uuid::new_v4().to_string(),

@@ -5,6 +5,7 @@
 //! approves (`promotion.rs`). Who may do what is decided here, from the caller's token.
 
 mod checks;
+mod portal;
 mod promotion;
 mod registration;
 
@@ -18,6 +19,7 @@ use crate::model::identity::{is_valid_uuid, User, UserStatus};
 use crate::model::onboarding::Supplier;
 use crate::store::StoreError;
 
+pub use portal::{PortalUser, PORTAL_CLIENT_ID};
 pub use promotion::PromotionAsked;
 pub use registration::Registered;
 
@@ -268,12 +270,21 @@ impl Provider {
         family_name: &str,
     ) -> Result<TestIdentity, OnboardingError> {
         if !caller.develops_for(supplier_id) {
-            return Err(OnboardingError::Forbidden("you are not a developer of this supplier".into()));
+            return Err(OnboardingError::Forbidden(
+                "you are not a developer of this supplier".into(),
+            ));
         }
         let (given, family) = (given_name.trim(), family_name.trim());
-        let plain = |s: &str| (1..=50).contains(&s.len()) && s.chars().all(|c| c.is_alphabetic() || c == '-' || c == '\'');
+        let plain = |s: &str| {
+            (1..=50).contains(&s.len())
+                && s.chars()
+                    .all(|c| c.is_alphabetic() || c == '-' || c == '\'')
+        };
         if !plain(given) || !plain(family) {
-            return Err(OnboardingError::Invalid("a test identity needs a given and a family name (letters, - and ', at most 50)".into()));
+            return Err(OnboardingError::Invalid(
+                "a test identity needs a given and a family name (letters, - and ', at most 50)"
+                    .into(),
+            ));
         }
         let now = self.now();
         let user = User {
@@ -287,15 +298,23 @@ impl Provider {
             status: UserStatus::Active,
         };
         crate::domain::registry::create_user(&self.db, &user, &caller.uuid, now).await?;
-        self.db.insert_test_identity(&user.uuid, supplier_id, now).await?;
+        self.db
+            .insert_test_identity(&user.uuid, supplier_id, now)
+            .await?;
         self.db
             .record_terms_acceptance(&user.uuid, &self.config.terms.version, now)
             .await?;
         let card = self.issue_test_card(&user, &caller.uuid).await?;
         let (passkey_invitation_url, invitation_expires_at) =
             self.new_invitation(&user.uuid, &caller.uuid).await?;
-        self.audit(AuditKind::OnboardingTestIdentity, "created", Some(&caller.uuid), None, json!({ "supplier": supplier_id, "user": user.uuid, "card": card.is_some() }))
-            .await?;
+        self.audit(
+            AuditKind::OnboardingTestIdentity,
+            "created",
+            Some(&caller.uuid),
+            None,
+            json!({ "supplier": supplier_id, "user": user.uuid, "card": card.is_some() }),
+        )
+        .await?;
         Ok(TestIdentity {
             user,
             card,
@@ -305,22 +324,37 @@ impl Provider {
     }
 
     /// A card certificate for a test identity from the configured test card CA, bound to it.
-    async fn issue_test_card(&self, user: &User, by: &str) -> Result<Option<TestCard>, OnboardingError> {
+    async fn issue_test_card(
+        &self,
+        user: &User,
+        by: &str,
+    ) -> Result<Option<TestCard>, OnboardingError> {
         let c = &self.config.onboarding;
-        let (Some(cert_file), Some(key_file)) = (&c.test_card_ca_cert_file, &c.test_card_ca_key_file) else {
+        let (Some(cert_file), Some(key_file)) =
+            (&c.test_card_ca_cert_file, &c.test_card_ca_key_file)
+        else {
             return Ok(None);
         };
         let read = |p: &std::path::PathBuf| {
-            std::fs::read_to_string(p).map_err(|e| OnboardingError::Invalid(format!("the test card CA {}: {e}", p.display())))
+            std::fs::read_to_string(p).map_err(|e| {
+                OnboardingError::Invalid(format!("the test card CA {}: {e}", p.display()))
+            })
         };
         let (ca_pem, ca_key) = (read(cert_file)?, read(key_file)?);
-        let failed = |e: String| OnboardingError::Invalid(format!("the test card could not be issued: {e}"));
-        let ca = crate::domain::pki::Authority::from_pem(&ca_pem, &ca_key).map_err(|e| failed(e.to_string()))?;
+        let failed =
+            |e: String| OnboardingError::Invalid(format!("the test card could not be issued: {e}"));
+        let ca = crate::domain::pki::Authority::from_pem(&ca_pem, &ca_key)
+            .map_err(|e| failed(e.to_string()))?;
         let name = format!("{}_{}", user.given_name, user.family_name);
         let card = ca
-            .card_cert(&crate::domain::pki::CardSpec::valid(&user.uuid, &name, self.now()))
+            .card_cert(&crate::domain::pki::CardSpec::valid(
+                &user.uuid,
+                &name,
+                self.now(),
+            ))
             .map_err(|e| failed(e.to_string()))?;
-        crate::domain::registry::bind_smartcard(&self.db, &user.uuid, &card.der, by, self.now()).await?;
+        crate::domain::registry::bind_smartcard(&self.db, &user.uuid, &card.der, by, self.now())
+            .await?;
         let password = secrets::random_token();
         let pkcs12 = crate::domain::pki::pkcs12(&card.cert_pem, &card.key_pem, &ca_pem, &password)
             .map_err(|e| failed(e.to_string()))?;

@@ -9,7 +9,8 @@ use super::checks::at_stage;
 use super::{OnboardingCaller, OnboardingError, Provider};
 use crate::domain::client::Stage;
 use crate::model::audit::AuditKind;
-use crate::model::onboarding::{ConformanceReport, PromotionRequest};
+use crate::model::client::Client;
+use crate::model::onboarding::{ConformanceReport, PromotionRequest, SupplierClient};
 use crate::store::WriteSet;
 
 /// What asking for promotion led to.
@@ -30,7 +31,17 @@ impl Provider {
         let (client, onboarding) = self
             .registered_client(client_id, registration_token)
             .await?;
-        if !at_stage(&client, Stage::Integration) {
+        self.ask_promotion(&client, &onboarding).await
+    }
+
+    /// Runs the checks on a supplier's client and queues its promotion if they pass.
+    pub async fn ask_promotion(
+        &self,
+        client: &Client,
+        onboarding: &SupplierClient,
+    ) -> Result<PromotionAsked, OnboardingError> {
+        let client_id = client.metadata.client_id.as_str();
+        if !at_stage(client, Stage::Integration) {
             return Err(OnboardingError::Conflict(
                 "the client is in production already".into(),
             ));
@@ -46,7 +57,7 @@ impl Provider {
                 "a promotion request for this client is waiting already".into(),
             ));
         }
-        let report = self.run_conformance(client_id, registration_token).await?;
+        let report = self.check_client(client, onboarding).await?;
         if !report.passed {
             return Ok(PromotionAsked::ChecksFailed(report));
         }

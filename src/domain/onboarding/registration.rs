@@ -204,7 +204,7 @@ impl Provider {
         new.client_id = old.client_id.clone();
         new.client_id_issued_at = old.client_id_issued_at;
         new.careid_stage = old.careid_stage;
-        self.db.update_client_metadata(new).await?;
+        self.db.set_client_metadata(new).await?;
         if let Some(text) = &req.scope_justification {
             self.db.set_scope_justification(client_id, text).await?;
         }

@@ -288,7 +288,13 @@ fn console_failure(app: &AppState, e: ConsoleError, rid: &str) -> Response {
     r
 }
 
-fn set_cookie(r: &mut Response, name: &str, value: &str, same_site: &str, max_age: Option<i64>) {
+pub(crate) fn set_cookie(
+    r: &mut Response,
+    name: &str,
+    value: &str,
+    same_site: &str,
+    max_age: Option<i64>,
+) {
     let age = max_age
         .map(|a| format!("; Max-Age={a}"))
         .unwrap_or_default();
@@ -298,7 +304,7 @@ fn set_cookie(r: &mut Response, name: &str, value: &str, same_site: &str, max_ag
     }
 }
 
-fn clear_cookie(r: &mut Response, name: &str) {
+pub(crate) fn clear_cookie(r: &mut Response, name: &str) {
     set_cookie(r, name, "", "Lax", Some(0));
 }
 

@@ -293,6 +293,18 @@ async fn signed_in_page<'a>(
     env: &TestEnv,
     card: &careid::pki::Issued,
 ) -> Page<'a> {
+    signed_in_at(chromium, env, card, "/ra/", "RA console").await
+}
+
+/// A page signed in with `card` (through the TLS proxy's header) at one of careid's own tools:
+/// opens `path`, follows the card link of careid's sign-in page, and waits for `heading`.
+pub async fn signed_in_at<'a>(
+    chromium: &'a Chromium,
+    env: &TestEnv,
+    card: &careid::pki::Issued,
+    path: &str,
+    heading: &str,
+) -> Page<'a> {
     let page = chromium.new_page().await;
     page.call("Page.setBypassCSP", json!({ "enabled": true }))
         .await;
@@ -309,7 +321,7 @@ async fn signed_in_page<'a>(
         .collect();
     page.set_extra_headers(json!({ "x-ssl-client-cert": escaped }))
         .await;
-    page.navigate(&env.endpoint("/ra/")).await;
+    page.navigate(&env.endpoint(path)).await;
     page.wait_for(
         "document.querySelector('h1') && document.querySelector('h1').innerText === 'Sign in'",
     )
@@ -319,9 +331,9 @@ async fn signed_in_page<'a>(
         .await;
     page.navigate(&link.as_str().unwrap().replace(&env.card_base, &env.local))
         .await;
-    page.wait_for(
-        "document.querySelector('h1') && document.querySelector('h1').innerText === 'RA console'",
-    )
+    page.wait_for(&format!(
+        "document.querySelector('h1') && document.querySelector('h1').innerText === {heading:?}"
+    ))
     .await;
     page
 }

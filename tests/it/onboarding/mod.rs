@@ -3,6 +3,7 @@
 //! production when an onboarding manager from outside the supplier approves.
 
 mod attacks;
+mod browser;
 mod journey;
 
 use careid::domain::client::NewClient;
@@ -127,10 +128,19 @@ pub async fn manage(
 /// A test identity made through the onboarding API, signing in with the card certificate it
 /// came with (the PKCS#12 download, opened with its password).
 pub async fn test_identity(env: &TestEnv, desk: &SupplierDesk) -> (String, Issued) {
-    let (status, body) = onboarding_post(env, &desk.developer_token, &format!("/suppliers/{}/test-identities", desk.supplier.id), json!({ "given_name": "Tess", "family_name": "Ting" })).await;
+    let (status, body) = onboarding_post(
+        env,
+        &desk.developer_token,
+        &format!("/suppliers/{}/test-identities", desk.supplier.id),
+        json!({ "given_name": "Tess", "family_name": "Ting" }),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let uuid = body["uuid"].as_str().unwrap().to_string();
-    assert!(body["passkey_invitation_url"].as_str().unwrap().contains("/webauthn/invitation?handover="));
+    assert!(body["passkey_invitation_url"]
+        .as_str()
+        .unwrap()
+        .contains("/webauthn/invitation?handover="));
     use base64::Engine;
     let p12 = base64::engine::general_purpose::STANDARD
         .decode(body["card"]["pkcs12"].as_str().expect("a test card"))
@@ -142,11 +152,15 @@ pub async fn test_identity(env: &TestEnv, desk: &SupplierDesk) -> (String, Issue
     let cert = parsed.cert.unwrap();
     let card = Issued {
         cert_pem: String::from_utf8(cert.to_pem().unwrap()).unwrap(),
-        key_pem: String::from_utf8(parsed.pkey.unwrap().private_key_to_pem_pkcs8().unwrap()).unwrap(),
+        key_pem: String::from_utf8(parsed.pkey.unwrap().private_key_to_pem_pkcs8().unwrap())
+            .unwrap(),
         der: cert.to_der().unwrap(),
         serial: cert.serial_number().to_bn().unwrap().to_vec(),
     };
-    assert_eq!(card.cert_pem, body["card"]["certificate_pem"].as_str().unwrap());
+    assert_eq!(
+        card.cert_pem,
+        body["card"]["certificate_pem"].as_str().unwrap()
+    );
     (uuid, card)
 }
 
