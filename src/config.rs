@@ -117,6 +117,9 @@ pub struct OnboardingConfig {
     /// configured). Absent: test identities get a passkey invitation only.
     pub test_card_ca_cert_file: Option<PathBuf>,
     pub test_card_ca_key_file: Option<PathBuf>,
+    /// Test organisations (ODS codes): test identities may hold their positions (never ones
+    /// carrying RA or sponsor power), like CIS2's integration test organisations.
+    pub test_organisations: Vec<String>,
 }
 
 impl Default for OnboardingConfig {
@@ -128,6 +131,7 @@ impl Default for OnboardingConfig {
             test_sign_in_max_age_secs: 7 * 86400,
             test_card_ca_cert_file: None,
             test_card_ca_key_file: None,
+            test_organisations: Vec::new(),
         }
     }
 }

@@ -76,6 +76,9 @@ async fn initial_token(
 struct NewTestIdentity {
     given_name: String,
     family_name: String,
+    /// Positions at test organisations the test identity holds from now on.
+    #[serde(default)]
+    positions: Vec<String>,
 }
 
 async fn test_identity(
@@ -89,7 +92,13 @@ async fn test_identity(
         .map_err(|e| Problem(AdminError::Invalid(format!("the body: {e}"))))?;
     let made = app
         .provider
-        .create_test_identity(&caller, &id, &req.given_name, &req.family_name)
+        .create_test_identity(
+            &caller,
+            &id,
+            &req.given_name,
+            &req.family_name,
+            &req.positions,
+        )
         .await
         .map_err(problem)?;
     use base64::Engine;

@@ -42,6 +42,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/onboarding/clients/{id}/checks", post(run_checks))
         .route("/onboarding/clients/{id}/promotion", post(ask_promotion))
+        .route("/onboarding/clients/{id}/secret", post(new_secret))
+        .route("/onboarding/clients/{id}/keys", post(upload_keys))
         .route("/onboarding/promotions", get(promotions))
         .route("/onboarding/promotions/{id}", post(decide))
 }
@@ -283,12 +285,19 @@ async fn home(State(app): State<AppState>, portal: Portal, Query(q): Query<Done>
         Err(e) => return refused(&app, &portal, e),
     };
     let registration_endpoint = app.provider.config.endpoint("/connect/register");
+    let test_positions: Vec<minijinja::Value> = match app.provider.test_positions().await {
+        Ok(ps) => ps
+            .into_iter()
+            .map(|p| context! { id => p.id, name => p.name, org_code => p.org_code })
+            .collect(),
+        Err(e) => return refused(&app, &portal, e),
+    };
     page(
         &app,
         Some(&portal),
         StatusCode::OK,
         "onboarding/home.html",
-        context! { title => "Your clients", suppliers, registration_endpoint, done => q.done },
+        context! { test_positions, title => "Your clients", suppliers, registration_endpoint, done => q.done },
     )
 }
 
@@ -329,6 +338,7 @@ async fn new_test_identity(
             &id,
             form.get("given_name"),
             form.get("family_name"),
+            &form.opt("position").into_iter().collect::<Vec<_>>(),
         )
         .await;
     match made {
@@ -471,6 +481,73 @@ async fn decide(
             .collect::<String>();
             Redirect::to(&format!("{}/promotions?done={q}", base(&app))).into_response()
         }
+        Err(e) => refused(&app, &portal, e),
+    }
+}
+
+async fn new_secret(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    PortalForm { portal, .. }: PortalForm,
+) -> Response {
+    let rotated = async {
+        let (client, _) = app
+            .provider
+            .developer_client(&portal.user.caller, &id)
+            .await?;
+        app.provider
+            .rotate_secret_of(&client, Some(&portal.user.caller.uuid))
+            .await
+    }
+    .await;
+    match rotated {
+        Ok((secret, until)) => {
+            let until = time::OffsetDateTime::from_unix_timestamp(until)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc2822)
+                        .ok()
+                })
+                .unwrap_or_default();
+            page(
+                &app,
+                Some(&portal),
+                StatusCode::OK,
+                "onboarding/message.html",
+                context! {
+                    title => "New client secret", heading => "New client secret",
+                    message => format!("Client {id} now authenticates with this secret. The old secret keeps working until {until}, so you can deploy the new one first."),
+                    secret => secret, secret_label => "Client secret",
+                },
+            )
+        }
+        Err(e) => refused(&app, &portal, e),
+    }
+}
+
+async fn upload_keys(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    PortalForm { portal, form }: PortalForm,
+) -> Response {
+    let jwks: serde_json::Value = match serde_json::from_str(form.get("jwks")) {
+        Ok(v) => v,
+        Err(e) => {
+            return message(
+                &app,
+                Some(&portal),
+                StatusCode::BAD_REQUEST,
+                "Not done",
+                &format!("The keys are not a JSON Web Key Set ({e}). Nothing was changed."),
+            )
+        }
+    };
+    match app
+        .provider
+        .upload_client_keys(&portal.user.caller, &id, jwks)
+        .await
+    {
+        Ok(()) => back_home(&app, "The client's keys were replaced."),
         Err(e) => refused(&app, &portal, e),
     }
 }

@@ -268,11 +268,21 @@ impl Provider {
         supplier_id: &str,
         given_name: &str,
         family_name: &str,
+        positions: &[String],
     ) -> Result<TestIdentity, OnboardingError> {
         if !caller.develops_for(supplier_id) {
             return Err(OnboardingError::Forbidden(
                 "you are not a developer of this supplier".into(),
             ));
+        }
+        let allowed = self.test_positions().await?;
+        if let Some(p) = positions
+            .iter()
+            .find(|p| !allowed.iter().any(|a| &a.id == *p))
+        {
+            return Err(OnboardingError::Invalid(format!(
+                "{p} is not a position at a test organisation that a test identity may hold"
+            )));
         }
         let (given, family) = (given_name.trim(), family_name.trim());
         let plain = |s: &str| {
@@ -304,6 +314,19 @@ impl Provider {
         self.db
             .record_terms_acceptance(&user.uuid, &self.config.terms.version, now)
             .await?;
+        for position in positions {
+            crate::domain::rbac::assign_position(
+                &self.db,
+                &user.uuid,
+                position,
+                now,
+                None,
+                &caller.uuid,
+                now,
+            )
+            .await
+            .map_err(|e| OnboardingError::Invalid(e.to_string()))?;
+        }
         let card = self.issue_test_card(&user, &caller.uuid).await?;
         let (passkey_invitation_url, invitation_expires_at) =
             self.new_invitation(&user.uuid, &caller.uuid).await?;
@@ -321,6 +344,28 @@ impl Provider {
             passkey_invitation_url,
             invitation_expires_at,
         })
+    }
+
+    /// Positions test identities may hold: at `onboarding.test_organisations`, not retired,
+    /// without RA or sponsor power.
+    pub async fn test_positions(
+        &self,
+    ) -> Result<Vec<crate::model::rbac::Position>, OnboardingError> {
+        let mut out = Vec::new();
+        for org in &self.config.onboarding.test_organisations {
+            for record in self.db.positions_at(org, self.now()).await? {
+                let p = record.position;
+                if record.retired_at.is_none()
+                    && !p
+                        .profiles
+                        .iter()
+                        .any(crate::domain::ra::authority::carries_ra_power)
+                {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A card certificate for a test identity from the configured test card CA, bound to it.

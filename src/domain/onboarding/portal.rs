@@ -206,6 +206,10 @@ pub struct ClientOverview {
     pub client_id: String,
     pub name: String,
     pub stage: Option<&'static str>,
+    /// `client_secret_basic` and the like: the page offers a new secret.
+    pub uses_secret: bool,
+    /// `private_key_jwt` with keys registered inline: the page offers a key upload.
+    pub uses_keys: bool,
     pub report: Option<ConformanceReport>,
 }
 
@@ -236,7 +240,11 @@ impl Provider {
                 let Some(client) = self.db.client(&sc.client_id).await?.filter(|c| c.active) else {
                     continue;
                 };
+                let method = client.metadata.token_endpoint_auth_method;
                 clients.push(ClientOverview {
+                    uses_secret: method.uses_secret(),
+                    uses_keys: method == AuthMethod::PrivateKeyJwt
+                        && client.metadata.jwks_uri.is_none(),
                     name: client.metadata.client_name,
                     stage: client.metadata.careid_stage.map(|s| s.as_str()),
                     report: self.db.latest_conformance_report(&sc.client_id).await?,

@@ -252,6 +252,17 @@ impl Provider {
         let (client, _) = self
             .registered_client(client_id, registration_token)
             .await?;
+        self.rotate_secret_of(&client, None).await
+    }
+
+    /// A new secret for `client` (shown once); the old one works until the overlap window
+    /// closes. `by`: the developer, when it comes from the pages.
+    pub async fn rotate_secret_of(
+        &self,
+        client: &Client,
+        by: Option<&str>,
+    ) -> Result<(String, i64), OnboardingError> {
+        let client_id = client.metadata.client_id.as_str();
         if !client.metadata.token_endpoint_auth_method.uses_secret() {
             return Err(OnboardingError::Invalid(
                 "this client does not authenticate with a secret".into(),
@@ -266,7 +277,7 @@ impl Provider {
         self.audit(
             AuditKind::OnboardingSecretRotated,
             "rotated",
-            None,
+            by,
             Some(client_id),
             json!({ "old_secret_until": overlap_until }),
         )

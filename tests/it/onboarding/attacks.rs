@@ -287,3 +287,63 @@ async fn a_supplier_cannot_approve_its_own_client_and_strangers_cannot_act() {
         409
     );
 }
+
+#[tokio::test]
+async fn test_identities_hold_positions_at_test_organisations_only() {
+    let env = TestEnv::start_with(Options {
+        configure: Some(|c| c.onboarding.test_organisations = vec!["RZ8".into()]),
+        ..Default::default()
+    })
+    .await;
+    careid::domain::rbac::import(
+        &env.db,
+        include_str!("../../../config/rbac-sample.json"),
+        "test",
+        env.now(),
+    )
+    .await
+    .unwrap();
+    let tool = env.admin_client().await;
+    let desk = supplier_desk(&env, &tool, "Ward Apps Ltd", "750000000041").await;
+    let at_test_org = env
+        .db
+        .position_by_name("RZ8", "Immunisation Nurse (inter-organisation)")
+        .await
+        .unwrap()
+        .unwrap();
+    let at_real_org = env
+        .db
+        .position_by_name("RZ9", "Staff Nurse - Example Ward 7")
+        .await
+        .unwrap()
+        .unwrap();
+    let path = format!("/suppliers/{}/test-identities", desk.supplier.id);
+    // A real organisation's position: refused, and no identity is made.
+    let (status, body) = onboarding_post(
+        &env,
+        &desk.developer_token,
+        &path,
+        json!({ "given_name": "Tess", "family_name": "Ting", "positions": [at_real_org] }),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not a position at a test organisation"));
+    // A test organisation's position: the test identity holds it from now.
+    let (status, body) = onboarding_post(
+        &env,
+        &desk.developer_token,
+        &path,
+        json!({ "given_name": "Tess", "family_name": "Ting", "positions": [at_test_org] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let uuid = body["uuid"].as_str().unwrap();
+    let roles = careid::domain::rbac::current_roles(&env.db, uuid, env.now())
+        .await
+        .unwrap();
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0].org_code, "RZ8");
+}

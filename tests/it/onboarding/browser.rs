@@ -111,6 +111,53 @@ async fn developers_and_managers_work_in_the_onboarding_pages_in_chromium() {
     );
     check_accessibility(&page, &axe, "onboarding home (a client, failed checks)").await;
     page.screenshot(&shots.join("onboarding-home.png")).await;
+    // A new client secret, shown once; the old one keeps working through the overlap.
+    press(&page, "form[action$='/secret'] button").await;
+    heading_is(&page, "New client secret").await;
+    check_accessibility(&page, &axe, "new client secret").await;
+    let new_secret = page.eval("document.getElementById('secret').value").await;
+    let client_id = registered["client_id"].as_str().unwrap();
+    for secret in [
+        registered["client_secret"].as_str().unwrap(),
+        new_secret.as_str().unwrap(),
+    ] {
+        let r = env
+            .http()
+            .post(env.endpoint("/introspect"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("token", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    // A private_key_jwt client's keys are replaced by an upload.
+    let (old_key, new_key) = (rp_key("RS256", "old-key"), rp_key("RS256", "new-key"));
+    let (iat, _) = p
+        .issue_initial_access_token(&supplier.id, "test")
+        .await
+        .unwrap();
+    let (status, keyed) = register(&env, Some(&iat), json!({ "client_name": "Keyed App", "redirect_uris": [RP_REDIRECT], "token_endpoint_auth_method": "private_key_jwt", "jwks": old_key.jwks() })).await;
+    assert_eq!(status, 201, "{keyed}");
+    page.navigate(&env.endpoint("/onboarding/")).await;
+    heading_is(&page, "Your clients").await;
+    let keyed_id = keyed["client_id"].as_str().unwrap();
+    set_field(
+        &page,
+        &format!("textarea[id='jwks-{keyed_id}']"),
+        &new_key.jwks().to_string(),
+    )
+    .await;
+    press(&page, "form[action$='/keys'] button").await;
+    page.wait_for("document.querySelector('.notice') !== null")
+        .await;
+    assert!(text(&page)
+        .await
+        .contains("The client's keys were replaced."));
+    let stored = env.db.client(keyed_id).await.unwrap().unwrap();
+    assert_eq!(stored.metadata.jwks.unwrap()["keys"][0]["kid"], "new-key");
+
     // Developers have no queue to decide.
     page.navigate(&env.endpoint("/onboarding/promotions")).await;
     heading_is(&page, "Not done").await;
