@@ -15,6 +15,8 @@ use crate::model::audit::AuditKind;
 use crate::model::identity::{User, UserStatus};
 use crate::store::{AccessTokenRecord, CodeState, WriteSet};
 
+/// The `error_description` CIS2 gives a refused client assertion (`cis2.md`, token endpoint).
+pub const CIS2_BAD_ASSERTION: &str = "JWT is not valid";
 /// The client credentials a request presented (`client_auth::presented`), read at the edge;
 /// a malformed presentation is refused when the client is authenticated, as RFC 6749 orders it.
 #[derive(Debug, Clone)]
@@ -240,7 +242,13 @@ impl Provider {
         let client = self
             .active_client(presented.client_id())
             .await?
-            .ok_or_else(|| invalid("unknown or disabled client".into()))?;
+            .ok_or_else(|| {
+                invalid(if matches!(presented, Presented::Assertion { .. }) {
+                    CIS2_BAD_ASSERTION.into()
+                } else {
+                    "unknown or disabled client".into()
+                })
+            })?;
         let outcome = match &presented {
             Presented::Assertion { assertion, .. } => {
                 self.check_assertion(&client, assertion).await?
@@ -256,6 +264,12 @@ impl Provider {
                 json!({ "method": presented.method().as_str(), "reason": e.to_string() }),
             )
             .await?;
+            // CIS2 refuses a bad assertion with this text, and relying parties match on it; the
+            // reason stays in careid's audit trail and log.
+            if matches!(presented, Presented::Assertion { .. }) {
+                tracing::info!(client_id = %client.metadata.client_id, reason = %e, "client assertion refused");
+                return Err(invalid(CIS2_BAD_ASSERTION.into()));
+            }
             return Err(invalid(e.to_string()));
         }
         Ok(client)

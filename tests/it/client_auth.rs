@@ -161,6 +161,8 @@ async fn private_key_jwt_checks_audience_expiry_and_signature() {
         assert_eq!(status, expected, "{what}: {body}");
         if expected == 401 {
             assert_eq!(body["error"], "invalid_client", "{what}");
+            // CIS2's words, which relying parties match on; the reason is in the audit trail.
+            assert_eq!(body["error_description"], "JWT is not valid", "{what}");
         }
     }
 }

@@ -479,6 +479,11 @@ impl Provider {
                     self.block_credential(&stored).await?;
                     return fail(PasskeyRejection::CounterRegression);
                 }
+                // webauthn-rs reports a signature that does not verify (or does not parse) in
+                // library words ("An OpenSSL Error has occurred"): say what it means.
+                Err(WebauthnError::AuthenticationFailure | WebauthnError::OpenSSLError(_)) => {
+                    return fail(PasskeyRejection::BadSignature)
+                }
                 Err(e) => return fail(invalid(e)),
             };
         credential.counter = credential.counter.max(result.counter());

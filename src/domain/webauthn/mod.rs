@@ -40,6 +40,8 @@ pub enum PasskeyRejection {
     AlreadyRegistered,
     #[error("the authenticator's answer could not be verified: {0}")]
     Invalid(String),
+    #[error("the security key's signature does not match the key registered for it; try again, and if it keeps happening ask your Registration Authority to check the key")]
+    BadSignature,
     #[error("this application needs assurance level {needed}; this authenticator reaches level {reached}. Use a smartcard or a security key registered at AAL3")]
     InsufficientAssurance { needed: u8, reached: u8 },
 }
@@ -58,6 +60,7 @@ impl PasskeyRejection {
             PasskeyRejection::NoUserHandle => "no_user_handle",
             PasskeyRejection::AlreadyRegistered => "already_registered",
             PasskeyRejection::Invalid(_) => "invalid",
+            PasskeyRejection::BadSignature => "bad_signature",
             PasskeyRejection::InsufficientAssurance { .. } => "insufficient_assurance",
         }
     }

@@ -250,6 +250,31 @@ async fn wrong_origin_and_wrong_rp_id_are_rejected() {
     )
     .await;
     assert_eq!(r.status(), 400);
+    // A signature that does not verify is called that, not a library error.
+    let options = options_for(&env, &browser, &flow, "961000000006").await;
+    let answer = key
+        .do_authentication(origin(&env), serde_json::from_value(options).unwrap())
+        .unwrap();
+    let mut answer = serde_json::to_value(&answer).unwrap();
+    let signature = answer["response"]["signature"].as_str().unwrap();
+    let mut signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    let last = signature.len() - 1;
+    signature[last] ^= 0x55;
+    answer["response"]["signature"] = json!(URL_SAFE_NO_PAD.encode(&signature));
+    let r = post_credential(
+        &browser,
+        &env.endpoint("/webauthn/authenticate"),
+        &answer.to_string(),
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        403,
+        "an authentication that failed, like a blocked key"
+    );
+    let page = r.text().await.unwrap();
+    assert!(page.contains("signature does not match"), "{page}");
+    assert!(!page.contains("OpenSSL"), "{page}");
     // The flow is intact: the genuine answer still signs in.
     let r = assert_with(
         &env,
