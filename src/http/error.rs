@@ -136,3 +136,26 @@ impl IntoResponse for Problem {
         r
     }
 }
+
+/// A method a JSON API resource does not take: 405 as problem details (admin, HR, onboarding
+/// APIs), never an empty body.
+pub async fn problem_method_not_allowed() -> Response {
+    let body = json!({ "type": "about:blank", "title": "Method not allowed", "status": 405, "detail": "this resource does not take that method; the API's OpenAPI document lists each operation" });
+    let mut r = (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    no_store(r)
+}
+
+/// A method other than POST at the token, introspection, revocation or registration endpoint:
+/// 405 with an OAuth JSON error (RFC 6749 §5.2 shape) and `Allow: POST`.
+pub async fn oauth_method_not_allowed() -> Response {
+    let body =
+        json!({ "error": "invalid_request", "error_description": "this endpoint takes POST only" });
+    let mut r = (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    no_store(r)
+}

@@ -106,4 +106,5 @@ pub fn routes() -> Router<AppState> {
         .route("/hr/api/v1/events", post(receive))
         .route("/hr/api/v1/events/{event_id}", get(status))
         .route("/hr/api/v1/{*rest}", axum::routing::any(not_found))
+        .method_not_allowed_fallback(super::error::problem_method_not_allowed)
 }

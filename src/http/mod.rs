@@ -70,8 +70,14 @@ fn oidc_routes() -> Router<AppState> {
     Router::new()
         .route("/.well-known/openid-configuration", get(oidc::discovery))
         .route("/authorize", get(oidc::authorize).post(oidc::authorize))
-        .route("/token", post(oidc::token))
-        .route("/access_token", post(oidc::token))
+        .route(
+            "/token",
+            post(oidc::token).fallback(error::oauth_method_not_allowed),
+        )
+        .route(
+            "/access_token",
+            post(oidc::token).fallback(error::oauth_method_not_allowed),
+        )
         .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/jwks", get(oidc::jwks))
         .route("/connect/jwk_uri", get(oidc::jwks))
@@ -80,9 +86,18 @@ fn oidc_routes() -> Router<AppState> {
         .route("/card/login", get(card::card_login))
         .route("/role", get(role::role).post(role::role))
         .route("/terms", post(role::terms))
-        .route("/introspect", post(oidc::introspect))
-        .route("/revoke", post(oidc::revoke))
-        .route("/token/revoke", post(oidc::revoke))
+        .route(
+            "/introspect",
+            post(oidc::introspect).fallback(error::oauth_method_not_allowed),
+        )
+        .route(
+            "/revoke",
+            post(oidc::revoke).fallback(error::oauth_method_not_allowed),
+        )
+        .route(
+            "/token/revoke",
+            post(oidc::revoke).fallback(error::oauth_method_not_allowed),
+        )
         .route(
             "/webauthn/authenticate/options",
             post(webauthn::sign_in_options),

@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/onboarding/api/v1/suppliers/{id}/clients", get(clients))
         .route("/onboarding/api/v1/promotions", get(queue))
         .route("/onboarding/api/v1/promotions/{id}", post(decide))
+        .method_not_allowed_fallback(super::error::problem_method_not_allowed)
 }
 
 pub fn problem(e: OnboardingError) -> Problem {

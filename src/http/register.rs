@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
             post(conformance).get(last_report),
         )
         .route("/connect/register/{client_id}/promotion", post(promotion))
+        .method_not_allowed_fallback(super::error::oauth_method_not_allowed)
 }
 
 /// An error as RFC 7591 §3.2.2 (or RFC 6750 for tokens) says.

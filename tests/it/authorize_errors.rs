@@ -378,3 +378,48 @@ async fn a_reauthentication_completed_twice_at_once_keeps_the_session() {
         );
     }
 }
+
+/// A wrong method gets each API's own error shape, never an empty 405: OAuth JSON with
+/// `Allow: POST` at the token, introspection, revocation and registration endpoints; problem
+/// details on the admin, HR and onboarding APIs.
+#[tokio::test]
+async fn wrong_methods_get_the_apis_own_error_shape() {
+    let env = TestEnv::start().await;
+    let http = env.http();
+    for path in [
+        "/token",
+        "/access_token",
+        "/introspect",
+        "/revoke",
+        "/token/revoke",
+        "/connect/register",
+    ] {
+        let r = http.get(env.endpoint(path)).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{path}");
+        assert_eq!(r.headers()["allow"], "POST", "{path}");
+        let body: serde_json::Value = r.json().await.expect("a JSON body");
+        assert_eq!(body["error"], "invalid_request", "{path}");
+    }
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/admin/api/v1/identities"),
+        (reqwest::Method::PUT, "/hr/api/v1/events"),
+        (
+            reqwest::Method::GET,
+            "/onboarding/api/v1/promotions/some-id",
+        ),
+    ] {
+        let r = http
+            .request(method, env.endpoint(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["status"], 405, "{path}");
+    }
+}

@@ -148,6 +148,7 @@ pub fn routes() -> Router<AppState> {
     router
         .route(doc::PATH, get(move || doc::serve(document)))
         .route("/admin/api/v1/{*rest}", any(not_found))
+        .method_not_allowed_fallback(super::error::problem_method_not_allowed)
 }
 
 /// Every operation, each with its documentation.
