@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod body_limit;
 pub mod card;
 pub mod console;
 pub mod error;
@@ -26,7 +27,6 @@ use std::sync::Arc;
 use axum::http::{header, HeaderName, HeaderValue, Request};
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -171,9 +171,15 @@ pub fn router(state: AppState) -> Router {
         .route("/static/careid.css", get(ops::stylesheet))
         .route("/static/webauthn.js", get(webauthn::script))
         .route("/static/agent.js", get(agent::script))
-        .layer(RequestBodyLimitLayer::new(params::MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            params::MAX_BODY,
+            body_limit::limit,
+        ))
         // HR batches are larger than anything else careid takes (`hr.max_batch_events`).
-        .merge(hr::routes().layer(RequestBodyLimitLayer::new(hr::MAX_BATCH_BODY)));
+        .merge(hr::routes().layer(axum::middleware::from_fn_with_state(
+            hr::MAX_BATCH_BODY,
+            body_limit::limit,
+        )));
     with_layers(routes, state)
 }
 
@@ -185,7 +191,10 @@ pub fn card_router(state: AppState) -> Router {
         .route(&path, get(card::card_login))
         .route("/healthz", get(ops::healthz))
         .route("/static/careid.css", get(ops::stylesheet))
-        .layer(RequestBodyLimitLayer::new(params::MAX_BODY));
+        .layer(axum::middleware::from_fn_with_state(
+            params::MAX_BODY,
+            body_limit::limit,
+        ));
     with_layers(routes, state)
 }
 

@@ -423,3 +423,90 @@ async fn wrong_methods_get_the_apis_own_error_shape() {
         assert_eq!(body["status"], 405, "{path}");
     }
 }
+
+/// A body over the limit gets a 413 the client can read, in its API's shape, over HTTP/2 and
+/// chunked HTTP/1.1 as well as with a Content-Length (curl, a real client of each protocol).
+#[tokio::test]
+async fn bodies_over_the_limit_get_a_readable_413_on_every_protocol() {
+    let env = TestEnv::start().await;
+    let ca = env.dir.path().join("curl-ca.pem");
+    std::fs::write(&ca, env.pki.server_ca.pem()).unwrap();
+    let big = env.dir.path().join("big.txt");
+    std::fs::write(&big, "a".repeat(200 * 1024)).unwrap();
+    let cases = [
+        ("--http2", None, "/token", "application/json"),
+        (
+            "--http1.1",
+            Some("Transfer-Encoding: chunked"),
+            "/token",
+            "application/json",
+        ),
+        ("--http1.1", None, "/token", "application/json"),
+        (
+            "--http2",
+            None,
+            "/admin/api/v1/identities",
+            "application/problem+json",
+        ),
+        (
+            "--http1.1",
+            Some("Transfer-Encoding: chunked"),
+            "/admin/api/v1/identities",
+            "application/problem+json",
+        ),
+        ("--http2", None, "/authorize", "text/html"),
+    ];
+    for (protocol, header, path, content_type) in cases {
+        // tokio's process: the server runs on this test's runtime and must keep answering.
+        let mut curl = tokio::process::Command::new("curl");
+        curl.args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{content_type}",
+            protocol,
+            "--cacert",
+        ])
+        .arg(&ca)
+        .args([
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/x-www-form-urlencoded",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", big.display()));
+        if let Some(h) = header {
+            curl.args(["-H", h]);
+        }
+        let out = curl
+            .arg(env.endpoint(path))
+            .output()
+            .await
+            .expect("curl (.ci/run installs it)");
+        let seen = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{protocol} {header:?} {path}: curl failed ({seen}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            seen.starts_with("413 ") && seen.contains(content_type),
+            "{protocol} {header:?} {path}: {seen}"
+        );
+    }
+    // A body within the limit reaches the handler (which wants a client: 401 invalid_client).
+    let r = env
+        .http()
+        .post(env.endpoint("/token"))
+        .form(&[("grant_type", "nothing")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+}
