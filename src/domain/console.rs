@@ -250,16 +250,7 @@ impl Provider {
     /// counts as activity for the idle timeout.
     pub async fn console_user(&self, secret: Option<&str>) -> Result<ConsoleUser, ConsoleError> {
         let secret = secret.ok_or(ConsoleError::SignInNeeded)?;
-        let key = secrets::digest(secret);
-        let Some(session) = self.db.console_session(&key).await? else {
-            return Err(ConsoleError::SignInNeeded);
-        };
-        let now = self.now();
-        let idle = self.config.console.idle_timeout_secs;
-        if !self.db.touch_console_session(&key, now, now - idle).await? {
-            self.db.delete_console_session(&key).await?;
-            return Err(ConsoleError::Expired);
-        }
+        let (key, session) = self.live_tool_session(secret).await?;
         let caller = match self.admin_caller(Some(&session.access_token)).await {
             Ok(c) => c,
             Err(AdminError::Unauthenticated(_)) => {
@@ -281,6 +272,26 @@ impl Provider {
             csrf: crate::domain::logout::csrf_token(secret, "ra-console"),
             caller,
         })
+    }
+
+    /// The live session of one of careid's own tools (the RA console, the onboarding pages)
+    /// behind a cookie secret, with its key: unknown is `SignInNeeded`; idle past
+    /// `console.idle_timeout_secs` is deleted and `Expired`. Each call counts as activity.
+    pub(crate) async fn live_tool_session(
+        &self,
+        secret: &str,
+    ) -> Result<(String, ConsoleSession), ConsoleError> {
+        let key = secrets::digest(secret);
+        let Some(session) = self.db.console_session(&key).await? else {
+            return Err(ConsoleError::SignInNeeded);
+        };
+        let now = self.now();
+        let idle = self.config.console.idle_timeout_secs;
+        if !self.db.touch_console_session(&key, now, now - idle).await? {
+            self.db.delete_console_session(&key).await?;
+            return Err(ConsoleError::Expired);
+        }
+        Ok((key, session))
     }
 
     /// Whether the console user authenticated recently enough for a sensitive action.

@@ -344,13 +344,7 @@ async fn new_test_identity(
     match made {
         Ok(made) => {
             let card = made.card.map(|c| context! { pkcs12 => base64::engine::general_purpose::STANDARD.encode(&c.pkcs12), password => c.password });
-            let expires = time::OffsetDateTime::from_unix_timestamp(made.invitation_expires_at)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc2822)
-                        .ok()
-                })
-                .unwrap_or_default();
+            let expires = date_text(made.invitation_expires_at);
             page(
                 &app,
                 Some(&portal),
@@ -432,13 +426,7 @@ async fn promotions(
     let requests: Vec<minijinja::Value> = queue
         .into_iter()
         .map(|r| {
-            let requested_at = time::OffsetDateTime::from_unix_timestamp(r.requested_at)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc2822)
-                        .ok()
-                })
-                .unwrap_or_default();
+            let requested_at = date_text(r.requested_at);
             context! { requested_at, ..minijinja::Value::from_serialize(&r) }
         })
         .collect();
@@ -502,13 +490,7 @@ async fn new_secret(
     .await;
     match rotated {
         Ok((secret, until)) => {
-            let until = time::OffsetDateTime::from_unix_timestamp(until)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc2822)
-                        .ok()
-                })
-                .unwrap_or_default();
+            let until = date_text(until);
             page(
                 &app,
                 Some(&portal),
@@ -550,4 +532,15 @@ async fn upload_keys(
         Ok(()) => back_home(&app, "The client's keys were replaced."),
         Err(e) => refused(&app, &portal, e),
     }
+}
+
+/// A unix time as people read it on these pages (RFC 2822), or nothing if it is out of range.
+fn date_text(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc2822)
+                .ok()
+        })
+        .unwrap_or_default()
 }

@@ -91,16 +91,7 @@ impl Provider {
     /// The portal user behind a session cookie (each call counts as activity).
     pub async fn portal_user(&self, secret: Option<&str>) -> Result<PortalUser, ConsoleError> {
         let secret = secret.ok_or(ConsoleError::SignInNeeded)?;
-        let key = secrets::digest(secret);
-        let Some(session) = self.db.console_session(&key).await? else {
-            return Err(ConsoleError::SignInNeeded);
-        };
-        let now = self.now();
-        let idle = self.config.console.idle_timeout_secs;
-        if !self.db.touch_console_session(&key, now, now - idle).await? {
-            self.db.delete_console_session(&key).await?;
-            return Err(ConsoleError::Expired);
-        }
+        let (key, session) = self.live_tool_session(secret).await?;
         let caller = match self.onboarding_caller(Some(&session.access_token)).await {
             Ok(c) => c,
             Err(OnboardingError::InvalidToken(_)) => {
