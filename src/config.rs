@@ -49,7 +49,52 @@ pub struct Config {
     pub card_agent: CardAgentConfig,
     /// Supplier onboarding: dynamic client registration, stages, conformance checks.
     pub onboarding: OnboardingConfig,
+    /// The live copy of the audit trail for a SIEM (`docs/operations.md`).
+    pub audit: AuditConfig,
     pub log: LogConfig,
+}
+
+/// The live audit sink: every event, in chain order with its hashes, as JSON lines appended to
+/// a file or sent to syslog (RFC 5424 over a Unix datagram socket). At least once: a cursor file
+/// says how far the sink got, so a restart carries on where it stopped (receivers drop repeats
+/// by `seq`). Off unless `sink_file` or `sink_syslog` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Append each event as a JSON line to this file (opened anew for every batch, so log
+    /// rotation by renaming works).
+    pub sink_file: Option<PathBuf>,
+    /// Send each event to this syslog socket (usually `/dev/log`), facility authpriv.
+    pub sink_syslog: Option<PathBuf>,
+    /// Where the sink records the last `seq` delivered. Default: the sink file's path with
+    /// `.cursor` added; required with `sink_syslog` alone.
+    pub sink_cursor_file: Option<PathBuf>,
+    /// How often the sink looks for new events.
+    pub sink_poll_ms: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            sink_file: None,
+            sink_syslog: None,
+            sink_cursor_file: None,
+            sink_poll_ms: 1000,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The cursor file in use, when a sink is configured.
+    pub fn cursor_file(&self) -> Option<PathBuf> {
+        self.sink_cursor_file.clone().or_else(|| {
+            self.sink_file.as_ref().map(|f| {
+                let mut name = f.clone().into_os_string();
+                name.push(".cursor");
+                PathBuf::from(name)
+            })
+        })
+    }
 }
 
 /// The HR feed: how big a batch the API takes and how often the scheduler runs.
@@ -454,8 +499,13 @@ pub struct SmartcardConfig {
     /// client address in `X-Forwarded-For`): addresses (`10.0.0.5`) or networks
     /// (`10.42.0.0/16`, an ingress controller's pods). From anywhere else the headers are ignored.
     pub trusted_proxies: TrustedProxies,
-    /// Header carrying the URL-encoded PEM client certificate (nginx `$ssl_client_escaped_cert`).
+    /// Header carrying the URL-encoded PEM client certificate (nginx `$ssl_client_escaped_cert`)
+    /// when `cert_header_format` is `nginx`.
     pub cert_header: String,
+    /// How the trusted proxy forwards the client certificate: `nginx` (URL-encoded PEM in
+    /// `cert_header`), `rfc9440` (`Client-Cert` and `Client-Cert-Chain`) or `xfcc` (Envoy's
+    /// `X-Forwarded-Client-Cert`).
+    pub cert_header_format: CertHeaderFormat,
     /// Certificate-policy OIDs (dotted, e.g. `2.16.840.1.113883.2.1.3.2.4.1`) of which a card
     /// certificate must carry one. Empty: no policy is required.
     pub required_policy_oids: Vec<String>,
@@ -529,6 +579,7 @@ impl Default for Config {
             hr: HrConfig::default(),
             card_agent: CardAgentConfig::default(),
             onboarding: OnboardingConfig::default(),
+            audit: AuditConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -543,6 +594,16 @@ impl Default for DatabaseConfig {
             migrate_on_start: true,
         }
     }
+}
+
+/// `smartcard.cert_header_format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertHeaderFormat {
+    #[default]
+    Nginx,
+    Rfc9440,
+    Xfcc,
 }
 
 /// `smartcard.trusted_proxies`: addresses and networks.
@@ -598,6 +659,7 @@ impl Default for SmartcardConfig {
             crl_files: Vec::new(),
             trusted_proxies: TrustedProxies::default(),
             cert_header: "x-ssl-client-cert".into(),
+            cert_header_format: CertHeaderFormat::Nginx,
             required_policy_oids: Vec::new(),
             reload_poll_secs: 30,
         }
@@ -740,6 +802,15 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "card_agent",
                 reason: "challenge_ttl_secs 5..=600, heartbeat and sweep intervals 1..=3600, and heartbeat_timeout_secs at least twice heartbeat_interval_secs".into(),
+            });
+        }
+        if (self.audit.sink_file.is_some() || self.audit.sink_syslog.is_some())
+            && (self.audit.cursor_file().is_none()
+                || !(10..=60_000).contains(&self.audit.sink_poll_ms))
+        {
+            return Err(ConfigError::Invalid {
+                key: "audit",
+                reason: "a syslog sink without a file needs sink_cursor_file; sink_poll_ms must be 10..=60000".into(),
             });
         }
         if !(1..=10_000).contains(&self.hr.max_batch_events) {

@@ -546,13 +546,10 @@ async fn export_audit(config: &Config, since: i64) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut last, mut count) = (since, 0u64);
     loop {
-        let rows = db.audit_rows_after(last, 1000).await?;
+        let rows = db.audit_export_after(last, 1000).await?;
         for r in &rows {
-            let line = serde_json::json!({ "seq": r.seq, "at": r.at, "kind": r.kind, "outcome": r.outcome,
-                "actor": r.actor, "client_id": r.client_id, "detail": r.detail,
-                "prev_hash": r.prev_hash, "row_hash": r.row_hash });
-            writeln!(out, "{line}")?;
-            last = r.seq.unwrap_or(last);
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
+            last = r.seq;
             count += 1;
         }
         if rows.len() < 1000 {

@@ -7,15 +7,9 @@
 //! Successes and every other kind of event are always written.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::clock::UnixTime;
-
-tokio::task_local! {
-    /// The source address of the request being handled (set by the HTTP rate-limit layer).
-    pub static REQUEST_SOURCE: IpAddr;
-}
 
 /// Event kinds an unauthenticated caller can cause at will.
 const CAPPED_KINDS: &[&str] = &[
@@ -86,9 +80,9 @@ impl FailureAudit {
         if self.per_window == 0 || outcome == "success" || !CAPPED_KINDS.contains(&kind) {
             return true;
         }
-        let source = REQUEST_SOURCE
-            .try_with(|s| s.to_string())
-            .unwrap_or_else(|_| "-".into());
+        let source = super::request_origin::source()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into());
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut key = Key {
             kind: kind.into(),
@@ -163,6 +157,12 @@ fn summary(key: &Key, w: &Window) -> Suppressed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::request_origin::{RequestOrigin, ORIGIN};
+    use std::net::IpAddr;
+
+    fn from(ip: IpAddr) -> RequestOrigin {
+        RequestOrigin::new(ip, None)
+    }
 
     #[tokio::test]
     async fn failures_beyond_the_cap_are_counted_per_source_and_window() {
@@ -170,8 +170,8 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let now = 6_000; // a window start
-        let admitted = REQUEST_SOURCE
-            .scope(a, async {
+        let admitted = ORIGIN
+            .scope(from(a), async {
                 (0..5)
                     .filter(|_| f.admit("login.smartcard", "unknown_card", now + 1))
                     .count()
@@ -179,8 +179,8 @@ mod tests {
             .await;
         assert_eq!(admitted, 2);
         assert!(
-            REQUEST_SOURCE
-                .scope(b, async {
+            ORIGIN
+                .scope(from(b), async {
                     f.admit("login.smartcard", "unknown_card", now + 2)
                 })
                 .await
@@ -204,8 +204,8 @@ mod tests {
             }]
         );
         assert!(
-            REQUEST_SOURCE
-                .scope(a, async {
+            ORIGIN
+                .scope(from(a), async {
                     f.admit("login.smartcard", "unknown_card", now + 61)
                 })
                 .await

@@ -2,6 +2,7 @@
 //! knows about HTTP or SQL; services take what they need from [`provider::Provider`].
 
 pub mod audit_limit;
+pub mod audit_sink;
 pub mod authorize;
 pub mod backchannel;
 pub mod card_agent;
@@ -22,6 +23,7 @@ pub mod ra;
 pub mod rbac;
 pub mod registry;
 pub mod reports;
+pub mod request_origin;
 pub mod resource;
 pub mod secrets;
 pub mod smartcard;

@@ -370,6 +370,8 @@ impl Provider {
     }
 
     /// An audit event happening now, to commit with other writes in a [`crate::store::WriteSet`].
+    /// Inside a request, the detail records the client address and browser
+    /// ([`super::request_origin`]).
     pub fn audit_event(
         &self,
         kind: AuditKind,
@@ -378,6 +380,8 @@ impl Provider {
         client_id: Option<&str>,
         detail: Value,
     ) -> AuditEvent {
+        let mut detail = detail;
+        super::request_origin::annotate(&mut detail);
         AuditEvent {
             at: self.now(),
             kind: kind.as_str().into(),

@@ -8,6 +8,7 @@ use axum::response::Response;
 use axum::Extension;
 use rustls_pki_types::CertificateDer;
 
+use super::client_cert;
 use super::error::internal_page;
 use super::pages::Page;
 use super::params::{cookie, request_id};
@@ -26,24 +27,13 @@ fn presented_chain(
     }
     let sc = &app.provider.config.smartcard;
     if !sc.trusted_proxies.contains(conn.peer.ip()) {
-        if headers.contains_key(sc.cert_header.as_str()) {
+        let names = client_cert::header_names(sc.cert_header_format, &sc.cert_header);
+        if names.iter().any(|n| headers.contains_key(n.as_str())) {
             tracing::warn!(peer = %conn.peer, "ignored a client-certificate header from an untrusted address");
         }
         return None;
     }
-    let value = headers.get(sc.cert_header.as_str())?.to_str().ok()?;
-    let pem = percent_decode(value);
-    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_bytes())
-        .filter_map(Result::ok)
-        .collect();
-    (!chain.is_empty()).then_some(chain)
-}
-
-fn percent_decode(s: &str) -> String {
-    form_urlencoded::parse(format!("v={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    client_cert::forwarded_chain(sc.cert_header_format, &sc.cert_header, headers)
 }
 
 pub async fn card_login(

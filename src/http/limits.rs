@@ -13,8 +13,9 @@
 //! allowance beyond its own.
 //!
 //! The limiter is GCRA from the `governor` crate behind [`KeyedLimiter`]. The middleware also
-//! sets [`crate::domain::audit_limit::REQUEST_SOURCE`] for the request, so audit events of
-//! unauthenticated failures can be capped per source.
+//! sets [`crate::domain::request_origin::ORIGIN`] for the request (address and `User-Agent`), so
+//! audit events record where a person acted from and unauthenticated failures can be capped per
+//! source, and records the address as `client_ip` on the request's log span.
 
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
@@ -37,7 +38,7 @@ use super::pages::Page;
 use super::params::{request_id, MAX_BODY};
 use super::server::ConnInfo;
 use crate::config::{Config, RateClass};
-use crate::domain::audit_limit::REQUEST_SOURCE;
+use crate::domain::request_origin::{RequestOrigin, ORIGIN};
 
 /// A keyed rate limiter: `Err(wait)` when the key is over its limit.
 pub trait KeyedLimiter<K>: Send + Sync {
@@ -233,11 +234,19 @@ pub async fn enforce(State(limits): State<Arc<Limits>>, request: Request, next: 
     let Some(source) = source else {
         return next.run(request).await;
     };
+    tracing::Span::current().record("client_ip", tracing::field::display(source));
     let request = match check(&limits, source, request).await {
         Ok(request) => request,
         Err(refusal) => return refusal,
     };
-    REQUEST_SOURCE.scope(source, next.run(request)).await
+    let origin = RequestOrigin::new(
+        source,
+        request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    ORIGIN.scope(origin, next.run(request)).await
 }
 
 async fn check(limits: &Limits, source: IpAddr, request: Request) -> Result<Request, Response> {

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod agent;
 pub mod body_limit;
 pub mod card;
+mod client_cert;
 pub mod console;
 pub mod error;
 pub mod hr;
@@ -20,6 +21,7 @@ pub mod register;
 pub mod reload;
 pub mod role;
 pub mod server;
+pub mod tls;
 pub mod webauthn;
 
 use std::sync::Arc;
@@ -214,7 +216,7 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             // The path only: query strings carry state, hints and (wrongly sent) tokens.
-            tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path())
+            tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path(), client_ip = tracing::field::Empty)
         }))
                 .layer(SetRequestIdLayer::new(HeaderName::from_static("x-request-id"), MakeRequestUuid))
         .layer(axum::middleware::map_request(drop_malformed_request_id))

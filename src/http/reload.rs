@@ -1,14 +1,17 @@
-//! Smartcard trust without a restart: the CA and CRL files are read again on SIGHUP and when
-//! any of them changes (polled every `smartcard.reload_poll_secs`). A new trust replaces the old
-//! one whole (and forgets the old one's remembered verdicts); a file that does not load is
-//! refused with a log line and a metric, and the trust in use stays. Gauges say how fresh the
-//! CRLs are, so an alarm can fire before they go stale (a stale CRL refuses card sign-ins).
+//! Trust and certificates without a restart: the smartcard CA and CRL files and the server's TLS
+//! certificate and key are read again on SIGHUP and when any of them changes (polled every
+//! `smartcard.reload_poll_secs`). A new trust replaces the old one whole (and forgets the old
+//! one's remembered verdicts); a new certificate serves new connections ([`super::tls`]). A
+//! file that does not load is refused with a log line and a metric, and what is in use stays.
+//! Gauges say how fresh the CRLs are and when the certificate expires, so an alarm can fire
+//! before either goes stale (a stale CRL refuses card sign-ins).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
+use super::tls::LiveTls;
 use crate::clock::UnixTime;
 use crate::domain::provider::Provider;
 use crate::domain::smartcard::{load_trust, CardTrust};
@@ -34,18 +37,46 @@ pub fn announce(trust: &CardTrust, now: UnixTime) {
     }
 }
 
-/// The files' modification times and sizes: a change in any is a reason to reload.
-fn stamps(provider: &Provider) -> Vec<Option<(SystemTime, u64)>> {
-    let c = &provider.config.smartcard;
-    c.ca_files
-        .iter()
-        .chain(&c.crl_files)
+/// Modification times and sizes: a change in any is a reason to reload.
+fn stamps<'a>(
+    files: impl Iterator<Item = &'a std::path::PathBuf>,
+) -> Vec<Option<(SystemTime, u64)>> {
+    files
         .map(|p| {
             std::fs::metadata(p)
                 .ok()
                 .and_then(|m| Some((m.modified().ok()?, m.len())))
         })
         .collect()
+}
+
+fn trust_stamps(provider: &Provider) -> Vec<Option<(SystemTime, u64)>> {
+    let c = &provider.config.smartcard;
+    stamps(c.ca_files.iter().chain(&c.crl_files))
+}
+
+fn tls_stamps(tls: Option<&LiveTls>) -> Vec<Option<(SystemTime, u64)>> {
+    tls.map(|t| stamps(t.files().iter())).unwrap_or_default()
+}
+
+/// Loads the server certificate and key again; on failure keeps the ones in use.
+pub fn reload_tls(provider: &Provider, tls: &LiveTls, why: &str) -> bool {
+    match tls.reload(provider) {
+        Ok(()) => {
+            metrics::counter!("careid_tls_reloads_total", "outcome" => "success").increment(1);
+            tracing::info!(why, "TLS certificate and key reloaded");
+            true
+        }
+        Err(e) => {
+            metrics::counter!("careid_tls_reloads_total", "outcome" => "refused").increment(1);
+            tracing::error!(
+                why,
+                error = format!("{e:#}"),
+                "TLS certificate NOT reloaded: the one in use stays"
+            );
+            false
+        }
+    }
 }
 
 /// Loads the configured trust again; on failure keeps the one in use. True if replaced.
@@ -68,11 +99,16 @@ pub fn reload(provider: &Provider, why: &str) -> bool {
     }
 }
 
-/// Runs until shutdown: reloads on SIGHUP and on file changes.
-pub async fn reload_card_trust(provider: Arc<Provider>, mut shutdown: watch::Receiver<bool>) {
+/// Runs until shutdown: reloads on SIGHUP and on file changes. A new smartcard trust also
+/// rebuilds the card listener's TLS, whose certificate request names the trusted CAs.
+pub async fn reload_on_change(
+    provider: Arc<Provider>,
+    tls: Option<LiveTls>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let poll = provider.config.smartcard.reload_poll_secs;
-    let mut seen = stamps(&provider);
+    let (mut seen_trust, mut seen_tls) = (trust_stamps(&provider), tls_stamps(tls.as_ref()));
     loop {
         let tick = async {
             if poll == 0 {
@@ -88,18 +124,25 @@ pub async fn reload_card_trust(provider: Arc<Provider>, mut shutdown: watch::Rec
                 None => std::future::pending::<()>().await,
             }
         };
-        tokio::select! {
+        let (trust_changed, tls_changed, why) = tokio::select! {
             _ = shutdown.changed() => return,
-            _ = hup => {
-                seen = stamps(&provider);
-                reload(&provider, "sighup");
-            }
+            _ = hup => (true, true, "sighup"),
             _ = tick => {
-                let now = stamps(&provider);
-                if now != seen {
-                    seen = now;
-                    reload(&provider, "files_changed");
-                }
+                let (trust, certs) = (trust_stamps(&provider), tls_stamps(tls.as_ref()));
+                let changed = (trust != seen_trust, certs != seen_tls);
+                (changed.0, changed.1, "files_changed")
+            }
+        };
+        if trust_changed {
+            seen_trust = trust_stamps(&provider);
+        }
+        if tls_changed {
+            seen_tls = tls_stamps(tls.as_ref());
+        }
+        let trust_reloaded = trust_changed && reload(&provider, why);
+        if let Some(tls) = &tls {
+            if tls_changed || (trust_reloaded && tls.card.is_some()) {
+                reload_tls(&provider, tls, why);
             }
         }
     }

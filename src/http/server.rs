@@ -22,22 +22,18 @@ use axum::extract::Request;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::ServerConfig;
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::tls::{LiveAcceptor, LiveTls};
 use super::{card_router, router, AppState};
-use crate::config::{self, Config, TlsConfig};
+use crate::config::{self, Config};
 use crate::domain::provider::Provider;
-use crate::domain::smartcard::CardTrust;
 
 /// What the connection knows about its peer, available to handlers as an extension.
 #[derive(Clone, Debug)]
@@ -45,95 +41,6 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The client certificate chain from the TLS handshake (card listener only).
     pub client_certs: Option<Arc<Vec<CertificateDer<'static>>>>,
-}
-
-/// Accepts any client certificate whose key signed the handshake; chain validation is deferred
-/// to [`CardTrust::verify`]. The CA subjects are sent as hints so browsers offer only cards.
-#[derive(Debug)]
-struct ProofOfPossessionVerifier {
-    hints: Vec<DistinguishedName>,
-    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
-}
-
-impl ClientCertVerifier for ProofOfPossessionVerifier {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &self.hints
-    }
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-fn tls_acceptor(tls: &TlsConfig, card_hints: Option<&CardTrust>) -> anyhow::Result<TlsAcceptor> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(
-        &mut std::fs::read(&tls.cert_file)
-            .with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?
-            .as_slice(),
-    )
-    .collect::<Result<_, _>>()
-    .with_context(|| format!("tls.cert_file {}", tls.cert_file.display()))?;
-    let key = rustls_pemfile::private_key(
-        &mut std::fs::read(&tls.key_file)
-            .with_context(|| format!("tls.key_file {}", tls.key_file.display()))?
-            .as_slice(),
-    )?
-    .with_context(|| {
-        format!(
-            "tls.key_file {} holds no private key",
-            tls.key_file.display()
-        )
-    })?;
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let mut config = match card_hints {
-        Some(trust) => {
-            let verifier = ProofOfPossessionVerifier {
-                hints: trust
-                    .subjects
-                    .iter()
-                    .map(|s| DistinguishedName::from(s.clone()))
-                    .collect(),
-                algorithms: provider.signature_verification_algorithms,
-            };
-            builder
-                .with_client_cert_verifier(Arc::new(verifier))
-                .with_single_cert(certs, key)?
-        }
-        None => builder.with_no_client_auth().with_single_cert(certs, key)?,
-    };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Bound listeners, so tests (and `serve`) choose ports before the issuer is known.
@@ -214,15 +121,13 @@ impl Drop for RunningServer {
 /// listeners and the background tasks, until [`RunningServer::shutdown`].
 pub async fn serve(provider: Arc<Provider>, listeners: Listeners) -> anyhow::Result<RunningServer> {
     let config = &provider.config;
-    let main_tls = config
+    let live_tls = config
         .tls
         .as_ref()
-        .map(|t| tls_acceptor(t, None))
+        .map(|t| LiveTls::load(t, listeners.card.is_some(), &provider))
         .transpose()?;
-    let card_tls = match (&config.tls, listeners.card.is_some()) {
-        (Some(t), true) => Some(tls_acceptor(t, Some(&provider.card_trust.current()))?),
-        _ => None,
-    };
+    let main_tls = live_tls.as_ref().map(|t| t.main.clone());
+    let card_tls = live_tls.as_ref().and_then(|t| t.card.clone());
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = router(AppState {
         provider: provider.clone(),
@@ -266,8 +171,13 @@ pub async fn serve(provider: Arc<Provider>, listeners: Listeners) -> anyhow::Res
     tasks.push(tokio::spawn(housekeeping(provider.clone(), rx.clone())));
     tasks.push(tokio::spawn(hr_scheduler(provider.clone(), rx.clone())));
     tasks.push(tokio::spawn(card_agent_sweep(provider.clone(), rx.clone())));
-    tasks.push(tokio::spawn(super::reload::reload_card_trust(
+    tasks.push(tokio::spawn(crate::domain::audit_sink::run_audit_sink(
         provider.clone(),
+        rx.clone(),
+    )));
+    tasks.push(tokio::spawn(super::reload::reload_on_change(
+        provider.clone(),
+        live_tls,
         rx.clone(),
     )));
     let metrics_addr = match provider.config.metrics.listen {
@@ -480,7 +390,7 @@ const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 async fn accept_loop(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<LiveAcceptor>,
     app: Router,
     limits: Arc<ConnLimits>,
     mut shutdown: watch::Receiver<bool>,
@@ -524,8 +434,12 @@ async fn accept_loop(
         };
         let slot = Slot::new(permit, limits.listener);
         let _ = tcp.set_nodelay(true);
-        let (app, tls, shutdown, limits) =
-            (app.clone(), tls.clone(), shutdown.clone(), limits.clone());
+        let (app, tls, shutdown, limits) = (
+            app.clone(),
+            tls.as_ref().map(LiveAcceptor::current),
+            shutdown.clone(),
+            limits.clone(),
+        );
         tokio::spawn(async move {
             let _slot = slot;
             match tls {

@@ -261,9 +261,59 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// Events this person did or that were done to them.
     pub person: Option<String>,
+    /// Events done to this person (a `uuid` in the detail), whoever did them.
+    pub subject: Option<String>,
     /// Events done from or at this organisation.
     pub org_code: Option<String>,
+    /// Events of this kind (`login.smartcard`), or of every kind under a prefix (`admin.*`).
+    pub kind: Option<String>,
     pub since: Option<crate::clock::UnixTime>,
     pub until: Option<crate::clock::UnixTime>,
+    /// Only events older than this cursor (a previous page's `next`): the next page.
+    pub before: Option<i64>,
     pub limit: i64,
+}
+
+impl AuditFilter {
+    /// The `LIKE` pattern of a `kind` filter: `admin.*` matches every kind under `admin.`;
+    /// anything else only itself. None for a kind with characters no kind has.
+    pub fn kind_pattern(&self) -> Option<Option<String>> {
+        let Some(kind) = &self.kind else {
+            return Some(None);
+        };
+        let (stem, wildcard) = match kind.strip_suffix('*') {
+            Some(stem) => (stem, true),
+            None => (kind.as_str(), false),
+        };
+        let valid = !stem.is_empty()
+            && stem
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_');
+        if !valid {
+            return None;
+        }
+        Some(Some(if wildcard {
+            format!("{stem}%")
+        } else {
+            stem.to_string()
+        }))
+    }
+}
+
+/// One event as exported (`careid audit export`, the live sink): its place in the chain and
+/// the hashes that link it, so a receiver can check that nothing is missing or changed.
+/// `detail` is the stored JSON text, byte for byte, as the hash covers it; `row_hash` is the hex
+/// SHA-256 of the JSON array `["careid.audit.v1", seq, at, kind, outcome, actor, client_id,
+/// detail, prev_hash]` (docs/operations.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExportedAuditEvent {
+    pub seq: i64,
+    pub at: crate::clock::UnixTime,
+    pub kind: String,
+    pub outcome: String,
+    pub actor: Option<String>,
+    pub client_id: Option<String>,
+    pub detail: String,
+    pub prev_hash: String,
+    pub row_hash: String,
 }

@@ -21,7 +21,7 @@ pub use super::write_set::AuditEvent;
 use super::write_set::{Arg, WriteSet};
 use super::{Db, StoreError};
 use crate::clock::UnixTime;
-use crate::model::audit::AuditFilter;
+use crate::model::audit::{AuditFilter, ExportedAuditEvent};
 
 /// The `prev_hash` of the first chained row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -247,6 +247,15 @@ impl ChainVerifier {
     }
 }
 
+/// An event as read back: its row id (the paging cursor), its place in the chain (none for
+/// rows from before the chain) and the event.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub seq: Option<i64>,
+    pub event: AuditEvent,
+}
+
 /// Rows read per query while verifying.
 const VERIFY_BATCH: i64 = 1000;
 
@@ -286,7 +295,35 @@ impl Db {
         }
     }
 
-    /// Chained rows after `seq`, in `seq` order, at most `limit` (`careid audit export`).
+    /// Chained rows after `seq`, in `seq` order, at most `limit`, as exported.
+    pub async fn audit_export_after(
+        &self,
+        seq: i64,
+        limit: i64,
+    ) -> Result<Vec<ExportedAuditEvent>, StoreError> {
+        let rows = self.audit_rows_after(seq, limit).await?;
+        rows.into_iter()
+            .map(|r| match (r.seq, r.prev_hash, r.row_hash) {
+                (Some(seq), Some(prev_hash), Some(row_hash)) => Ok(ExportedAuditEvent {
+                    seq,
+                    at: r.at,
+                    kind: r.kind,
+                    outcome: r.outcome,
+                    actor: r.actor,
+                    client_id: r.client_id,
+                    detail: r.detail,
+                    prev_hash,
+                    row_hash,
+                }),
+                _ => Err(StoreError::Corrupt(format!(
+                    "audit row {} has a seq but no hashes",
+                    r.id
+                ))),
+            })
+            .collect()
+    }
+
+    /// Chained rows after `seq`, in `seq` order, at most `limit`.
     pub async fn audit_rows_after(
         &self,
         seq: i64,
@@ -315,16 +352,20 @@ impl Db {
 
     /// The most recent events, newest first.
     pub async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
-        self.audit_events(&AuditFilter {
-            limit,
-            ..Default::default()
-        })
-        .await
+        let found = self
+            .audit_events(&AuditFilter {
+                limit,
+                ..Default::default()
+            })
+            .await?;
+        Ok(found.into_iter().map(|r| r.event).collect())
     }
 
     /// The newest events that match every given condition, newest first. `person` matches the
-    /// actor or a `uuid` in the detail; `org_code` the organisation acted from or acted on.
-    pub async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+    /// actor or a `uuid` in the detail, `subject` only the latter; `org_code` the organisation
+    /// acted from or acted on; `kind` a kind or (as `LIKE`) a prefix; `before` pages by row id.
+    /// The caller has checked the filter's values ([`AuditFilter::kind_pattern`]).
+    pub async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         let mut conditions = Vec::new();
         let mut args: Vec<Arg> = Vec::new();
         let next = |arg: Arg, args: &mut Vec<Arg>| {
@@ -341,6 +382,17 @@ impl Db {
             let a = next(Arg::Text(person.clone()), &mut args);
             let d = next(Arg::Text(format!("%\"uuid\":\"{person}\"%")), &mut args);
             conditions.push(format!("(actor = {a} OR detail LIKE {d})"));
+        }
+        if let Some(subject) = &f.subject {
+            let d = next(Arg::Text(format!("%\"uuid\":\"{subject}\"%")), &mut args);
+            conditions.push(format!("detail LIKE {d}"));
+        }
+        if let Some(Some(kind)) = f.kind_pattern() {
+            let op = if kind.ends_with('%') { "LIKE" } else { "=" };
+            conditions.push(format!("kind {op} {}", next(Arg::Text(kind), &mut args)));
+        }
+        if let Some(before) = f.before {
+            conditions.push(format!("id < {}", next(Arg::Int(before), &mut args)));
         }
         if let Some(org) = &f.org_code {
             let acting = next(
@@ -362,7 +414,7 @@ impl Db {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let limit = next(Arg::Int(f.limit), &mut args);
-        let sql = format!("SELECT at, kind, outcome, actor, client_id, detail FROM audit_events {filter} ORDER BY id DESC LIMIT {limit}");
+        let sql = format!("SELECT id, seq, at, kind, outcome, actor, client_id, detail FROM audit_events {filter} ORDER BY id DESC LIMIT {limit}");
         let mut query = sqlx::query(&sql);
         for arg in args {
             query = match arg {
@@ -375,13 +427,17 @@ impl Db {
         let rows = query.fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
-                Ok(AuditEvent {
-                    at: r.try_get("at")?,
-                    kind: r.try_get("kind")?,
-                    outcome: r.try_get("outcome")?,
-                    actor: r.try_get("actor")?,
-                    client_id: r.try_get("client_id")?,
-                    detail: serde_json::from_str(&r.try_get::<String, _>("detail")?)?,
+                Ok(AuditRecord {
+                    id: r.try_get("id")?,
+                    seq: r.try_get("seq")?,
+                    event: AuditEvent {
+                        at: r.try_get("at")?,
+                        kind: r.try_get("kind")?,
+                        outcome: r.try_get("outcome")?,
+                        actor: r.try_get("actor")?,
+                        client_id: r.try_get("client_id")?,
+                        detail: serde_json::from_str(&r.try_get::<String, _>("detail")?)?,
+                    },
                 })
             })
             .collect()

@@ -38,7 +38,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor, Row};
 
-pub use audit::{AuditVerification, ChainBreak, StoredAuditRow};
+pub use audit::{AuditRecord, AuditVerification, ChainBreak, StoredAuditRow};
 pub use card_agent::AgentRequest;
 pub use codes::CodeState;
 pub use hr::NewInboxEvent;

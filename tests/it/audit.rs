@@ -576,7 +576,10 @@ fn export(env: &TestEnv, since: i64) -> (Vec<serde_json::Value>, String) {
 /// What a SIEM does with an export: each event's hash recomputed from the documented form
 /// (SHA-256 of the JSON array ["careid.audit.v1", seq, at, kind, outcome, actor, client_id,
 /// detail, prev_hash]) and chained to the one before.
-fn receiver_checks(events: &[serde_json::Value], mut prev: Option<(i64, String)>) -> (i64, String) {
+pub fn receiver_checks(
+    events: &[serde_json::Value],
+    mut prev: Option<(i64, String)>,
+) -> (i64, String) {
     use sha2::Digest;
     for e in events {
         let canonical = serde_json::json!([

@@ -60,6 +60,9 @@ impl Pki {
     }
 }
 
+/// A change to a test server's configuration that carries values of the test.
+pub type Adjust = Box<dyn FnOnce(&mut Config) + Send>;
+
 #[derive(Default)]
 pub struct Options {
     /// Appended to `https://localhost:<port>` to make the issuer (e.g. ":443"-free CIS2 path).
@@ -85,6 +88,8 @@ pub struct Options {
     pub metadata_blob: Option<(String, String)>,
     /// Changes the configuration last, before it is validated (timeouts, limits).
     pub configure: Option<fn(&mut Config)>,
+    /// Like `configure`, for changes that need values of the test (paths of another server).
+    pub adjust: Option<Adjust>,
 }
 
 pub struct TestEnv {
@@ -252,6 +257,9 @@ impl TestEnv {
         }
         if let Some(configure) = opts.configure {
             configure(&mut config);
+        }
+        if let Some(adjust) = opts.adjust {
+            adjust(&mut config);
         }
         config.validate().unwrap();
         let server = careid::app::start(

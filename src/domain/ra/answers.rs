@@ -337,6 +337,8 @@ pub struct Report {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditTrail {
     pub events: Vec<AuditEventView>,
+    /// When more events match: pass this as `before` for the next (older) page.
+    pub next: Option<i64>,
     /// Present when the check was asked for (it reads the whole trail).
     pub chain: Option<ChainCheck>,
 }
@@ -355,6 +357,8 @@ pub struct ChainCheck {
 /// One audit event.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventView {
+    /// The event's place in the hash chain (none for events from before the chain).
+    pub seq: Option<i64>,
     pub at: UnixTime,
     pub kind: String,
     /// `success` or `failure`.

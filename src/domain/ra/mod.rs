@@ -743,7 +743,11 @@ impl Provider {
         verify_chain: bool,
     ) -> Result<AuditTrail, AdminError> {
         self.authorise(caller, &op::AUDIT)?;
-        for (name, uuid) in [("actor", &filter.actor), ("person", &filter.person)] {
+        for (name, uuid) in [
+            ("actor", &filter.actor),
+            ("person", &filter.person),
+            ("subject", &filter.subject),
+        ] {
             if uuid.as_deref().is_some_and(|u| !is_valid_uuid(u)) {
                 return Err(AdminError::Invalid(format!(
                     "{name} must be a 12-digit Care Identity UUID"
@@ -757,17 +761,31 @@ impl Provider {
                 "org_code must be an ODS code (letters and digits)".into(),
             ));
         }
+        if filter.kind_pattern().is_none() {
+            return Err(AdminError::Invalid(
+                "kind must be an event kind (login.smartcard) or a prefix with * (admin.*)".into(),
+            ));
+        }
+        if filter.before.is_some_and(|b| b < 1) {
+            return Err(AdminError::Invalid(
+                "before must be a cursor from a previous page's next".into(),
+            ));
+        }
         filter.limit = filter.limit.clamp(1, 500);
-        let events = self.db.audit_events(&filter).await?;
-        let events = events
+        let found = self.db.audit_events(&filter).await?;
+        let next = (found.len() as i64 == filter.limit)
+            .then(|| found.last().map(|r| r.id))
+            .flatten();
+        let events = found
             .into_iter()
-            .map(|e| AuditEventView {
-                at: e.at,
-                kind: e.kind,
-                outcome: e.outcome,
-                actor: e.actor,
-                client_id: e.client_id,
-                detail: e.detail,
+            .map(|r| AuditEventView {
+                seq: r.seq,
+                at: r.event.at,
+                kind: r.event.kind,
+                outcome: r.event.outcome,
+                actor: r.event.actor,
+                client_id: r.event.client_id,
+                detail: r.event.detail,
             })
             .collect();
         let chain = if verify_chain {
@@ -788,7 +806,11 @@ impl Provider {
         } else {
             None
         };
-        Ok(AuditTrail { events, chain })
+        Ok(AuditTrail {
+            events,
+            next,
+            chain,
+        })
     }
 
     /// A person's TAC issues (RA staff of an organisation the person is affiliated with).

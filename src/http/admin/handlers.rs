@@ -61,14 +61,20 @@ pub struct AuditQuery {
     actor: Option<String>,
     /// Events this person did or that were done to them.
     person: Option<String>,
+    /// Events done to this person (a 12-digit UUID), by anyone.
+    subject: Option<String>,
     /// Events done from or at this organisation (ODS code).
     org_code: Option<String>,
+    /// Events of this kind (`login.smartcard`), or under a prefix (`admin.*`).
+    kind: Option<String>,
     /// From this time (seconds since 1970), inclusive.
     since: Option<i64>,
     /// Before this time (seconds since 1970).
     until: Option<i64>,
     /// How many events, newest first (1 to 500; default 100).
     limit: Option<i64>,
+    /// The next page: the `next` of the previous answer (absent when there are no more).
+    before: Option<i64>,
     /// Re-compute the hash chain over the whole trail and report whether it is intact.
     #[serde(default)]
     verify_chain: bool,
@@ -557,9 +563,12 @@ pub async fn audit(
     let filter = AuditFilter {
         actor: q.actor,
         person: q.person,
+        subject: q.subject,
         org_code: q.org_code,
+        kind: q.kind,
         since: q.since,
         until: q.until,
+        before: q.before,
         limit: q.limit.unwrap_or(100),
     };
     let trail = app.provider.admin_audit_events(&c, filter, q.verify_chain);

@@ -940,6 +940,7 @@ async fn audit(State(app): State<AppState>, staff: Staff, Query(q): Query<AuditQ
         // Until the end of that day.
         until: until.as_deref().and_then(day).map(|d| d + 86400),
         limit: 200,
+        ..Default::default()
     };
     let trail = if bad_date {
         Err(AdminError::Invalid(

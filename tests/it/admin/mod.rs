@@ -9,6 +9,7 @@ use crate::helpers::*;
 
 mod access_requests;
 mod attacks;
+mod audit_trail;
 mod personal_details;
 mod ra_roles_and_tacs;
 
@@ -39,7 +40,7 @@ async fn staff_token(env: &TestEnv, uuid: &str, position_id: &str) -> String {
     tokens["access_token"].as_str().unwrap().to_string()
 }
 
-struct Ra {
+pub(super) struct Ra {
     env: TestEnv,
     manager: String,
     agent: String,
@@ -47,7 +48,7 @@ struct Ra {
     nurse_position: String,
 }
 
-async fn setup() -> Ra {
+pub(super) async fn setup() -> Ra {
     let env = TestEnv::start().await;
     rbac::import(&env.db, SAMPLE, "test", env.now())
         .await
@@ -77,7 +78,7 @@ async fn setup() -> Ra {
     }
 }
 
-async fn call(
+pub(super) async fn call(
     env: &TestEnv,
     token: Option<&str>,
     method: &str,
