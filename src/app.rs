@@ -4,6 +4,7 @@
 //! HTTP layer's listeners and background tasks (`http::server::serve`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -13,22 +14,40 @@ use crate::domain::provider::Provider;
 use crate::domain::smartcard::load_trust;
 use crate::domain::webauthn::policy::AttestationPolicy;
 use crate::http::server::{self, Listeners, RunningServer};
-use crate::store::{Backend, Db};
+use crate::store::{Backend, Db, Timeouts};
 
-/// Refuses a schema older than this binary (migrations pending: run `careid migrate`), and
-/// says when it is newer (another version migrated it, as in a rolling upgrade).
-pub async fn schema_is_current(db: &Db) -> anyhow::Result<()> {
-    let (pending, unknown) = db
+/// Refuses a schema that a newer careid changed in a way this version cannot use (a migration
+/// listed in `schema_breaks`), and says when it is newer but compatible (as in a rolling
+/// upgrade or after a rollback).
+pub async fn schema_is_usable(db: &Db) -> anyhow::Result<()> {
+    let state = db
         .migration_state()
         .await
         .context("reading the schema version")?;
+    if let Some((version, reason)) = state.breaking.first() {
+        anyhow::bail!(
+            "the database schema was changed by a newer careid in a way this version cannot use (migration {version}: {reason}); run the newer version"
+        );
+    }
+    if !state.unknown.is_empty() {
+        tracing::warn!(unknown = ?state.unknown, "the database has migrations this careid does not know: a newer version applied them, and none is marked as breaking this one, so it keeps working");
+    }
+    Ok(())
+}
+
+/// [`schema_is_usable`], and refuses a schema older than this binary (migrations pending: run
+/// `careid migrate`).
+pub async fn schema_is_current(db: &Db) -> anyhow::Result<()> {
+    schema_is_usable(db).await?;
+    let pending = db
+        .migration_state()
+        .await
+        .context("reading the schema version")?
+        .pending;
     if !pending.is_empty() {
         anyhow::bail!(
             "the database schema is older than this careid: migrations {pending:?} are not applied; run `careid migrate` (or set database.migrate_on_start)"
         );
-    }
-    if !unknown.is_empty() {
-        tracing::warn!(?unknown, "the database has migrations this careid does not know: a newer version applied them (during a rolling upgrade, this older version keeps working)");
     }
     Ok(())
 }
@@ -63,13 +82,24 @@ pub async fn start(
     server::serve(provider, listeners).await
 }
 
+/// Connects to the configured database with its pool size and timeouts, without migrating.
+pub async fn connect(config: &Config) -> anyhow::Result<Db> {
+    let c = &config.database;
+    let timeouts = Timeouts {
+        acquire: Duration::from_millis(c.acquire_timeout_ms),
+        statement: Duration::from_millis(c.statement_timeout_ms),
+    };
+    Db::connect_with(&c.url, c.max_connections, timeouts)
+        .await
+        .context("database")
+}
+
 /// Connects, and migrates when `database.migrate_on_start` says so (otherwise refuses a schema
 /// older than this binary); says whether a PostgreSQL connection is encrypted.
 async fn open_database(config: &Config) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database.url, config.database.max_connections)
-        .await
-        .context("database")?;
+    let db = connect(config).await?;
     if config.database.migrate_on_start {
+        schema_is_usable(&db).await?;
         db.migrate().await.context("database migration")?;
     }
     schema_is_current(&db).await?;

@@ -471,6 +471,13 @@ pub struct DatabaseConfig {
     /// share a PostgreSQL database, and run `careid migrate` as its own step before starting
     /// the new version; a server then refuses to start against a schema older than itself.
     pub migrate_on_start: bool,
+    /// How long a request waits for a database connection (or for a new one to open) before
+    /// it is answered 503 with `Retry-After`.
+    pub acquire_timeout_ms: u64,
+    /// PostgreSQL: every statement is cancelled after this long (`statement_timeout`).
+    pub statement_timeout_ms: u64,
+    /// `/readyz` answers 503 when its write to the database takes longer than this.
+    pub readiness_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -592,6 +599,9 @@ impl Default for DatabaseConfig {
             max_connections: 16,
             client_cache_secs: 5,
             migrate_on_start: true,
+            acquire_timeout_ms: 3000,
+            statement_timeout_ms: 30_000,
+            readiness_timeout_ms: 2000,
         }
     }
 }

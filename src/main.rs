@@ -250,11 +250,18 @@ fn init_tracing(config: &Config) {
     }
 }
 
+/// The file of an `sqlite:` database URL.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
 /// The database with every migration applied (`careid migrate`, and the demo's set-up).
 async fn migrated_database(config: &Config) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database.url, config.database.max_connections)
-        .await
-        .context("database")?;
+    let db = careid::app::connect(config).await?;
+    careid::app::schema_is_usable(&db).await?;
     db.migrate().await.context("database migration")?;
     Ok(db)
 }
@@ -262,9 +269,14 @@ async fn migrated_database(config: &Config) -> anyhow::Result<Db> {
 /// The database for a command other than `serve` and `migrate`: never migrated here, and
 /// refused if its schema is older than this binary.
 async fn database(config: &Config) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database.url, config.database.max_connections)
-        .await
-        .context("database")?;
+    if let Some(path) = sqlite_file(&config.database.url) {
+        anyhow::ensure!(
+            path.exists(),
+            "no database at {} (database.url): check the path, or run `careid migrate` to create one",
+            path.display()
+        );
+    }
+    let db = careid::app::connect(config).await?;
     careid::app::schema_is_current(&db).await?;
     Ok(db)
 }
@@ -307,6 +319,7 @@ async fn serve(mut config: Config, demo_mode: bool) -> anyhow::Result<()> {
         grace_secs = grace,
         "draining: /readyz now answers 503, no new connections"
     );
+    let db = running.provider.db.clone();
     if running.shutdown().await {
         tracing::info!("drained; stopped");
     } else {
@@ -315,6 +328,9 @@ async fn serve(mut config: Config, demo_mode: bool) -> anyhow::Result<()> {
             "connections still open after server.shutdown_grace_secs; stopping anyway"
         );
     }
+    // Closing the pools lets SQLite fold its write-ahead log into the database file, so the
+    // file alone is a whole copy once careid has stopped.
+    db.close().await;
     Ok(())
 }
 

@@ -15,6 +15,7 @@ pub mod oidc;
 pub mod onboarding;
 pub mod onboarding_pages;
 pub mod ops;
+mod outage;
 pub mod pages;
 pub mod params;
 pub mod register;
@@ -204,6 +205,10 @@ pub fn card_router(state: AppState) -> Router {
 fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let rate_limits = limits::Limits::new(&state.provider.config);
     routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            outage::unavailable_as_503,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::record_latency))
         .layer(axum::middleware::from_fn_with_state(rate_limits, limits::enforce))

@@ -1,4 +1,5 @@
-//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the database answers),
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (not draining, and the
+//! database takes a write within `database.readiness_timeout_ms`),
 //! `/metrics` (Prometheus), and the stylesheet.
 
 use std::sync::OnceLock;
@@ -43,11 +44,20 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
     }
-    match app.provider.db.ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "database not reachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+    let limit = std::time::Duration::from_millis(app.provider.config.database.readiness_timeout_ms);
+    let now = app.provider.now();
+    match tokio::time::timeout(limit, app.provider.db.probe_write(now)).await {
+        Ok(Ok(())) => "ready".into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "database does not take writes");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = limit.as_millis() as u64,
+                "database write did not finish in time"
+            );
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }
 }

@@ -264,6 +264,13 @@ impl BatchWriter {
                     let _ = done.send(Err(e));
                 }
             }
+            // An outage fails every set alike: retrying each alone would only wait longer.
+            Err(e) if e.is_unavailable() => {
+                let reason = e.to_string();
+                for (_, done) in batch {
+                    let _ = done.send(Err(StoreError::Unavailable(reason.clone())));
+                }
+            }
             Err(_) => {
                 for (set, done) in batch {
                     let _ = done.send(self.write_alone(&set).await);
@@ -286,8 +293,26 @@ impl BatchWriter {
     /// set's second, and so on, so each set's statements run in order; within a round, rows
     /// bound for the same table go in one multi-row INSERT. `Err` when the transaction failed;
     /// otherwise an answer per set.
+    ///
+    /// A connection whose transaction failed is closed, not reused: after a failed commit (a
+    /// full disk) SQLite may still hold the transaction open, and a connection reused in that
+    /// state keeps the write lock and later "commits" only savepoints inside it (measured: every
+    /// later write was lost or refused as `database is locked` until a restart).
     async fn write_sets(&self, all: &[&WriteSet]) -> Result<Vec<Answer>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
+        let written = self.write_sets_on(&mut conn, all).await;
+        if written.is_err() {
+            conn.close_on_drop();
+        }
+        written
+    }
+
+    async fn write_sets_on(
+        &self,
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+        all: &[&WriteSet],
+    ) -> Result<Vec<Answer>, StoreError> {
+        let mut tx = sqlx::Connection::begin(&mut **conn).await?;
         let passed = self.check_guards(&mut tx, all).await?;
         let sets: Vec<&WriteSet> = all
             .iter()

@@ -9,6 +9,7 @@
 
 mod access_requests;
 mod audit;
+mod availability;
 mod card_agent;
 mod clients;
 mod codes;
@@ -49,13 +50,37 @@ pub use tokens::AccessTokenRecord;
 pub use users::SessionEnd;
 pub use write_set::{AuditEvent, WriteSet, Written};
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+/// This binary's migrations. Applied migrations it does not know (a newer careid ran them,
+/// during a rolling upgrade or before a rollback) are passed over, not refused: whether they
+/// break this version is what `schema_breaks` says ([`Db::migration_state`]).
+fn migrator(backend: Backend) -> Migrator {
+    let mut m = match backend {
+        Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+    };
+    m.set_ignore_missing(true);
+    m
+}
+
+/// Where the schema stands against this binary.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MigrationState {
+    /// Migrations this binary has that the database has not applied.
+    pub pending: Vec<i64>,
+    /// Applied migrations this binary does not know (a newer version ran them).
+    pub unknown: Vec<i64>,
+    /// Those of `unknown` listed in `schema_breaks`, with the reason: this version cannot run
+    /// on the schema they left.
+    pub breaking: Vec<(i64, String)>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database cannot be used right now (see `availability.rs`): worth a 503 and a retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data could not be read: {0}")]
@@ -68,6 +93,48 @@ pub enum StoreError {
     /// a sign-in completed) by another request first. Nothing of the set was written.
     #[error("claimed by another request first")]
     GuardFailed,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if availability::is_unavailable(&e) {
+            availability::noticed();
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the error is an outage rather than a mistake (a retry later may work).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => {
+                availability::is_unavailable(e)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How long database work may wait (`[database]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Waiting for a pooled connection (and for a new one to open).
+    pub acquire: std::time::Duration,
+    /// PostgreSQL's `statement_timeout` for every statement.
+    pub statement: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            acquire: std::time::Duration::from_secs(3),
+            statement: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 impl From<serde_json::Error> for StoreError {
@@ -107,6 +174,15 @@ pub struct Db {
 impl Db {
     /// Connects (creating an SQLite file and its directory if missing) without migrating.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+        Db::connect_with(url, max_connections, Timeouts::default()).await
+    }
+
+    /// [`Db::connect`] with the given timeouts.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        timeouts: Timeouts,
+    ) -> Result<Db, StoreError> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = if url.starts_with("sqlite:") {
@@ -120,8 +196,24 @@ impl Db {
         };
         let options = AnyConnectOptions::from_str(&url)?;
         let pool_options = move |max: u32| {
-            AnyPoolOptions::new()
+            let options = AnyPoolOptions::new();
+            // A connection handed back while sqlx still counts a transaction on it (its commit or
+            // rollback failed, as on a full disk) is closed rather than reused: reused, it kept
+            // SQLite's write lock and turned later commits into savepoints inside the dead
+            // transaction (see `group_commit.rs`, `write_sets`).
+            let options = if backend == Backend::Sqlite {
+                options.after_release(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::TransactionManager;
+                        Ok(sqlx::any::AnyTransactionManager::get_transaction_depth(conn) == 0)
+                    })
+                })
+            } else {
+                options
+            };
+            options
                 .max_connections(max)
+                .acquire_timeout(timeouts.acquire)
                 // A pooled SQLite connection lives in this process and cannot go away, so the
                 // ping before each use would only cost a round trip to its thread (measured: 4 %
                 // of a login's CPU). A PostgreSQL connection can break, so it is still tested.
@@ -134,6 +226,9 @@ impl Db {
                             // each munmap interrupts every core to flush its TLB. Measured on 2
                             // vCPUs: 14 % fewer logins/s with it (docs/performance.md, session 5).
                             conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;").await?;
+                        } else {
+                            let ms = timeouts.statement.as_millis();
+                            conn.execute(format!("SET statement_timeout = {ms}").as_str()).await?;
                         }
                         Ok(())
                     })
@@ -158,13 +253,10 @@ impl Db {
         })
     }
 
-    /// Migrations this binary has that the database has not applied, and migrations the
-    /// database has applied that this binary does not know (a newer version wrote them).
-    pub async fn migration_state(&self) -> Result<(Vec<i64>, Vec<i64>), StoreError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
+    /// Migrations this binary has that the database has not applied, migrations the database
+    /// has applied that this binary does not know (a newer version wrote them), and which of
+    /// those a newer version marked as breaking older ones (`schema_breaks`).
+    pub async fn migration_state(&self) -> Result<MigrationState, StoreError> {
         let applied: Vec<i64> =
             match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success")
                 .fetch_all(&self.pool)
@@ -177,25 +269,41 @@ impl Db {
                 // No migrations table: nothing applied yet.
                 Err(_) => Vec::new(),
             };
-        let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+        let known: Vec<i64> = migrator(self.backend).iter().map(|m| m.version).collect();
         let pending = known
             .iter()
             .filter(|v| !applied.contains(v))
             .copied()
             .collect();
-        let unknown = applied
+        let unknown: Vec<i64> = applied
             .iter()
             .filter(|v| !known.contains(v))
             .copied()
             .collect();
-        Ok((pending, unknown))
+        let mut breaking = Vec::new();
+        if !unknown.is_empty() {
+            // Absent before migration 0018: then nothing is marked.
+            let marked = sqlx::query("SELECT version, reason FROM schema_breaks ORDER BY version")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+            for r in marked {
+                let version: i64 = r.try_get("version")?;
+                if unknown.contains(&version) {
+                    breaking.push((version, r.try_get("reason")?));
+                }
+            }
+        }
+        Ok(MigrationState {
+            pending,
+            unknown,
+            breaking,
+        })
     }
 
+    /// Applies this binary's pending migrations (the caller has checked `breaking`).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
-        }
+        migrator(self.backend).run(&self.pool).await?;
         Ok(())
     }
 
@@ -213,6 +321,24 @@ impl Db {
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get::<i32, _>("ssl")? == 1)
+    }
+
+    /// Whether the database was unavailable (an outage error) within `window`.
+    pub fn unavailable_recently(&self, window: std::time::Duration) -> bool {
+        availability::recently(window)
+    }
+
+    /// Proves the database takes writes: updates the one `readiness_probe` row through the
+    /// write path (on SQLite, a write connection, as the writer thread uses).
+    pub async fn probe_write(&self, now: crate::clock::UnixTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE readiness_probe SET checked_at = $1 WHERE id = 1")
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        if self.group.thread_stopped() {
+            return Err(StoreError::GroupCommit("the writer thread stopped".into()));
+        }
+        Ok(())
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -18,6 +18,7 @@ mod client_auth;
 mod console;
 mod database;
 mod drain;
+mod faults;
 mod flow_binding;
 mod hr;
 mod instances;
