@@ -706,6 +706,10 @@ pub struct KeysConfig {
     /// Base64 of 32 random bytes: the AES-256-GCM key that encrypts the private signing keys in
     /// the database. Required (`serve --demo` makes one). Never shown in logs or `Debug`.
     pub encryption_key: Option<String>,
+    /// While re-keying (`docs/operations.md`): the key-encryption key being replaced. Keys sealed
+    /// under it still open; everything new is sealed under `encryption_key`, and
+    /// `careid keys reseal` moves the rest over. Never shown.
+    pub previous_encryption_key: Option<String>,
     /// A new key is in every server's JWKS at least this long before it signs anything.
     pub publish_before_use_secs: i64,
     /// Scheduled rotation: a new key per algorithm when the newest is this many days old.
@@ -720,6 +724,10 @@ impl std::fmt::Debug for KeysConfig {
                 "encryption_key",
                 &self.encryption_key.as_ref().map(|_| "<redacted>"),
             )
+            .field(
+                "previous_encryption_key",
+                &self.previous_encryption_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("publish_before_use_secs", &self.publish_before_use_secs)
             .field("rotate_every_days", &self.rotate_every_days)
             .finish()
@@ -730,6 +738,7 @@ impl Default for KeysConfig {
     fn default() -> Self {
         KeysConfig {
             encryption_key: None,
+            previous_encryption_key: None,
             publish_before_use_secs: 3600,
             rotate_every_days: 90,
         }
@@ -1064,15 +1073,28 @@ impl Config {
 
     fn validate_keys(&self) -> Result<(), ConfigError> {
         use base64::Engine;
-        if let Some(key) = &self.keys.encryption_key {
+        for (key, value) in [
+            ("keys.encryption_key", &self.keys.encryption_key),
+            (
+                "keys.previous_encryption_key",
+                &self.keys.previous_encryption_key,
+            ),
+        ] {
+            let Some(value) = value else { continue };
             let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
-                .decode(key.trim().trim_end_matches('='));
+                .decode(value.trim().trim_end_matches('='));
             if !decoded.is_ok_and(|b| b.len() == 32) {
                 return Err(ConfigError::Invalid {
-                    key: "keys.encryption_key",
+                    key,
                     reason: "must be the base64 of 32 random bytes, e.g. from `openssl rand -base64 32` (the value is not shown)".into(),
                 });
             }
+        }
+        if self.keys.previous_encryption_key.is_some() && self.keys.encryption_key.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "keys.previous_encryption_key",
+                reason: "only while re-keying, beside a new keys.encryption_key".into(),
+            });
         }
         if !(0..=30 * 86400).contains(&self.keys.publish_before_use_secs) {
             return Err(ConfigError::Invalid {

@@ -91,6 +91,13 @@ enum Command {
         #[command(subcommand)]
         command: SuppliersCommand,
     },
+    /// Copy the SQLite database, consistent and online, to a new file (VACUUM INTO); for
+    /// PostgreSQL use pg_dump (docs/operations.md).
+    Backup {
+        /// The copy to write (must not exist yet).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Print the version.
     Version,
 }
@@ -160,6 +167,10 @@ enum KeysCommand {
         #[arg(long)]
         now: bool,
     },
+    /// Seal every stored private key under keys.encryption_key: the last step of re-keying, once
+    /// every server runs with the new key and the old one as keys.previous_encryption_key
+    /// (docs/operations.md).
+    Reseal,
 }
 
 #[derive(Subcommand)]
@@ -248,6 +259,37 @@ fn init_tracing(config: &Config) {
         LogFormat::Json => builder.json().with_current_span(true).init(),
         LogFormat::Text => builder.init(),
     }
+}
+
+/// `careid keys reseal`.
+async fn reseal_keys(config: Config) -> anyhow::Result<()> {
+    let db = database(&config).await?;
+    let provider = Provider::new(
+        db,
+        Arc::new(SystemClock),
+        config,
+        CardTrust::default(),
+        Default::default(),
+    );
+    let (resealed, current) = provider.reseal_keys().await?;
+    println!("resealed {resealed} signing keys under keys.encryption_key ({current} already were)");
+    provider.load_keys().await?;
+    eprintln!("careid: every key opens with keys.encryption_key alone; remove keys.previous_encryption_key from every server");
+    Ok(())
+}
+
+/// `careid backup --to FILE`.
+async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !to.exists(),
+        "{} exists already; choose a new file",
+        to.display()
+    );
+    let db = database(config).await?;
+    db.backup_to(to).await?;
+    let size = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    println!("backed up to {} ({size} bytes)", to.display());
+    Ok(())
 }
 
 /// The file of an `sqlite:` database URL.
@@ -651,6 +693,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys {
+            command: KeysCommand::Reseal,
+        } => reseal_keys(config).await,
+        Command::Backup { to } => backup(&config, &to).await,
         Command::Clients { command } => clients(&config, command).await,
         Command::Admin {
             command:

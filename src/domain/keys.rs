@@ -96,7 +96,11 @@ pub struct NewKey {
 
 /// The key-encryption key (`keys.encryption_key`): 32 bytes for AES-256-GCM. Its `Debug` does not
 /// show it, and careid never logs it.
-pub struct KeyEncryptionKey([u8; 32]);
+pub struct KeyEncryptionKey {
+    key: [u8; 32],
+    /// While re-keying: the key being replaced, tried when `key` does not open a value.
+    previous: Option<[u8; 32]>,
+}
 
 impl fmt::Debug for KeyEncryptionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,18 +119,24 @@ impl KeyEncryptionKey {
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|_| KeyError::BadEncryptionKey("must decode to exactly 32 bytes"))?;
-        Ok(KeyEncryptionKey(key))
+        Ok(KeyEncryptionKey {
+            key,
+            previous: None,
+        })
     }
 
     /// A new random key (`serve --demo`, tests).
     pub fn generate() -> Result<Self, KeyError> {
         let mut key = [0u8; 32];
         openssl::rand::rand_bytes(&mut key)?;
-        Ok(KeyEncryptionKey(key))
+        Ok(KeyEncryptionKey {
+            key,
+            previous: None,
+        })
     }
 
     pub fn to_base64(&self) -> String {
-        STANDARD.encode(self.0)
+        STANDARD.encode(self.key)
     }
 
     /// Encrypts `plaintext` with AES-256-GCM under a fresh random nonce. The `kid` is
@@ -138,7 +148,7 @@ impl KeyEncryptionKey {
         let mut tag = [0u8; TAG_LEN];
         let ciphertext = encrypt_aead(
             Cipher::aes_256_gcm(),
-            &self.0,
+            &self.key,
             Some(&nonce),
             &aad(kid),
             plaintext,
@@ -151,27 +161,50 @@ impl KeyEncryptionKey {
         Ok(format!("{SEALED_PREFIX}{}", STANDARD.encode(out)))
     }
 
-    /// Decrypts what [`seal`](Self::seal) made for `kid`. A wrong key, another row's value or any
-    /// altered byte fails the GCM tag check.
-    pub fn open(&self, kid: &str, sealed: &str) -> Result<Vec<u8>, KeyError> {
-        let unsealable = || KeyError::Unsealable(kid.to_string());
-        let raw = sealed
-            .strip_prefix(SEALED_PREFIX)
-            .and_then(|b| STANDARD.decode(b).ok())
-            .filter(|r| r.len() >= NONCE_LEN + TAG_LEN)
-            .ok_or_else(unsealable)?;
-        let (nonce, rest) = raw.split_at(NONCE_LEN);
-        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-        decrypt_aead(
-            Cipher::aes_256_gcm(),
-            &self.0,
-            Some(nonce),
-            &aad(kid),
-            ciphertext,
-            tag,
-        )
-        .map_err(|_| unsealable())
+    /// This key, also opening what `previous` sealed (`keys.previous_encryption_key`, while
+    /// re-keying).
+    pub fn with_previous(mut self, previous: KeyEncryptionKey) -> Self {
+        self.previous = Some(previous.key);
+        self
     }
+
+    /// Decrypts what [`seal`](Self::seal) made for `kid`, under this key or the previous one. A
+    /// wrong key, another row's value or any altered byte fails the GCM tag check.
+    pub fn open(&self, kid: &str, sealed: &str) -> Result<Vec<u8>, KeyError> {
+        match open_with(&self.key, kid, sealed) {
+            Err(e) => match &self.previous {
+                Some(previous) => open_with(previous, kid, sealed),
+                None => Err(e),
+            },
+            opened => opened,
+        }
+    }
+
+    /// Whether `sealed` is sealed under this key (not only under the previous one).
+    pub fn is_current(&self, kid: &str, sealed: &str) -> bool {
+        open_with(&self.key, kid, sealed).is_ok()
+    }
+}
+
+/// Opens `sealed` with one key.
+fn open_with(key: &[u8; 32], kid: &str, sealed: &str) -> Result<Vec<u8>, KeyError> {
+    let unsealable = || KeyError::Unsealable(kid.to_string());
+    let raw = sealed
+        .strip_prefix(SEALED_PREFIX)
+        .and_then(|b| STANDARD.decode(b).ok())
+        .filter(|r| r.len() >= NONCE_LEN + TAG_LEN)
+        .ok_or_else(unsealable)?;
+    let (nonce, rest) = raw.split_at(NONCE_LEN);
+    let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+    decrypt_aead(
+        Cipher::aes_256_gcm(),
+        key,
+        Some(nonce),
+        &aad(kid),
+        ciphertext,
+        tag,
+    )
+    .map_err(|_| unsealable())
 }
 
 fn aad(kid: &str) -> Vec<u8> {
@@ -616,6 +649,31 @@ mod tests {
     }
 
     #[test]
+    fn while_re_keying_both_keys_open_and_only_the_new_one_seals() {
+        let (old, new) = (
+            KeyEncryptionKey::generate().unwrap(),
+            KeyEncryptionKey::generate().unwrap(),
+        );
+        let under_old = old.seal("kid", b"secret").unwrap();
+        let both = KeyEncryptionKey::from_base64(&new.to_base64())
+            .unwrap()
+            .with_previous(KeyEncryptionKey::from_base64(&old.to_base64()).unwrap());
+        assert_eq!(both.open("kid", &under_old).unwrap(), b"secret");
+        assert!(
+            !both.is_current("kid", &under_old),
+            "still under the old key"
+        );
+        let resealed = both.seal("kid", b"secret").unwrap();
+        assert!(both.is_current("kid", &resealed));
+        assert_eq!(new.open("kid", &resealed).unwrap(), b"secret");
+        assert!(
+            old.open("kid", &resealed).is_err(),
+            "the old key alone no longer opens it"
+        );
+        assert!(new.open("kid", &under_old).is_err());
+    }
+
+    #[test]
     fn sealing_twice_gives_different_ciphertexts() {
         let a = kek().seal("kid", b"secret").unwrap();
         let b = kek().seal("kid", b"secret").unwrap();
@@ -629,8 +687,8 @@ mod tests {
         assert_eq!(
             KeyEncryptionKey::from_base64(&format!(" {}\n", k.to_base64()))
                 .unwrap()
-                .0,
-            k.0
+                .key,
+            k.key
         );
         assert!(
             KeyEncryptionKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").is_ok()

@@ -92,15 +92,50 @@ impl Provider {
         self.clock.now()
     }
 
-    /// The key-encryption key from `keys.encryption_key`.
+    /// The key-encryption key from `keys.encryption_key` (and, while re-keying, the one it
+    /// replaces from `keys.previous_encryption_key`).
     fn key_encryption_key(&self) -> Result<keys::KeyEncryptionKey, KeyError> {
-        let text = self
-            .config
-            .keys
+        let c = &self.config.keys;
+        let text = c
             .encryption_key
             .as_deref()
             .ok_or(KeyError::NoEncryptionKey)?;
-        keys::KeyEncryptionKey::from_base64(text)
+        let kek = keys::KeyEncryptionKey::from_base64(text)?;
+        Ok(match c.previous_encryption_key.as_deref() {
+            Some(previous) => kek.with_previous(keys::KeyEncryptionKey::from_base64(previous)?),
+            None => kek,
+        })
+    }
+
+    /// Seals every stored private key under `keys.encryption_key` (`careid keys reseal`, the
+    /// last step of re-keying): keys still sealed under `keys.previous_encryption_key` (or left
+    /// in plain text by an earlier careid) are opened and sealed again. Returns how many were
+    /// resealed and how many already were under the current key. Each row is replaced only if
+    /// it still holds what was read, so running it twice, or beside a rotation, is harmless.
+    pub async fn reseal_keys(&self) -> Result<(usize, usize), ServiceError> {
+        let kek = self.key_encryption_key()?;
+        let (mut resealed, mut current) = (0, 0);
+        for key in self.db.signing_keys().await? {
+            let stored = &key.sealed_private_key;
+            if keys::is_sealed(stored) && kek.is_current(&key.kid, stored) {
+                current += 1;
+                continue;
+            }
+            let plain = if keys::is_sealed(stored) {
+                kek.open(&key.kid, stored)?
+            } else {
+                stored.as_bytes().to_vec()
+            };
+            let sealed = kek.seal(&key.kid, &plain)?;
+            if self
+                .db
+                .replace_sealed_private_key(&key.kid, stored, &sealed)
+                .await?
+            {
+                resealed += 1;
+            }
+        }
+        Ok((resealed, current))
     }
 
     /// How long a replaced key stays published after its successor starts signing: the longest

@@ -93,6 +93,8 @@ pub enum StoreError {
     /// a sign-in completed) by another request first. Nothing of the set was written.
     #[error("claimed by another request first")]
     GuardFailed,
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -375,6 +377,25 @@ impl Db {
     /// For INSERT, UPDATE, DELETE and write transactions (see [`Db::writer`]'s field).
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// A consistent copy of an SQLite database in a new file, taken while it is in use
+    /// (`VACUUM INTO`: one read transaction, so writes carry on meanwhile). PostgreSQL has
+    /// pg_dump for this.
+    pub async fn backup_to(&self, path: &Path) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Unsupported(
+                "careid backup copies SQLite databases; back up PostgreSQL with pg_dump",
+            ));
+        }
+        let target = path
+            .to_str()
+            .ok_or(StoreError::Unsupported("the backup path must be UTF-8"))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn close(&self) {

@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod audit_sink;
 mod authorize_errors;
+mod backup_and_rekey;
 mod browser;
 mod card_agent;
 mod cdp;
