@@ -73,6 +73,7 @@ fn oidc_routes() -> Router<AppState> {
     Router::new()
         .route("/.well-known/openid-configuration", get(oidc::discovery))
         .route("/authorize", get(oidc::authorize).post(oidc::authorize))
+        .route("/login", get(oidc::sign_in_again))
         .route(
             "/token",
             post(oidc::token).fallback(error::oauth_method_not_allowed),
@@ -171,9 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_with_token))
-        .route("/static/careid.css", get(ops::stylesheet))
-        .route("/static/webauthn.js", get(webauthn::script))
-        .route("/static/agent.js", get(agent::script))
+        .merge(static_routes(&path))
         .layer(axum::middleware::from_fn_with_state(
             params::MAX_BODY,
             body_limit::limit,
@@ -186,14 +185,34 @@ pub fn router(state: AppState) -> Router {
     with_layers(routes, state)
 }
 
-/// The card listener: card sign-in only (and the stylesheet its pages use). The token endpoint,
+/// The stylesheet and scripts, at the root and, when the issuer has a path, under it too (the
+/// pages link them there, so a proxy forwarding only the issuer's prefix serves them).
+fn static_routes(issuer_path: &str) -> Router<AppState> {
+    let mut routes = Router::new();
+    let mut prefixes = vec![String::new()];
+    if !issuer_path.is_empty() {
+        prefixes.push(issuer_path.to_string());
+    }
+    for prefix in prefixes {
+        routes = routes
+            .route(&format!("{prefix}/static/careid.css"), get(ops::stylesheet))
+            .route(
+                &format!("{prefix}/static/webauthn.js"),
+                get(webauthn::script),
+            )
+            .route(&format!("{prefix}/static/agent.js"), get(agent::script));
+    }
+    routes
+}
+
+/// The card listener: card sign-in only (and the stylesheet and scripts pages use). The token endpoint,
 /// the admin API and the rest are not served where browsers present client certificates.
 pub fn card_router(state: AppState) -> Router {
     let path = format!("{}/card/login", state.provider.config.issuer_path());
     let routes = Router::new()
         .route(&path, get(card::card_login))
         .route("/healthz", get(ops::healthz))
-        .route("/static/careid.css", get(ops::stylesheet))
+        .merge(static_routes(&state.provider.config.issuer_path()))
         .layer(axum::middleware::from_fn_with_state(
             params::MAX_BODY,
             body_limit::limit,
@@ -204,10 +223,15 @@ pub fn card_router(state: AppState) -> Router {
 /// The layers every response passes through, on every listener.
 fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let rate_limits = limits::Limits::new(&state.provider.config);
+    let issuer_path = state.provider.config.issuer_path();
     routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             outage::unavailable_as_503,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            issuer_path,
+            pages::with_issuer_path,
         ))
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::record_latency))

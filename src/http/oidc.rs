@@ -112,19 +112,7 @@ pub async fn authorize(
         };
     let response = match app.provider.authorize(&pairs, cookie(&headers, SESSION_COOKIE), &browser).await {
         Ok(AuthorizeOutcome::Redirect(location)) => no_store(Redirect::to(&location).into_response()),
-        Ok(AuthorizeOutcome::SignIn { flow_id, client_name, login_hint, minimum_aal, return_to }) => {
-            let c = &app.provider.config;
-            let card_url = format!("{}{}/card/login?flow={}", app.card_base(), c.issuer_path(), flow_id);
-            let minutes = c.tokens.login_flow_ttl_secs / 60;
-            let page = Page::render(StatusCode::OK, "login.html", minijinja::context! {
-                title => "Sign in", client_name, card_url, login_hint, flow_minutes => minutes, flow => flow_id, minimum_aal,
-                webauthn_options => c.endpoint("/webauthn/authenticate/options"),
-                webauthn_finish => c.endpoint("/webauthn/authenticate"),
-                agent_start => c.endpoint("/login/agent"),
-            });
-            // The WebAuthn form's answer redirects to the client.
-            super::pages::allowing_form_target(page, &return_to)
-        }
+        Ok(sign_in @ AuthorizeOutcome::SignIn { .. }) => sign_in_page(&app, sign_in),
                 Ok(AuthorizeOutcome::Continue(next)) => super::role::render_next(&app, next, cookie(&headers, SESSION_COOKIE).unwrap_or_default(), "", &rid),
         Ok(AuthorizeOutcome::Refuse(reason)) => Page::error(
             StatusCode::BAD_REQUEST,
@@ -141,6 +129,81 @@ pub async fn authorize(
         );
     }
     response
+}
+
+/// The sign-in page of a flow.
+fn sign_in_page(app: &AppState, outcome: AuthorizeOutcome) -> Response {
+    let AuthorizeOutcome::SignIn {
+        flow_id,
+        client_name,
+        login_hint,
+        minimum_aal,
+        return_to,
+    } = outcome
+    else {
+        return Page::error(
+            StatusCode::BAD_REQUEST,
+            "This sign-in has expired",
+            "Go back to the application you came from and start signing in again.",
+            "-",
+        );
+    };
+    let c = &app.provider.config;
+    let card_url = format!(
+        "{}{}/card/login?flow={}",
+        app.card_base(),
+        c.issuer_path(),
+        flow_id
+    );
+    let minutes = c.tokens.login_flow_ttl_secs / 60;
+    let page = Page::render(
+        StatusCode::OK,
+        "login.html",
+        minijinja::context! {
+            title => "Sign in", client_name, card_url, login_hint, flow_minutes => minutes, flow => flow_id, minimum_aal,
+            webauthn_options => c.endpoint("/webauthn/authenticate/options"),
+            webauthn_finish => c.endpoint("/webauthn/authenticate"),
+            agent_start => c.endpoint("/login/agent"),
+        },
+    );
+    // The WebAuthn form's answer redirects to the client.
+    super::pages::allowing_form_target(page, &return_to)
+}
+
+/// GET `/login?flow=`: the sign-in page of a pending flow again, for the browser that started
+/// it (the "Try again" link of a refused sign-in).
+pub async fn sign_in_again(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let rid = request_id(&headers);
+    let pairs = params::from_query(query.as_deref()).unwrap_or_default();
+    let flows: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "flow")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let expired = || {
+        Page::error(
+            StatusCode::GONE,
+            "This sign-in has expired",
+            "Go back to the application you came from and start signing in again.",
+            &rid,
+        )
+    };
+    let [flow] = flows.as_slice() else {
+        return expired();
+    };
+    match app
+        .provider
+        .resume_sign_in(flow, cookie(&headers, BROWSER_COOKIE))
+        .await
+    {
+        Ok(Some(outcome)) => sign_in_page(&app, outcome),
+        Ok(None) => expired(),
+        Err(e) => internal_page(e, &rid),
+    }
 }
 
 fn with_cookie(mut r: Response, cookie: &str) -> Response {

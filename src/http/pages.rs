@@ -8,6 +8,21 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Environment, Value};
 
+tokio::task_local! {
+    /// The issuer's path (`""` at the root) for the request being handled: set by
+    /// [`with_issuer_path`] on every listener.
+    pub static ISSUER_PATH: String;
+}
+
+/// Middleware: makes the issuer's path known to the pages rendered for this request.
+pub async fn with_issuer_path(
+    axum::extract::State(path): axum::extract::State<String>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    ISSUER_PATH.scope(path, next.run(request)).await
+}
+
 fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
@@ -143,6 +158,17 @@ pub struct Page;
 
 impl Page {
     pub fn render(status: StatusCode, template: &str, ctx: Value) -> Response {
+        // Pages link their stylesheet and scripts under the issuer's path, so a proxy that
+        // forwards only that prefix serves them too.
+        let path = ISSUER_PATH.try_with(Clone::clone).unwrap_or_default();
+        // A URL path from the configuration: shown as it is unless it holds a character that
+        // means something in HTML (then escaped as usual).
+        let static_base = if path.contains(['"', '\'', '<', '>', '&']) {
+            minijinja::Value::from(path)
+        } else {
+            minijinja::Value::from_safe_string(path)
+        };
+        let ctx = minijinja::context! { static_base => static_base, ..ctx };
         match environment()
             .get_template(template)
             .and_then(|t| t.render(ctx))
@@ -170,6 +196,21 @@ impl Page {
             status,
             "message.html",
             minijinja::context! { title => heading, heading => heading, message => message, request_id => request_id },
+        )
+    }
+
+    /// [`Page::error`] with a "Try again" link back to a page that still works.
+    pub fn error_with_retry(
+        status: StatusCode,
+        heading: &str,
+        message: &str,
+        request_id: &str,
+        retry_url: &str,
+    ) -> Response {
+        Self::render(
+            status,
+            "message.html",
+            minijinja::context! { title => heading, heading => heading, message => message, request_id => request_id, retry_url => retry_url },
         )
     }
 

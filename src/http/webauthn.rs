@@ -132,18 +132,26 @@ pub async fn sign_in_options(
     }
 }
 
-/// The `credential` field of a form post and the ceremony cookie.
-fn answer_and_handle(headers: &HeaderMap, body: &Bytes) -> Option<(String, String)> {
+/// The `credential` field of a form post, the ceremony cookie, and the `flow` field (the
+/// sign-in page to go back to), if any.
+fn answer_and_handle(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<(String, String, Option<String>)> {
     let pairs = params::from_form(headers, body).ok()?;
     let credential = pairs.iter().find(|(k, _)| k == "credential")?.1.clone();
+    let flow = pairs
+        .iter()
+        .find(|(k, _)| k == "flow")
+        .map(|(_, v)| v.clone());
     let handle = cookie(headers, CEREMONY_COOKIE)?.to_string();
-    Some((credential, handle))
+    Some((credential, handle, flow))
 }
 
 /// POST (form): the browser's assertion; signs in and goes on as a card sign-in would.
 pub async fn sign_in(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let rid = request_id(&headers);
-    let Some((answer, handle)) = answer_and_handle(&headers, &body) else {
+    let Some((answer, handle, flow)) = answer_and_handle(&headers, &body) else {
         return clear_ceremony(expired_page(&rid));
     };
     let previous = cookie(&headers, SESSION_COOKIE);
@@ -156,16 +164,35 @@ pub async fn sign_in(State(app): State<AppState>, headers: HeaderMap, body: Byte
             next,
             session_secret,
         }) => super::role::signed_in(&app, next, &session_secret, &rid),
-        Ok(PasskeyLoginOutcome::Rejected(r)) => Page::error(
-            rejection_status(&r),
-            "Sign-in refused",
-            &r.to_string(),
-            &rid,
-        ),
+        // The flow is still open: a link back to its page (checked again there, for this
+        // browser) lets the person try their smartcard or another key.
+        Ok(PasskeyLoginOutcome::Rejected(r)) => match flow.filter(|f| is_flow_id(f)) {
+            Some(flow) => Page::error_with_retry(
+                rejection_status(&r),
+                "Sign-in refused",
+                &r.to_string(),
+                &rid,
+                &format!("{}?flow={flow}", app.provider.config.endpoint("/login")),
+            ),
+            None => Page::error(
+                rejection_status(&r),
+                "Sign-in refused",
+                &r.to_string(),
+                &rid,
+            ),
+        },
         Ok(PasskeyLoginOutcome::FlowExpired) => expired_page(&rid),
         Err(e) => internal_page(e, &rid),
     };
     clear_ceremony(page)
+}
+
+/// A flow id as careid makes them (random URL-safe text): nothing else goes into the link.
+fn is_flow_id(flow: &str) -> bool {
+    (16..=128).contains(&flow.len())
+        && flow
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn expired_page(rid: &str) -> Response {
@@ -257,7 +284,7 @@ pub async fn register_options(
 /// POST (form): the browser's new credential.
 pub async fn register(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let rid = request_id(&headers);
-    let Some((answer, handle)) = answer_and_handle(&headers, &body) else {
+    let Some((answer, handle, _)) = answer_and_handle(&headers, &body) else {
         return clear_ceremony(Page::error(
             StatusCode::GONE,
             "This registration has expired",

@@ -185,3 +185,46 @@ async fn header_trusted_only_from(env: &TestEnv, format: CertHeaderFormat, cases
         }
     }
 }
+
+/// A CIS2-style realm path: a proxy forwards only this prefix to careid.
+const REALM: &str = "/openam/oauth2/realms/root/realms/NHSIdentity/realms/Healthcare";
+
+#[tokio::test]
+async fn behind_a_path_prefix_every_page_asset_lives_under_the_issuer_path() {
+    let env = TestEnv::start_with(Options {
+        issuer_path: REALM.into(),
+        ..Default::default()
+    })
+    .await;
+    let client = env.confidential_client().await;
+    let page = env
+        .http()
+        .get(env.authorize_url(&client.client.metadata.client_id, &[], true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let linked: Vec<&str> = ["href=\"/", "src=\"/"]
+        .iter()
+        .flat_map(|attr| {
+            page.match_indices(attr)
+                .map(|(i, a)| &page[i + a.len() - 1..])
+        })
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert!(
+        linked.iter().any(|l| l.ends_with("/static/careid.css")),
+        "{linked:?} {page}"
+    );
+    for path in &linked {
+        assert!(
+            path.starts_with(REALM),
+            "{path} is outside the issuer's path"
+        );
+        let url = format!("https://localhost:{}{}", env.server.main_addr.port(), path);
+        let r = env.http().get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+}

@@ -260,6 +260,33 @@ impl Provider {
         })
     }
 
+    /// The sign-in page of a pending flow again (after a refused security key, say): the same
+    /// flow, still waiting for its sign-in step, from the browser that started it. None when it
+    /// has expired, moved on or belongs to another browser.
+    pub async fn resume_sign_in(
+        &self,
+        flow_id: &str,
+        browser: Option<&str>,
+    ) -> Result<Option<AuthorizeOutcome>, ServiceError> {
+        let Some(flow) = self
+            .pending_flow(flow_id, FlowStep::SignIn, browser)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(client) = self.active_client(&flow.request.client_id).await? else {
+            return Ok(None);
+        };
+        let request = flow.request;
+        Ok(Some(AuthorizeOutcome::SignIn {
+            flow_id: flow_id.to_string(),
+            client_name: client.metadata.client_name,
+            minimum_aal: request.acr.minimum_aal(),
+            return_to: origin_of(&request.redirect_uri),
+            login_hint: request.login_hint,
+        }))
+    }
+
     /// The session behind a cookie secret, if it is still usable now.
     /// The roles a session may use: the person's current roles, and for a session opened with a
     /// temporary access card only those the RA chose for it (none unless chosen; policy 002

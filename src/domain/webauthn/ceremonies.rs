@@ -286,7 +286,12 @@ impl Provider {
                 .webauthn_credentials_of(uuid)
                 .await?
                 .iter()
-                .filter(|c| c.authenticator.is_active())
+                // A blocked (cloned) key is still offered, so its holder is told at the answer
+                // that it is blocked rather than that nothing is registered.
+                .filter(|c| {
+                    c.authenticator.is_active()
+                        || c.authenticator.status == AuthenticatorStatus::Blocked
+                })
                 .filter_map(|c| serde_json::from_str(&c.credential).ok())
                 .collect(),
             None => Vec::new(),

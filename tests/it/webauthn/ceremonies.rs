@@ -52,36 +52,48 @@ async fn a_cloned_authenticator_is_blocked_when_its_counter_goes_back() {
     .await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("cloned"));
-    // Blocked for good: the genuine key is not offered any more, and the sessions it opened ended.
+    // Blocked for good, and its holder is told so: the key is still offered (so the browser can
+    // use it and careid can say why it fails), every answer is refused as blocked, and the
+    // sessions it opened ended.
     let fresh = env.browser(None);
+    let r = sign_in(&env, &fresh, &client, &mut key, "961000000004", "AAL3_ANY").await;
+    assert_eq!(r.status(), 403);
+    let said = r.text().await.unwrap();
+    assert!(said.contains("is blocked"), "{said}");
+    assert!(!said.contains("not registered"), "{said}");
+    // The refusal links back to the sign-in page, which is still open for this browser only.
     let flow = login_flow(&env, &fresh, &client, &[]).await;
-    let (status, body) = post_json(
-        &fresh,
-        &env.endpoint("/webauthn/authenticate/options"),
-        json!({ "flow": flow, "username": "961000000004" }),
-    )
-    .await;
-    assert_eq!(status, 200, "answered as for anyone: {body}");
-    assert_eq!(
-        body["publicKey"]["allowCredentials"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    let credential_id = env
-        .db
-        .webauthn_credentials_of("961000000004")
+    let options = options_for(&env, &fresh, &flow, "961000000004").await;
+    let answer = key
+        .do_authentication(origin(&env), serde_json::from_value(options).unwrap())
+        .unwrap();
+    let refused = fresh
+        .client
+        .post(env.endpoint("/webauthn/authenticate"))
+        .form(&[
+            (
+                "credential",
+                serde_json::to_string(&answer).unwrap().as_str(),
+            ),
+            ("flow", flow.as_str()),
+        ])
+        .send()
         .await
-        .unwrap()[0]
-        .credential_id
-        .clone();
-    assert_ne!(
-        body["publicKey"]["allowCredentials"][0]["id"].as_str(),
-        Some(credential_id.as_str()),
-        "the blocked key is not offered"
-    );
-    let _ = &mut key;
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    // As a browser reads the attribute (minijinja escapes `/` as `&#x2f;`).
+    let page = refused.text().await.unwrap().replace("&#x2f;", "/");
+    let retry = format!("{}?flow={flow}", env.endpoint("/login"));
+    assert!(page.contains(&format!("href=\"{retry}\"")), "{page}");
+    let again = fresh.client.get(&retry).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert!(again
+        .text()
+        .await
+        .unwrap()
+        .contains(&format!("data-flow=\"{flow}\"")));
+    let elsewhere = env.browser(None).client.get(&retry).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 410, "another browser cannot reopen it");
     assert_eq!(
         env.silent_error(&browser, &client.client.metadata.client_id, &[])
             .await
