@@ -294,14 +294,14 @@ impl BatchWriter {
     /// bound for the same table go in one multi-row INSERT. `Err` when the transaction failed;
     /// otherwise an answer per set.
     ///
-    /// A connection whose transaction failed is closed, not reused: after a failed commit (a
-    /// full disk) SQLite may still hold the transaction open, and a connection reused in that
+    /// A connection whose transaction failed for an outage is closed, not reused: after a failed
+    /// commit (a full disk) SQLite may still hold the transaction open, and a connection reused in that
     /// state keeps the write lock and later "commits" only savepoints inside it (measured: every
     /// later write was lost or refused as `database is locked` until a restart).
     async fn write_sets(&self, all: &[&WriteSet]) -> Result<Vec<Answer>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let written = self.write_sets_on(&mut conn, all).await;
-        if written.is_err() {
+        if written.as_ref().is_err_and(StoreError::is_unavailable) {
             conn.close_on_drop();
         }
         written
