@@ -35,4 +35,5 @@ mod roles;
 mod smartcard;
 mod terms;
 mod tls_reload;
+mod upgrade;
 mod webauthn;
