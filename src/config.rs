@@ -51,7 +51,32 @@ pub struct Config {
     pub onboarding: OnboardingConfig,
     /// The live copy of the audit trail for a SIEM (`docs/operations.md`).
     pub audit: AuditConfig,
+    /// OpenTelemetry traces (off unless `otlp_endpoint` is set).
+    pub telemetry: TelemetryConfig,
     pub log: LogConfig,
+}
+
+/// OpenTelemetry traces of `careid serve` (`src/telemetry.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// The OTLP/HTTP collector, e.g. `http://otel-collector:4318` (spans go to
+    /// `<otlp_endpoint>/v1/traces`). Unset: no traces.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the spans.
+    pub service_name: String,
+    /// How long one export may take before it is dropped.
+    pub export_timeout_secs: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: "careid".into(),
+            export_timeout_secs: 10,
+        }
+    }
 }
 
 /// The live audit sink: every event, in chain order with its hashes, as JSON lines appended to
@@ -587,6 +612,7 @@ impl Default for Config {
             card_agent: CardAgentConfig::default(),
             onboarding: OnboardingConfig::default(),
             audit: AuditConfig::default(),
+            telemetry: TelemetryConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -831,6 +857,16 @@ impl Config {
                 key: "audit",
                 reason: "a syslog sink without a file needs sink_cursor_file; sink_poll_ms must be 10..=60000".into(),
             });
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            let ok = url::Url::parse(endpoint)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok || !(1..=300).contains(&self.telemetry.export_timeout_secs) {
+                return Err(ConfigError::Invalid {
+                    key: "telemetry",
+                    reason: "otlp_endpoint must be an http(s) URL (e.g. http://otel-collector:4318) and export_timeout_secs 1..=300".into(),
+                });
+            }
         }
         if !(1..=10_000).contains(&self.hr.max_batch_events) {
             return Err(ConfigError::Invalid {

@@ -19,3 +19,4 @@ pub mod domain;
 pub mod http;
 pub mod model;
 pub mod store;
+pub mod telemetry;

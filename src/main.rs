@@ -249,16 +249,30 @@ struct AddClient {
     hr_feed_orgs: Vec<String>,
 }
 
-fn init_tracing(config: &Config) {
+/// Logs to stderr (text or JSON) and, for `serve` with `telemetry.otlp_endpoint`, traces to an
+/// OpenTelemetry collector.
+fn init_tracing(config: &Config, serving: bool) -> Option<careid::telemetry::Traces> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let traces = match careid::telemetry::Traces::start(&config.telemetry) {
+        Ok(traces) => traces.filter(|_| serving),
+        Err(e) => {
+            eprintln!("careid: OpenTelemetry traces are off: {e:#}");
+            None
+        }
+    };
+    let otel = traces
+        .as_ref()
+        .map(|t| tracing_opentelemetry::layer().with_tracer(t.tracer()));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     match config.log.format {
-        LogFormat::Json => builder.json().with_current_span(true).init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => registry.with(fmt.json().with_current_span(true)).init(),
+        LogFormat::Text => registry.with(fmt).init(),
     }
+    traces
 }
 
 /// `careid keys reseal`.
@@ -641,8 +655,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         })?,
         _ => Config::load(cli.config.as_deref())?,
     };
-    init_tracing(&config);
-    match cli.command {
+    let serving = matches!(cli.command, Command::Serve { .. });
+    let traces = init_tracing(&config, serving);
+    let result = match cli.command {
         Command::Serve { demo } => serve(config, demo).await,
         Command::Migrate => {
             migrated_database(&config).await?;
@@ -764,7 +779,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: AuditCommand::Export { since },
         } => export_audit(&config, since).await,
         Command::Version => Ok(()),
+    };
+    if let Some(traces) = traces {
+        // Sends what is still buffered; the exporter's blocking client must not stop on the runtime.
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
     }
+    result
 }
 
 #[tokio::main]

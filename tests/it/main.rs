@@ -33,6 +33,7 @@ mod passkeys_browser;
 mod proxies;
 mod roles;
 mod smartcard;
+mod telemetry;
 mod terms;
 mod tls_reload;
 mod upgrade;
