@@ -275,16 +275,23 @@ fn init_tracing(config: &Config, serving: bool) -> Option<careid::telemetry::Tra
     traces
 }
 
-/// `careid keys reseal`.
-async fn reseal_keys(config: Config) -> anyhow::Result<()> {
+/// The services for a command: the database (refused if its schema is older than this
+/// binary), the system clock, and no smartcard trust or attestation policy (no command signs
+/// anyone in).
+async fn cli_provider(config: Config) -> anyhow::Result<Provider> {
     let db = database(&config).await?;
-    let provider = Provider::new(
+    Ok(Provider::new(
         db,
         Arc::new(SystemClock),
         config,
         CardTrust::default(),
         Default::default(),
-    );
+    ))
+}
+
+/// `careid keys reseal`.
+async fn reseal_keys(config: Config) -> anyhow::Result<()> {
+    let provider = cli_provider(config).await?;
     let (resealed, current) = provider.reseal_keys().await?;
     println!("resealed {resealed} signing keys under keys.encryption_key ({current} already were)");
     provider.load_keys().await?;
@@ -469,14 +476,7 @@ async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()>
 }
 
 async fn suppliers(config: Config, command: SuppliersCommand) -> anyhow::Result<()> {
-    let db = database(&config).await?;
-    let provider = Provider::new(
-        db,
-        Arc::new(SystemClock),
-        config,
-        CardTrust::default(),
-        Default::default(),
-    );
+    let provider = cli_provider(config).await?;
     match command {
         SuppliersCommand::Add { name } => {
             let supplier = provider.create_supplier(&name, "cli").await?;
@@ -508,14 +508,7 @@ async fn suppliers(config: Config, command: SuppliersCommand) -> anyhow::Result<
 
 async fn hr(config: Config, command: HrCommand) -> anyhow::Result<()> {
     use careid::domain::hr::feed::ImportFormat;
-    let db = database(&config).await?;
-    let provider = Provider::new(
-        db,
-        Arc::new(SystemClock),
-        config,
-        CardTrust::default(),
-        Default::default(),
-    );
+    let provider = cli_provider(config).await?;
     match command {
         HrCommand::Import { file, format } => {
             let format = match format.as_deref() {
@@ -667,14 +660,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::Rotate { now },
         } => {
-            let db = database(&config).await?;
-            let provider = Provider::new(
-                db,
-                Arc::new(SystemClock),
-                config,
-                CardTrust::default(),
-                Default::default(),
-            );
+            let provider = cli_provider(config).await?;
             provider.load_keys().await?;
             let activation = if now {
                 Activation::Immediately

@@ -200,15 +200,6 @@ async fn the_cli_refuses_bad_registrations_and_unknown_configuration() {
     );
 }
 
-/// A free loopback port (bound and released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `serve --demo` on ports of one's choosing (a second demo beside the first), with its secrets
 /// readable only by their owner and a development CA that is trusted for nothing but localhost.
 #[tokio::test]

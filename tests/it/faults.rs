@@ -213,11 +213,7 @@ impl PrivatePostgres {
 
     async fn start_new() -> PrivatePostgres {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let pg = PrivatePostgres {
             dir,
             bin: Self::bin_dir(),

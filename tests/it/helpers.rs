@@ -1012,3 +1012,12 @@ pub async fn position_at(env: &TestEnv, org: &str, id: &str, name: &str, job_rol
     };
     env.db.upsert_position(&position, env.now()).await.unwrap()
 }
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

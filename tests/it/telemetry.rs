@@ -45,11 +45,7 @@ async fn collector() -> (String, Received) {
 /// stops it with SIGTERM.
 async fn serve_one_request(otlp: Option<&str>, otel_env: Option<&str>, request_id: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://localhost:{port}");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_careid"));
     cmd.current_dir(dir.path())

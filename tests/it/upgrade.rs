@@ -30,14 +30,6 @@ fn previous_binary() -> Option<PathBuf> {
     Some(path)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The files a careid process needs: server certificate, smartcard CAs and CRLs.
 struct Files {
     cert: PathBuf,
@@ -86,6 +78,20 @@ impl Node {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         c
+    }
+
+    /// Runs `careid migrate` of `bin` on the database.
+    async fn migrate(bin: &Path, database_url: &str, dir: &Path) {
+        let out = Self::command(bin, database_url, dir)
+            .arg("migrate")
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     async fn start(bin: &Path, database_url: &str, dir: &Path, files: &Files) -> Node {
@@ -246,16 +252,7 @@ async fn a_rolling_upgrade_on_postgresql_keeps_sign_ins_working_with_both_releas
     let files = Files::write(dir.path(), &pki, now);
 
     // The previous release makes its schema and serves.
-    let out = Node::command(&previous, &url, dir.path())
-        .arg("migrate")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Node::migrate(&previous, &url, dir.path()).await;
     let old = Node::start(&previous, &url, dir.path(), &files).await;
 
     // A person with a card and a relying party, written as any release writes them.
@@ -310,16 +307,7 @@ async fn a_rolling_upgrade_on_postgresql_keeps_sign_ins_working_with_both_releas
         Ok::<_, String>(done)
     };
     let upgrade = async {
-        let out = Node::command(&current, &url, dir.path())
-            .arg("migrate")
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        Node::migrate(&current, &url, dir.path()).await;
         let new = Node::start(&current, &url, dir.path(), &files).await;
         sign_in_at(&new.base, &pki, &card, &client).await.unwrap();
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
