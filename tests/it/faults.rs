@@ -320,3 +320,43 @@ async fn postgresql_stopped_answers_503_fast_and_sign_ins_resume_when_it_is_back
     assert_eq!(readyz(&env).await.0, 200);
     chain_intact(&env).await;
 }
+
+/// `/readyz` asks for a write, not only a read: a database that answers queries but refuses
+/// writes (here SQLite refuses them through a trigger; in service, a read-only or full volume)
+/// is not ready, and is ready again once writes work.
+#[tokio::test]
+async fn readyz_reports_a_database_that_reads_but_does_not_write() {
+    if on_postgres() {
+        return; // the PostgreSQL outage test above covers readiness there
+    }
+    let env = TestEnv::start().await;
+    assert_eq!(readyz(&env).await.0, 200);
+    let mut raw = sqlx::SqliteConnection::connect(&env.database_url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_writes BEFORE UPDATE ON readiness_probe \
+         BEGIN SELECT RAISE(FAIL, 'the volume is read-only'); END",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    let discovery = env
+        .http()
+        .get(env.endpoint("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(discovery.status(), 200, "reads still work");
+    let (status, took) = readyz(&env).await;
+    assert_eq!(
+        status, 503,
+        "but a database that takes no write is not ready"
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    sqlx::query("DROP TRIGGER refuse_writes")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(readyz(&env).await.0, 200);
+}

@@ -141,13 +141,24 @@ fn allowed(layer: &str) -> &'static [&'static str] {
         "http" => &["http", "domain", "model", "clock", "config"],
         "clock" => &["clock"],
         "config" => &["config"],
+        // Traces: set up from the configuration, used by main.
+        "telemetry" => &["telemetry", "config"],
         // The card agent is a client of careid: only the protocol's messages are shared.
         "agent" => &["agent", "model"],
         // The agent's and the virtual card's commands.
         "bin" => &["agent", "model"],
         // Wiring and tools: everything.
         _ => &[
-            "app", "http", "domain", "store", "model", "clock", "config", "demo", "pki",
+            "app",
+            "http",
+            "domain",
+            "store",
+            "model",
+            "clock",
+            "config",
+            "demo",
+            "pki",
+            "telemetry",
         ],
     }
 }
