@@ -68,11 +68,20 @@ async fn a_card_link_is_useless_in_any_other_browser() {
         ),
         other => panic!("another browser finished the sign-in: {other:?}"),
     }
+    // The sign-in page can be shown again (a refused key's "Try again"), but only here.
+    let flow = query_param(&link, "flow").unwrap();
+    let again = format!("{}?flow={flow}", env.endpoint("/login"));
+    assert_eq!(get_page(&elsewhere, &again).await.0, 410);
+    assert_eq!(get_page(&started_here, &again).await.0, 200);
     // The browser that started it still can.
     match started_here.follow_card_link(&link).await {
         SignIn::Redirected(back) => assert!(query_param(&back, "code").is_some()),
         other => panic!("{other:?}"),
     }
+    // Once finished, the flow's page is gone for everyone, its own browser too.
+    let (status, page) = get_page(&started_here, &again).await;
+    assert_eq!(status, 410, "{page}");
+    assert!(page.contains("This sign-in has expired"));
 }
 
 #[tokio::test]
