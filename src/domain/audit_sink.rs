@@ -126,13 +126,20 @@ async fn catch_up(provider: &Provider, targets: &Targets) -> Result<u64, SinkErr
             return Ok(sent);
         };
         let last = last.seq;
-        deliver(targets, &events)?;
-        write_cursor(&targets.cursor, last)?;
-        metrics::counter!("careid_audit_sink_events_total").increment(events.len() as u64);
+        let count = events.len();
+        // File writes, fsync and socket sends block: off the runtime's threads.
+        let (to, cursor_file) = (targets.clone(), targets.cursor.clone());
+        tokio::task::spawn_blocking(move || {
+            deliver(&to, &events)?;
+            write_cursor(&cursor_file, last)
+        })
+        .await
+        .map_err(|e| SinkError::Io("the delivery task".into(), std::io::Error::other(e)))??;
+        metrics::counter!("careid_audit_sink_events_total").increment(count as u64);
         metrics::gauge!("careid_audit_sink_seq").set(last as f64);
-        sent += events.len() as u64;
+        sent += count as u64;
         cursor = last;
-        if (events.len() as i64) < BATCH {
+        if (count as i64) < BATCH {
             return Ok(sent);
         }
     }
