@@ -127,11 +127,11 @@ pub async fn reload_on_change(
         let (trust_changed, tls_changed, why) = tokio::select! {
             _ = shutdown.changed() => return,
             _ = hup => (true, true, "sighup"),
-            _ = tick => {
-                let (trust, certs) = (trust_stamps(&provider), tls_stamps(tls.as_ref()));
-                let changed = (trust != seen_trust, certs != seen_tls);
-                (changed.0, changed.1, "files_changed")
-            }
+            _ = tick => (
+                trust_stamps(&provider) != seen_trust,
+                tls_stamps(tls.as_ref()) != seen_tls,
+                "files_changed",
+            ),
         };
         if trust_changed {
             seen_trust = trust_stamps(&provider);
