@@ -26,7 +26,8 @@ pub async fn unavailable_as_503(
     request: Request,
     next: Next,
 ) -> Response {
-    let request_id = super::params::request_id(request.headers());
+    // A reference count, not a copy: most requests never need it.
+    let request_id = request.headers().get("x-request-id").cloned();
     let response = next.run(request).await;
     if response.status() != StatusCode::INTERNAL_SERVER_ERROR
         || !app.provider.db.unavailable_recently(WINDOW)
@@ -57,7 +58,10 @@ pub async fn unavailable_as_503(
             StatusCode::SERVICE_UNAVAILABLE,
             "careid is unavailable for a moment",
             "Your sign-in could not be completed just now. Wait a minute and try again; if it keeps happening, contact your IT service desk.",
-            &request_id,
+            request_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
         )
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, detail).into_response()
