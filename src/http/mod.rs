@@ -223,7 +223,7 @@ pub fn card_router(state: AppState) -> Router {
 /// The layers every response passes through, on every listener.
 fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let rate_limits = limits::Limits::new(&state.provider.config);
-    let issuer_path = state.provider.config.issuer_path();
+    let issuer_path: std::sync::Arc<str> = state.provider.config.issuer_path().into();
     routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

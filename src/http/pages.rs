@@ -11,12 +11,12 @@ use minijinja::{Environment, Value};
 tokio::task_local! {
     /// The issuer's path (`""` at the root) for the request being handled: set by
     /// [`with_issuer_path`] on every listener.
-    pub static ISSUER_PATH: String;
+    pub static ISSUER_PATH: std::sync::Arc<str>;
 }
 
 /// Middleware: makes the issuer's path known to the pages rendered for this request.
 pub async fn with_issuer_path(
-    axum::extract::State(path): axum::extract::State<String>,
+    axum::extract::State(path): axum::extract::State<std::sync::Arc<str>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -160,7 +160,7 @@ impl Page {
     pub fn render(status: StatusCode, template: &str, ctx: Value) -> Response {
         // Pages link their stylesheet and scripts under the issuer's path, so a proxy that
         // forwards only that prefix serves them too.
-        let path = ISSUER_PATH.try_with(Clone::clone).unwrap_or_default();
+        let path = ISSUER_PATH.try_with(|p| p.to_string()).unwrap_or_default();
         // A URL path from the configuration: shown as it is unless it holds a character that
         // means something in HTML (then escaped as usual).
         let static_base = if path.contains(['"', '\'', '<', '>', '&']) {
