@@ -534,6 +534,9 @@ pub struct SmartcardConfig {
     /// Header carrying the URL-encoded PEM client certificate (nginx `$ssl_client_escaped_cert`)
     /// when `cert_header_format` is `nginx`.
     pub cert_header: String,
+    /// The header a trusted proxy puts the client's address in: `x-forwarded-for` (a list; the
+    /// right-most address that is not a trusted proxy counts) or, say, `x-real-ip`.
+    pub client_address_header: String,
     /// How the trusted proxy forwards the client certificate: `nginx` (URL-encoded PEM in
     /// `cert_header`), `rfc9440` (`Client-Cert` and `Client-Cert-Chain`) or `xfcc` (Envoy's
     /// `X-Forwarded-Client-Cert`).
@@ -696,6 +699,7 @@ impl Default for SmartcardConfig {
             trusted_proxies: TrustedProxies::default(),
             cert_header: "x-ssl-client-cert".into(),
             cert_header_format: CertHeaderFormat::Nginx,
+            client_address_header: "x-forwarded-for".into(),
             required_policy_oids: Vec::new(),
             reload_poll_secs: 30,
         }
@@ -1016,6 +1020,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "smartcard.base_url",
                 reason: "required when smartcard.listen is set".into(),
+            });
+        }
+        if http::HeaderName::from_bytes(self.smartcard.client_address_header.as_bytes()).is_err() {
+            return Err(ConfigError::Invalid {
+                key: "smartcard.client_address_header",
+                reason: "not a valid header name".into(),
             });
         }
         if http::HeaderName::from_bytes(self.smartcard.cert_header.as_bytes()).is_err() {

@@ -6,7 +6,8 @@
 //! other addresses and clients carry on as normal.
 //!
 //! The source address is the TCP peer, or, when the peer is one of `smartcard.trusted_proxies`,
-//! the right-most `X-Forwarded-For` address that is not itself a trusted proxy. IPv6 addresses
+//! the right-most address in `smartcard.client_address_header` (`X-Forwarded-For` by default)
+//! that is not itself a trusted proxy. IPv6 addresses
 //! count per /64 (one host usually holds a whole /64). The client_id is read before the client
 //! is authenticated (query, Basic header, form body, assertion `iss`, the bearer token's
 //! `client_id` claim): checking the address first means one address cannot use up a client's
@@ -112,6 +113,8 @@ pub struct Limits {
     enabled: bool,
     issuer_path: String,
     trusted_proxies: crate::config::TrustedProxies,
+    /// `smartcard.client_address_header`, lower case.
+    address_header: String,
     classes: [ClassLimits; 4],
     checks: AtomicU64,
 }
@@ -126,6 +129,7 @@ impl Limits {
             enabled: l.enabled,
             issuer_path: config.issuer_path(),
             trusted_proxies: config.smartcard.trusted_proxies.clone(),
+            address_header: config.smartcard.client_address_header.to_ascii_lowercase(),
             classes: [
                 ClassLimits::new(&l.authorize),
                 ClassLimits::new(&l.token),
@@ -175,7 +179,7 @@ impl Limits {
             return peer;
         }
         let mut hops: Vec<IpAddr> = Vec::new();
-        for value in headers.get_all("x-forwarded-for") {
+        for value in headers.get_all(self.address_header.as_str()) {
             let Ok(text) = value.to_str() else {
                 return peer;
             };
@@ -504,6 +508,24 @@ mod tests {
         assert_eq!(l.source(stranger, &h), stranger, "spoofed header ignored");
         h.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
         assert_eq!(l.source(proxy, &h), proxy);
+    }
+
+    #[test]
+    fn the_address_header_is_the_configured_one() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut c = Config::default();
+        c.smartcard.trusted_proxies = vec![proxy].into();
+        c.smartcard.client_address_header = "X-Real-IP".into();
+        let l = Limits::new(&c);
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
+        assert_eq!(
+            l.source(proxy, &h),
+            proxy,
+            "X-Forwarded-For is not read then"
+        );
+        h.insert("x-real-ip", HeaderValue::from_static("192.0.2.8"));
+        assert_eq!(l.source(proxy, &h), "192.0.2.8".parse::<IpAddr>().unwrap());
     }
 
     #[test]
