@@ -36,52 +36,39 @@ const NETWORK_CASES: &[(&str, bool)] = &[
     ("127.0.0.4", false),
 ];
 
-#[tokio::test]
-async fn a_proxy_network_is_trusted_for_the_header_and_nothing_outside_it() {
-    let env = TestEnv::start_with(Options {
-        configure: Some(proxy_network),
+/// A server behind the proxy network, reading the card certificate in `format`.
+async fn behind_proxies(format: CertHeaderFormat) -> TestEnv {
+    TestEnv::start_with(Options {
+        adjust: Some(Box::new(move |c| {
+            proxy_network(c);
+            c.smartcard.cert_header_format = format;
+        })),
         ..Default::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_proxy_network_is_trusted_for_the_header_and_nothing_outside_it() {
+    let env = behind_proxies(CertHeaderFormat::Nginx).await;
     header_trusted_only_from(&env, CertHeaderFormat::Nginx, NETWORK_CASES).await;
 }
 
 #[tokio::test]
 async fn rfc9440_client_cert_headers_from_a_trusted_proxy_sign_in() {
-    let env = TestEnv::start_with(Options {
-        configure: Some(|c| {
-            proxy_network(c);
-            c.smartcard.cert_header_format = CertHeaderFormat::Rfc9440;
-        }),
-        ..Default::default()
-    })
-    .await;
+    let env = behind_proxies(CertHeaderFormat::Rfc9440).await;
     header_trusted_only_from(&env, CertHeaderFormat::Rfc9440, NETWORK_CASES).await;
 }
 
 #[tokio::test]
 async fn envoy_xfcc_from_a_trusted_proxy_signs_in() {
-    let env = TestEnv::start_with(Options {
-        configure: Some(|c| {
-            proxy_network(c);
-            c.smartcard.cert_header_format = CertHeaderFormat::Xfcc;
-        }),
-        ..Default::default()
-    })
-    .await;
+    let env = behind_proxies(CertHeaderFormat::Xfcc).await;
     header_trusted_only_from(&env, CertHeaderFormat::Xfcc, NETWORK_CASES).await;
 }
 
 #[tokio::test]
 async fn a_header_in_another_format_than_configured_is_not_read() {
-    let env = TestEnv::start_with(Options {
-        configure: Some(|c| {
-            proxy_network(c);
-            c.smartcard.cert_header_format = CertHeaderFormat::Xfcc;
-        }),
-        ..Default::default()
-    })
-    .await;
+    let env = behind_proxies(CertHeaderFormat::Xfcc).await;
     // nginx's header from the trusted proxy, while careid expects Envoy's: refused.
     header_trusted_only_from(&env, CertHeaderFormat::Nginx, &[("127.0.0.3", false)]).await;
 }
